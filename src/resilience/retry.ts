@@ -1,0 +1,175 @@
+/**
+ * Retry with capped exponential backoff and full jitter, bounded by attempts, a deadline and a
+ * retry budget. Full jitter (AWS architecture blog, "Exponential Backoff and Jitter") spreads
+ * retries of many clients uniformly so they do not arrive in synchronized waves.
+ */
+import { invariant, isRetryable, ppError, requireArg } from '../errors/index.js';
+import { abortError, defaultRandom, monotonicClock, realSleep, type Clock, type RandomSource, type Sleep } from './clock.js';
+import type { Deadline } from './timeout.js';
+
+/**
+ * Delay before retry number `retryIndex` (0 = the first retry, after attempt 0 failed):
+ * uniform in [0, min(maxDelayMs, baseDelayMs * 2^retryIndex)).
+ */
+export function backoffDelayMs(retryIndex: number, baseDelayMs: number, maxDelayMs: number, random: RandomSource = defaultRandom): number {
+  // 2 ** 1100 is Infinity; Math.min keeps the cap, so a large retryIndex cannot overflow to NaN.
+  const ceilingMs = Math.min(maxDelayMs, baseDelayMs * 2 ** retryIndex);
+  return random() * ceilingMs;
+}
+
+export interface RetryBudgetOptions {
+  /** Retries allowed as a fraction of requests in the window (Finagle's percentCanRetry). Default 0.2. */
+  ratio?: number;
+  /** Retries always allowed per second even with no traffic, so low-volume callers can still retry. Default 10. */
+  minRetriesPerSec?: number;
+  /** Length of the rolling window. Default 10_000 ms. */
+  windowMs?: number;
+  /** Buckets the window is split into; the window slides one bucket at a time. Default 10. */
+  buckets?: number;
+  clock?: Clock;
+}
+
+/**
+ * A retry budget shared by every caller of one downstream (Finagle / Linkerd style). A retry is
+ * allowed only while, over the rolling window,
+ *
+ *     retries + 1 <= ratio * requests + minRetriesPerSec * windowMs / 1000
+ *
+ * so retries can add at most `ratio` extra load (plus a small fixed reserve) when the downstream is
+ * failing, instead of multiplying load by maxAttempts. The window is `buckets` ring-buffer slots,
+ * so recording is O(1) amortised and allocation-free.
+ */
+export class RetryBudget {
+  readonly ratio: number;
+  readonly reserve: number;
+  readonly windowMs: number;
+  private readonly bucketMs: number;
+  private readonly clock: Clock;
+  private readonly requests: Float64Array;
+  private readonly retries: Float64Array;
+  private requestsSum = 0;
+  private retriesSum = 0;
+  /** Absolute bucket index (floor(now / bucketMs)) of the newest slot. */
+  private headIndex = -Infinity;
+
+  constructor(options: RetryBudgetOptions = {}) {
+    const { ratio = 0.2, minRetriesPerSec = 10, windowMs = 10_000, buckets = 10, clock = monotonicClock } = options;
+    requireArg(ratio >= 0 && Number.isFinite(ratio), 'ratio', 'must be a finite number >= 0');
+    requireArg(minRetriesPerSec >= 0 && Number.isFinite(minRetriesPerSec), 'minRetriesPerSec', 'must be a finite number >= 0');
+    requireArg(windowMs > 0 && Number.isFinite(windowMs), 'windowMs', 'must be a finite number > 0');
+    requireArg(Number.isInteger(buckets) && buckets >= 1 && buckets <= 1000, 'buckets', 'must be an integer in [1, 1000]');
+    this.ratio = ratio;
+    this.reserve = (minRetriesPerSec * windowMs) / 1000;
+    this.windowMs = windowMs;
+    this.bucketMs = windowMs / buckets;
+    this.clock = clock;
+    this.requests = new Float64Array(buckets);
+    this.retries = new Float64Array(buckets);
+  }
+
+  /** Counts one request (call this once per logical call, not per attempt). */
+  recordRequest(): void {
+    const slot = this.advance();
+    this.requests[slot] = (this.requests[slot] as number) + 1;
+    this.requestsSum += 1;
+  }
+
+  /** Takes one retry from the budget if it allows one; false means do not retry. */
+  tryWithdraw(): boolean {
+    const slot = this.advance();
+    if (this.retriesSum + 1 > this.ratio * this.requestsSum + this.reserve) return false;
+    this.retries[slot] = (this.retries[slot] as number) + 1;
+    this.retriesSum += 1;
+    return true;
+  }
+
+  /** Retries that could be withdrawn right now. */
+  available(): number {
+    this.advance();
+    return Math.max(0, Math.floor(this.ratio * this.requestsSum + this.reserve - this.retriesSum));
+  }
+
+  /** Rolls the window forward to now, zeroing expired slots; returns the slot for now. */
+  private advance(): number {
+    const n = this.requests.length;
+    const index = Math.floor(this.clock.now() / this.bucketMs);
+    // A clock that goes backwards keeps writing into the newest slot rather than corrupting the ring.
+    if (index > this.headIndex) {
+      const from = index - this.headIndex > n ? index - n + 1 : this.headIndex + 1;
+      for (let i = from; i <= index; i++) {
+        const slot = ((i % n) + n) % n;
+        this.requestsSum -= this.requests[slot] as number;
+        this.retriesSum -= this.retries[slot] as number;
+        this.requests[slot] = 0;
+        this.retries[slot] = 0;
+      }
+      this.headIndex = index;
+      // Sums are of small integers, so they stay exact; this guards the arithmetic above.
+      invariant(this.requestsSum >= 0 && this.retriesSum >= 0, 'retry budget sums are non-negative');
+    }
+    return ((this.headIndex % n) + n) % n;
+  }
+}
+
+export interface RetryOptions {
+  /** Total attempts including the first. Default 3. */
+  maxAttempts?: number;
+  /** Backoff base. Default 50 ms. */
+  baseDelayMs?: number;
+  /** Backoff cap. Default 2_000 ms. */
+  maxDelayMs?: number;
+  /** Which errors to retry. Default `isRetryable` (the catalogue decides; foreign errors opt in). */
+  retryOn?: (err: unknown, attempt: number) => boolean;
+  /** Aborting stops retrying at once (PP_ERR_ABORTED, or the reason if it is a catalogue error). */
+  signal?: AbortSignal;
+  /** Never sleep past this; a retry that could not start before it is not made. */
+  deadline?: Deadline;
+  /** Shared budget; when it refuses, retry throws PP_ERR_RETRY_BUDGET_EXHAUSTED. */
+  budget?: RetryBudget;
+  random?: RandomSource;
+  sleep?: Sleep;
+  /** Called before each backoff sleep (for logs and metrics). */
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+}
+
+/**
+ * Calls `fn(attempt, signal)` (attempt counts from 0) until it resolves or retrying stops.
+ *
+ * Stopping and what is thrown:
+ * - `fn` threw an error `retryOn` rejects, or maxAttempts reached, or the next backoff would end at
+ *   or after `deadline`: the LAST ERROR, unchanged. A timeout stays PP_ERR_TIMEOUT (504), a 404 stays
+ *   a 404, so the caller and the gateway see the real failure rather than a generic wrapper.
+ * - the budget refused: PP_ERR_RETRY_BUDGET_EXHAUSTED with the last error as `cause`. This one is
+ *   deliberately wrapped: it is not retryable, so an outer layer does not retry what the budget
+ *   just refused (which is the point of a budget: no retry storms across layers).
+ * - `signal` aborted: its abort error (PP_ERR_ABORTED unless the reason is a catalogue error).
+ */
+export async function retry<T>(fn: (attempt: number, signal: AbortSignal | undefined) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const {
+    maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 2_000, retryOn = isRetryable, signal, deadline, budget,
+    random = defaultRandom, sleep = realSleep, onRetry,
+  } = options;
+  requireArg(Number.isInteger(maxAttempts) && maxAttempts >= 1, 'maxAttempts', 'must be an integer >= 1');
+  requireArg(baseDelayMs >= 0 && Number.isFinite(baseDelayMs), 'baseDelayMs', 'must be a finite number >= 0');
+  requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'maxDelayMs', 'must be a finite number >= 0');
+
+  budget?.recordRequest();
+  for (let attempt = 0; ; attempt++) {
+    if (signal?.aborted) throw abortError(signal);
+    try {
+      return await fn(attempt, signal);
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      if (attempt + 1 >= maxAttempts || !retryOn(err, attempt)) throw err;
+      const delayMs = backoffDelayMs(attempt, baseDelayMs, maxDelayMs, random);
+      invariant(delayMs >= 0 && delayMs <= maxDelayMs, 'backoff delay within [0, maxDelayMs]');
+      if (deadline !== undefined && delayMs >= deadline.remainingMs()) throw err;
+      // Budget last: a retry we would not make anyway must not spend it.
+      if (budget !== undefined && !budget.tryWithdraw()) {
+        throw ppError('PP_ERR_RETRY_BUDGET_EXHAUSTED', { cause: err, data: { attempts: attempt + 1 } });
+      }
+      onRetry?.(err, attempt, delayMs);
+      await sleep(delayMs, signal);
+    }
+  }
+}
