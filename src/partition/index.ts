@@ -1,0 +1,49 @@
+/**
+ * Partitioning: the public entry of src/partition. Pure algorithms, no I/O.
+ * See docs/partition.md for what each strategy is for and measured numbers.
+ */
+export { DEFAULT_SLOT_COUNT, MAX_SLOT_COUNT, hash32, mix32, slotOf, slotOfHash } from './hash.js';
+export { MAX_SHARD_COUNT, checkShards, type Placement, type PlacementFactory } from './placement.js';
+export { JumpPlacement, createJump, jumpHash, type JumpOptions } from './jump.js';
+export { RendezvousPlacement, createRendezvous, type RendezvousOptions } from './rendezvous.js';
+export { DEFAULT_VNODES, MAX_RING_POINTS, RingPlacement, createRing, type RingOptions } from './ring.js';
+export { DEFAULT_MAGLEV_TABLE_SIZE, MAX_MAGLEV_TABLE_SIZE, MaglevPlacement, createMaglev, type MaglevOptions } from './maglev.js';
+export {
+  BoundedLoadAssigner,
+  BoundedLoadPlacement,
+  DEFAULT_BOUNDED_VNODES,
+  DEFAULT_EPSILON,
+  MAX_EPSILON,
+  boundedCapacity,
+  createBounded,
+  type BoundedAssignerOptions,
+  type BoundedLoadOptions,
+} from './bounded.js';
+export { STRATEGY_NAMES, createPlacement, placementFactory, type StrategyName, type StrategyOptions } from './strategies.js';
+export { MAX_RANGE_BOUNDARIES, RangePartitioner, createRange, type RangeInfo, type RangeKey, type RangeOptions } from './range.js';
+export { ListPartitioner, MAX_LIST_VALUES, createList, type ListOptions, type ListPartitionSpec, type ListValue } from './list.js';
+export {
+  PartitionMap,
+  applyPlan,
+  planRebalance,
+  slotRepresentativeHash,
+  type MapChange,
+  type MoveSummary,
+  type PartitionMapOptions,
+  type RebalancePlan,
+  type SlotMove,
+} from './map.js';
+export {
+  MAX_REPORT_KEYS,
+  coefficientOfVariationPct,
+  formatTable,
+  hashKeys,
+  keysPerShard,
+  maxOverMean,
+  movedShare,
+  partitionReport,
+  shardNames,
+  type ReportOptions,
+  type ReportRow,
+  type TableCell,
+} from './quality.js';
