@@ -172,7 +172,7 @@ describe('CircuitBreaker', () => {
       fc.integer({ min: 1, max: 3 }),
       fc.integer({ min: 1, max: 10 }),
       fc.double({ min: 0.01, max: 1, noNaN: true }),
-      fc.array(op, { maxLength: 300 }),
+      fc.array(op, { maxLength: 300, size: 'max' }),
       (window, halfOpenMaxProbes, successesToClose, minimumThroughput, failureRateThreshold, ops) => {
         const clock = new FakeClock(0);
         let probes = new Set<number>();
@@ -213,7 +213,7 @@ describe('CircuitBreaker', () => {
           }
         }
       },
-    ));
+    ), { numRuns: 300 });
   });
 
   it('property: a half-open breaker recovers when probes succeed and reopens when one fails', () => {

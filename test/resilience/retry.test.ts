@@ -167,7 +167,7 @@ describe('retry', () => {
       fc.double({ min: 0, max: 2, noNaN: true }),
       fc.integer({ min: 0, max: 3 }),
       fc.integer({ min: 1, max: 8 }),
-      fc.array(op, { maxLength: 200 }),
+      fc.array(op, { maxLength: 200, size: 'max' }),
       (ratio, minRetriesPerSec, buckets, ops) => {
         const windowMs = 1_000;
         const bucketMs = windowMs / buckets;
