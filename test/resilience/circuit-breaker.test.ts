@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PowerplantError, isPowerplantError, ppError } from '../../src/errors/index.js';
+import type { PowerplantError} from '../../src/errors/index.js';
+import { isPowerplantError, ppError } from '../../src/errors/index.js';
 import { CircuitBreaker, REJECTED, isBreakerFailure, type CircuitStateChange } from '../../src/resilience/index.js';
 import { FakeClock } from './fake-clock.js';
 
