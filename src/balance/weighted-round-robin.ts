@@ -8,8 +8,9 @@
  * Use it for static capacity differences (a big box and a small box) when you want exact shares
  * and no randomness. It does not react to load or latency.
  *
- * Membership and weight changes: the `current` values of surviving members are kept, newcomers
- * start at 0, and all are shifted so they sum to 0 again (the invariant of the algorithm: after
+ * Membership and weight changes: the `current` values of surviving members are kept (rescaled by
+ * new total weight / old total weight), newcomers start at 0, and all are shifted so they sum to 0
+ * again (the invariant of the algorithm: after
  * each pick the currents sum to 0). Keeping them avoids the burst a reset would give (after a reset
  * the heaviest member is picked first, so frequent churn would overload it); shares are exact over
  * the long run and, from a fresh state, per cycle. Excluded members take no part in a pick: their
@@ -29,15 +30,20 @@ export class WeightedRoundRobinBalancer extends BaseBalancer {
   private current = new Float64Array(0);
   /** The members `current` was built for, to carry values across a rebuild. */
   private builtFor: EndpointState[] = [];
+  /** Sum of weights when `current` was built. */
+  private builtTotalWeight = 0;
 
   protected override rebuild(): void {
     const list = this.endpoints.list;
     const old = new Map<EndpointState, number>();
     for (let i = 0; i < this.builtFor.length; i++) old.set(this.builtFor[i] as EndpointState, this.current[i] as number);
     const next = new Float64Array(list.length);
+    // Currents are bounded by the total weight; rescaling them to the new total keeps each
+    // survivor's phase without letting a big old total hand one member a long burst.
+    const scale = this.builtTotalWeight > 0 ? this.endpoints.totalWeight / this.builtTotalWeight : 0;
     let sum = 0;
     for (let i = 0; i < list.length; i++) {
-      const v = old.get(list[i] as EndpointState) ?? 0;
+      const v = (old.get(list[i] as EndpointState) ?? 0) * scale;
       next[i] = v;
       sum += v;
     }
@@ -47,6 +53,7 @@ export class WeightedRoundRobinBalancer extends BaseBalancer {
     }
     this.current = next;
     this.builtFor = list.slice();
+    this.builtTotalWeight = this.endpoints.totalWeight;
   }
 
   pick(_key?: string | Uint8Array, exclude?: ExcludeSpec): Endpoint | undefined {

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { formatTable, simulateBalance } from '../../src/balance/index.js';
+
+describe('simulateBalance', () => {
+  const small = { servers: 20, requests: 3000 } as const;
+
+  it('is deterministic for a seed, and a different seed gives different numbers', () => {
+    const a = simulateBalance({ ...small, seed: 3 });
+    const b = simulateBalance({ ...small, seed: 3 });
+    const c = simulateBalance({ ...small, seed: 4 });
+    expect(b).toEqual(a);
+    expect(c).not.toEqual(a);
+  });
+
+  it('returns one row per strategy with sane numbers, and a table naming every strategy', () => {
+    const rows = simulateBalance(small);
+    expect(rows.map((r) => r.strategy)).toEqual(['random', 'round-robin', 'weighted-round-robin', 'least-outstanding', 'p2c', 'consistent-hash']);
+    for (const r of rows) {
+      expect(r.maxOverMean).toBeGreaterThanOrEqual(1);
+      expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
+      expect(r.p50Ms).toBeGreaterThan(0);
+    }
+    const table = formatTable(rows);
+    for (const r of rows) expect(table).toContain(r.strategy);
+  });
+
+  it('load-aware strategies beat random on a heterogeneous fleet (p99 and spread)', () => {
+    const rows = new Map(simulateBalance({ servers: 50, requests: 10_000 }).map((r) => [r.strategy, r]));
+    const random = rows.get('random');
+    for (const s of ['least-outstanding', 'p2c'] as const) {
+      expect(rows.get(s)?.p99Ms).toBeLessThan(random?.p99Ms as number);
+      expect(rows.get(s)?.maxOverMean).toBeLessThan(random?.maxOverMean as number);
+    }
+  });
+
+  it('rejects bad options with PP_ERR_INVALID_ARGUMENT', () => {
+    expect(() => simulateBalance({ servers: 1 })).toThrow(/servers/);
+    expect(() => simulateBalance({ loadFactor: 0 })).toThrow(/loadFactor/);
+  });
+});
