@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { PowerplantError} from '../../src/errors/index.js';
+import type { PowerplantError } from '../../src/errors/index.js';
 import { isPowerplantError, ppError } from '../../src/errors/index.js';
 import { CircuitBreaker, REJECTED, isBreakerFailure, type CircuitStateChange } from '../../src/resilience/index.js';
 import { FakeClock } from './fake-clock.js';
@@ -60,6 +60,40 @@ describe('CircuitBreaker', () => {
     clock.advance(500);
     fail(b, 1);
     expect(b.state).toBe('open');
+  });
+
+  it('property: window totals match a reference model (count and time windows, arbitrary clock jumps)', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('outcome' as const), failed: fc.boolean() }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 5_000 })) }),
+    );
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 30 }),
+      fc.integer({ min: 100, max: 2_000 }),
+      fc.integer({ min: 1, max: 10 }),
+      fc.boolean(),
+      fc.array(op, { maxLength: 200, size: 'max' }),
+      (size, windowMs, buckets, byTime, ops) => {
+        const clock = new FakeClock(0);
+        const window = byTime ? { kind: 'time' as const, windowMs, buckets } : { kind: 'count' as const, size };
+        // minimumThroughput out of reach: the breaker only counts, never trips.
+        const b = new CircuitBreaker({ window, minimumThroughput: 1_000_000, clock });
+        const bucketMs = windowMs / buckets;
+        const events: { index: number; failed: boolean }[] = [];
+        for (const o of ops) {
+          if (o.kind === 'advance') clock.advance(o.ms);
+          else {
+            expect(b.tryAcquire()).toBe(true);
+            if (o.failed) b.onFailure(failure);
+            else b.onSuccess();
+            events.push({ index: Math.floor(clock.now() / bucketMs), failed: o.failed });
+          }
+          const current = Math.floor(clock.now() / bucketMs);
+          const inWindow = byTime ? events.filter((e) => e.index > current - buckets) : events.slice(-size);
+          expect(b.stats()).toMatchObject({ calls: inWindow.length, failures: inWindow.filter((e) => e.failed).length });
+        }
+      },
+    ));
   });
 
   it('rejects while open with PP_ERR_CIRCUIT_OPEN carrying retryAfterMs, then half-opens after openMs', async () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import type { PowerplantError} from '../../src/errors/index.js';
+import type { PowerplantError } from '../../src/errors/index.js';
 import { isPowerplantError, ppError } from '../../src/errors/index.js';
 import { Deadline, RetryBudget, backoffDelayMs, retry, type Sleep } from '../../src/resilience/index.js';
 import { FakeClock } from './fake-clock.js';

@@ -1,6 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { PowerplantError} from '../../src/errors/index.js';
+import type { PowerplantError } from '../../src/errors/index.js';
 import { isPowerplantError, ppError } from '../../src/errors/index.js';
 import { Deadline, withTimeout } from '../../src/resilience/index.js';
 import { FakeClock } from './fake-clock.js';
