@@ -164,6 +164,12 @@ export class RangePartitioner<K extends RangeKey> {
   }
 }
 
+/**
+ * Builds a range partitioner, typed by key kind (`new RangePartitioner(...)` would infer literal
+ * types from the boundaries; name the kind there: `new RangePartitioner<string>(...)`).
+ */
+export function createRange(options: RangeOptions<string>): RangePartitioner<string>;
+export function createRange(options: RangeOptions<number>): RangePartitioner<number>;
 export function createRange<K extends RangeKey>(options: RangeOptions<K>): RangePartitioner<K> {
   return new RangePartitioner<K>(options);
 }
