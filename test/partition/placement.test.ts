@@ -113,6 +113,16 @@ describe('jump consistent hash', () => {
     );
   });
 
+  it('carries from the low to the high half when the low half wraps (the rare +1 overflow)', () => {
+    // lo * MUL_LO + 1 = 2^32 exactly when lo = -MUL_LO^-1 mod 2^32: the first LCG step overflows.
+    const mulLo = 0x87b0b0fdn;
+    let inv = 1n;
+    for (let i = 0; i < 5; i++) inv = (inv * (2n - mulLo * inv)) & 0xffffffffn; // Newton, 2-adic
+    const h = Number((-inv) & 0xffffffffn);
+    expect(Number((BigInt(h) * mulLo + 1n) & 0xffffffffn)).toBe(0);
+    for (const n of [2, 10, 1000, 1 << 20]) expect(jumpHash(h, n)).toBe(jumpReference(BigInt(h), n));
+  });
+
   it('adding a shard at the end moves keys only to the new shard', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 300 }), hashesArb, (n, hashes) => {
