@@ -105,7 +105,39 @@ function hashString(s: string, seed: number): number {
   let curBytes = 0; // bytes in `cur` (0..3 between code points)
   let totalBytes = 0;
   for (let i = 0; i < n; i++) {
+    let lane: number;
     const c = s.charCodeAt(i);
+    // ASCII fast path: on a lane boundary, four ASCII chars are one whole lane. Keys are mostly
+    // ASCII; measured ~1.5x (3.7 -> 5.6 M hashes/s) on 45-char keys, no clear change on short
+    // "user:<n>" keys (~15 M/s; the shared 2-core machine is noisy to ±20%).
+    if (curBytes === 0 && i + 3 < n) {
+      const c1 = s.charCodeAt(i + 1);
+      const c2 = s.charCodeAt(i + 2);
+      const c3 = s.charCodeAt(i + 3);
+      if ((c | c1 | c2 | c3) < 0x80) {
+        lane = c | (c1 << 8) | (c2 << 16) | (c3 << 24);
+        totalBytes += 4;
+        i += 3;
+        if (lanesHeld === 3) {
+          v1 = round32(v1, l0);
+          v2 = round32(v2, l1);
+          v3 = round32(v3, l2);
+          v4 = round32(v4, lane);
+          lanesHeld = 0;
+          sawStripe = true;
+        } else if (lanesHeld === 0) {
+          l0 = lane;
+          lanesHeld = 1;
+        } else if (lanesHeld === 1) {
+          l1 = lane;
+          lanesHeld = 2;
+        } else {
+          l2 = lane;
+          lanesHeld = 3;
+        }
+        continue;
+      }
+    }
     let packed: number;
     let count: number;
     if (c < 0x80) {
@@ -138,28 +170,29 @@ function hashString(s: string, seed: number): number {
     const shiftBits = curBytes << 3;
     cur |= packed << shiftBits; // bits shifted past 32 are the overflow handled below
     curBytes += count;
-    if (curBytes >= 4) {
-      const lane = cur;
-      curBytes -= 4;
-      // shiftBits > 0 whenever bytes overflow (count <= 4), so the shift below is 8..24.
-      cur = curBytes === 0 ? 0 : packed >>> (32 - shiftBits);
-      if (lanesHeld === 3) {
-        v1 = round32(v1, l0);
-        v2 = round32(v2, l1);
-        v3 = round32(v3, l2);
-        v4 = round32(v4, lane);
-        lanesHeld = 0;
-        sawStripe = true;
-      } else if (lanesHeld === 0) {
-        l0 = lane;
-        lanesHeld = 1;
-      } else if (lanesHeld === 1) {
-        l1 = lane;
-        lanesHeld = 2;
-      } else {
-        l2 = lane;
-        lanesHeld = 3;
-      }
+    if (curBytes < 4) continue;
+    lane = cur;
+    curBytes -= 4;
+    // shiftBits > 0 whenever bytes overflow (count <= 4), so the shift below is 8..24.
+    cur = curBytes === 0 ? 0 : packed >>> (32 - shiftBits);
+    // Same lane hand-off as the fast path (duplicated: a shared helper would need the eight
+    // accumulators as module state, which was slower).
+    if (lanesHeld === 3) {
+      v1 = round32(v1, l0);
+      v2 = round32(v2, l1);
+      v3 = round32(v3, l2);
+      v4 = round32(v4, lane);
+      lanesHeld = 0;
+      sawStripe = true;
+    } else if (lanesHeld === 0) {
+      l0 = lane;
+      lanesHeld = 1;
+    } else if (lanesHeld === 1) {
+      l1 = lane;
+      lanesHeld = 2;
+    } else {
+      l2 = lane;
+      lanesHeld = 3;
     }
   }
   let acc = sawStripe
