@@ -31,6 +31,17 @@ export const ERRORS = {
   PP_ERR_PARTITION_UNMAPPED: { message: 'no partition holds this value', retryable: false, status: 400 },
   PP_ERR_STALE_EPOCH: { message: 'partition map epoch is stale', retryable: true, status: 503 },
 
+  // ---- state layer (store) ----------------------------------------------------------------
+  PP_ERR_UNKNOWN_INDEX: { message: 'unknown index', retryable: false, status: 400 },
+  PP_ERR_UNKNOWN_COLUMN: { message: 'unknown column', retryable: false, status: 400 },
+  PP_ERR_MISSING_PARTITION_KEY: { message: 'the partition key is missing', retryable: false, status: 400 },
+  PP_ERR_MISSING_KEY: { message: 'the primary key is missing', retryable: false, status: 400 },
+  PP_ERR_ALREADY_EXISTS: { message: 'already exists', retryable: false, status: 409 },
+  PP_ERR_INCOMPATIBLE_SCHEMA: { message: 'incompatible schema change', retryable: false, status: 409 },
+  PP_ERR_FEED_TRUNCATED: { message: 'the change feed no longer holds this position', retryable: false, status: 410 },
+  PP_ERR_OVERLOADED: { message: 'write queue is full', retryable: true, status: 503 },
+  PP_ERR_CLOSED: { message: 'the store is closed', retryable: false, status: 503 },
+
   // ---- load balancing ----------------------------------------------------------------------
   PP_ERR_NO_ENDPOINT: { message: 'no endpoint available', retryable: true, status: 503 },
 

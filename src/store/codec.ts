@@ -1,0 +1,48 @@
+/**
+ * Value encoding shared by the kv layer and the change feed: msgpack (msgpackr), plain maps (no
+ * msgpackr "records" extension) so other languages can read feed documents and kv values.
+ */
+import { Packr } from 'msgpackr';
+import type { SqlValue, TableDef } from './schema.js';
+import { decodeValue } from './schema.js';
+import type { RawRow } from './engines/base.js';
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function pack(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+export function unpack(bytes: Uint8Array): unknown {
+  return packr.unpack(bytes);
+}
+
+/** The logical row of a raw engine row (booleans, json decoded; NULL columns omitted). */
+export function decodeRow(def: TableDef, raw: RawRow): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const cols = def.columns;
+  for (let i = 0; i < cols.length; i++) {
+    const c = cols[i]!;
+    const v = decodeValue(c, raw[c.name]);
+    if (v !== undefined) out[c.name] = v;
+  }
+  return out;
+}
+
+/** The change-feed document of a written row: kv -> the msgpack value as stored; table -> msgpack of the row. */
+export function feedDoc(def: TableDef, raw: RawRow): Buffer {
+  if (def.kind === 'kv') return raw.v as Buffer;
+  return packr.pack(decodeRow(def, raw));
+}
+
+/** JSON of primary-key values (bytes as {"b": base64}): the change record's key. */
+export function keyJson(key: readonly SqlValue[]): string {
+  if (key.length === 1 && typeof key[0] === 'string') return JSON.stringify(key);
+  return JSON.stringify(key.map((v) => (Buffer.isBuffer(v) ? { b: v.toString('base64') } : v)));
+}
+
+export function parseKeyJson(s: string): unknown[] {
+  return (JSON.parse(s) as unknown[]).map((v) =>
+    typeof v === 'object' && v !== null && typeof (v as { b?: unknown }).b === 'string' ? Buffer.from((v as { b: string }).b, 'base64') : v,
+  );
+}

@@ -1,0 +1,153 @@
+/**
+ * The contract every storage engine meets, per shard. One `ShardEngine` = one shard = one SQLite
+ * file or one PostgreSQL database/schema. Everything above (routing, group commit, the change
+ * feed, TTL sweeps, the public kv/table API) talks only to this interface, and the conformance
+ * suite in test/store runs the same cases against every implementation.
+ *
+ * The write path is shaped for what comes next:
+ *  - `commit` takes a batch of independent requests and runs them in ONE transaction; each request
+ *    is all-or-nothing inside it (SQLite: savepoints; PostgreSQL: the failed request is dropped and
+ *    the rest re-run). A request's outcome is final only when `commit` resolves, and `commit`
+ *    resolves only after the transaction is durable (see docs/store.md for what that means per
+ *    engine). Group commit (group-commit.ts) sits on top and feeds it batches.
+ *  - Each engine runs a batch as execute -> verify -> commit. Cross-shard two-phase commit (the tx
+ *    issue) will add `prepare(txId, requests)` / `commitPrepared(txId)` / `abortPrepared(txId)` that
+ *    split the last step (PostgreSQL: PREPARE TRANSACTION; SQLite: a durable prepared-record in the
+ *    shard file), with the same request/outcome types.
+ *  - Every applied write appends a change record in the same transaction (transactional outbox,
+ *    `pp_feed`) at a position that strictly increases per shard and is assigned in commit order
+ *    (writers on one shard are serialized: SQLite's single writer, PostgreSQL's transaction-scoped
+ *    advisory lock). A replica that has applied up to position P of a shard holds exactly the
+ *    shard's state after P, so positions are what replicas and read-your-writes compare.
+ */
+import type { PowerplantError } from '../../errors/index.js';
+import type { SqlValue, TableDef } from '../schema.js';
+
+export type OpKind = 'insert' | 'upsert' | 'update' | 'delete';
+
+/** One write on one row. Built and validated by the kv/table layer; engines trust it. */
+export interface WriteOp {
+  readonly table: TableDef;
+  readonly kind: OpKind;
+  /** Primary-key values, in `table.primaryKey` order. */
+  readonly key: readonly SqlValue[];
+  /** insert/upsert: every column's value, in `table.columns` order. */
+  readonly values?: readonly SqlValue[];
+  /** update: [column index, value] pairs to set; other columns keep their value. */
+  readonly patch?: readonly (readonly [number, SqlValue])[];
+  /**
+   * Optimistic concurrency. undefined: unconditional (last writer wins). A number: the live row's
+   * version must equal it, 0 meaning "must not exist" (upsert with 0 = insert).
+   */
+  readonly expectVersion?: number;
+  /** Expiry in epoch ms; null = never. For update, undefined keeps the row's expiry. */
+  readonly expiresAtMs?: number | null;
+}
+
+/** A request is atomic: all of its ops apply or none do. */
+export interface WriteRequest {
+  readonly ops: readonly WriteOp[];
+}
+
+export interface OpOutcome {
+  /** false only for a delete that found no live row. */
+  readonly applied: boolean;
+  /** Row version after the write (0 after a delete). */
+  readonly version: number;
+  /** Change-feed position of this write on its shard; 0 when nothing was applied. */
+  readonly position: number;
+}
+
+export type RequestResult =
+  | { readonly ok: true; readonly outcomes: readonly OpOutcome[] }
+  | { readonly ok: false; readonly error: PowerplantError };
+
+/** A row as an engine returns it: column name -> SQL value, plus `_v` and `_exp`. */
+export type RawRow = Record<string, unknown>;
+
+/** A range condition on one column. */
+export interface RangeCond {
+  readonly column: string;
+  readonly gt?: SqlValue;
+  readonly gte?: SqlValue;
+  readonly lt?: SqlValue;
+  readonly lte?: SqlValue;
+}
+
+/**
+ * A keyset scan on one shard: rows matching `eq` and `range`, with no NULL in `notNull`, live at
+ * `nowMs`, ordered by `order` (all ascending or all descending), strictly after `after` (a sort
+ * key, from a cursor), at most `limit` rows.
+ */
+export interface ScanPlan {
+  readonly table: TableDef;
+  readonly eq: readonly (readonly [string, SqlValue])[];
+  readonly range: RangeCond | undefined;
+  readonly notNull: readonly string[];
+  readonly order: readonly string[];
+  readonly desc: boolean;
+  readonly after: readonly SqlValue[] | undefined;
+  readonly limit: number;
+}
+
+/** A change record as stored in a shard's outbox. */
+export interface FeedRow {
+  readonly pos: number;
+  /** Physical table name: `t_<table>` or `kv_<namespace>`. */
+  readonly tbl: string;
+  /** 1 = put (insert/upsert/update), 2 = delete. */
+  readonly op: number;
+  /** JSON array of primary-key values (bytes as {"b": base64}). */
+  readonly key: string;
+  /** msgpack of the row after the write (kv: the value itself); null for deletes. */
+  readonly doc: Buffer | null;
+  readonly ver: number;
+  readonly exp: number | null;
+  /** Commit wall time, epoch ms. */
+  readonly ts: number;
+}
+
+export interface Migration {
+  readonly id: number;
+  readonly table: string;
+  /** What the migration did, e.g. {"createTable": ...} or {"addColumn": "note"}. */
+  readonly change: Record<string, unknown>;
+  readonly appliedAtMs: number;
+}
+
+export interface ShardEngine {
+  /** Shard name used by partitioners (e.g. "s0"). */
+  readonly shard: string;
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Where the shard lives, with any password removed. */
+  readonly location: string;
+
+  open(): Promise<void>;
+  /** Creates the table or applies additive migrations (recorded); PP_ERR_INCOMPATIBLE_SCHEMA otherwise. */
+  ensureTable(def: TableDef): Promise<readonly Migration[]>;
+  migrations(table?: string): Promise<Migration[]>;
+
+  get(def: TableDef, key: readonly SqlValue[], nowMs: number): Promise<RawRow | undefined>;
+  getMany(def: TableDef, keys: readonly (readonly SqlValue[])[], nowMs: number): Promise<RawRow[]>;
+  scan(plan: ScanPlan, nowMs: number): Promise<RawRow[]>;
+  count(plan: ScanPlan, nowMs: number): Promise<number>;
+
+  /** Runs the requests in one durable transaction; see the file comment. Never rejects for a conflict. */
+  commit(requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[]>;
+
+  /** Deletes at most `limit` rows expired at `nowMs`; returns how many. */
+  sweepExpired(def: TableDef, nowMs: number, limit: number): Promise<number>;
+
+  /** Change records with position > `after`, ascending, at most `limit`. */
+  readFeed(after: number, limit: number): Promise<FeedRow[]>;
+  /** Highest committed position (0 if none). */
+  feedHead(): Promise<number>;
+  /** Lowest retained position (0 if the feed is empty). */
+  feedTail(): Promise<number>;
+  /** Keeps the newest `keepMax` records; returns how many were removed. */
+  trimFeed(keepMax: number): Promise<number>;
+  loadOffset(consumer: string): Promise<number | undefined>;
+  saveOffset(consumer: string, position: number): Promise<void>;
+
+  close(): Promise<void>;
+}

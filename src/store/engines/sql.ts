@@ -1,0 +1,297 @@
+/**
+ * SQL text shared by the engines. Both SQLite (>= 3.35) and PostgreSQL speak the same subset we
+ * need: INSERT .. AS x .. ON CONFLICT .. DO UPDATE .. WHERE, RETURNING, row-value comparison for
+ * keyset pagination. What differs (quoting of schema names, column types, placeholders, how a
+ * value is inlined) lives in `Dialect`.
+ *
+ * A statement is built once per shape as a template: `parts` with a parameter slot between each
+ * two parts. SQLite joins them with `?` and caches the prepared statement; PostgreSQL reads join
+ * them with `$n` (named prepared statements); PostgreSQL writes inline literals so a whole group
+ * commit batch goes to the server in one round trip (simple query protocol, several statements).
+ */
+import { invariant } from '../../errors/index.js';
+import type { ColumnType, SqlValue, TableDef } from '../schema.js';
+import type { ScanPlan } from './base.js';
+
+export type Tpl = readonly string[];
+
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** Qualified, quoted table name. */
+  table(physical: string): string;
+  columnType(t: ColumnType): string;
+}
+
+export function q(ident: string): string {
+  invariant(!ident.includes('"'), 'identifiers never contain a double quote');
+  return `"${ident}"`;
+}
+
+class B {
+  readonly parts: string[] = [''];
+  s(text: string): this {
+    this.parts[this.parts.length - 1] += text;
+    return this;
+  }
+  p(): this {
+    this.parts.push('');
+    return this;
+  }
+  done(): Tpl {
+    return Object.freeze(this.parts.slice());
+  }
+}
+
+export function renderQ(t: Tpl): string {
+  return t.join('?');
+}
+
+export function renderDollar(t: Tpl): string {
+  let out = t[0]!;
+  for (let i = 1; i < t.length; i++) out += `$${i}${t[i]!}`;
+  return out;
+}
+
+/** A PostgreSQL literal. Requires standard_conforming_strings = on (set by the engine). */
+export function pgLiteral(v: SqlValue): string {
+  if (v === null) return 'NULL';
+  if (typeof v === 'number') {
+    invariant(Number.isFinite(v), 'only finite numbers reach SQL');
+    return v < 0 ? `(${String(v)})` : String(v);
+  }
+  if (typeof v === 'string') return `'${v.replaceAll("'", "''")}'`;
+  return `'\\x${v.toString('hex')}'::bytea`;
+}
+
+export function renderLiterals(t: Tpl, params: readonly SqlValue[]): string {
+  invariant(params.length === t.length - 1, 'one parameter per template slot');
+  let out = t[0]!;
+  for (let i = 1; i < t.length; i++) out += pgLiteral(params[i - 1]!) + t[i]!;
+  return out;
+}
+
+function pkWhere(b: B, def: TableDef, alias = ''): void {
+  def.primaryKey.forEach((c, i) => {
+    b.s(i === 0 ? '' : ' AND ').s(`${alias}${q(c)} = `).p();
+  });
+}
+
+function live(b: B, alias = ''): void {
+  b.s(` AND (${alias}"_exp" IS NULL OR ${alias}"_exp" > `).p().s(')');
+}
+
+// ---- DDL ---------------------------------------------------------------------------------------
+
+export function createTableSql(d: Dialect, def: TableDef): string {
+  const cols = def.columns.map((c) => `${q(c.name)} ${d.columnType(c.type)}${c.nullable ? '' : ' NOT NULL'}`);
+  cols.push(`"_v" ${d.columnType('integer')} NOT NULL`, `"_exp" ${d.columnType('integer')}`);
+  const pk = `PRIMARY KEY (${def.primaryKey.map(q).join(', ')})`;
+  // SQLite: STRICT enforces column types; WITHOUT ROWID clusters rows by primary key (one b-tree
+  // lookup per get instead of two).
+  const tail = d.name === 'sqlite' ? ' STRICT, WITHOUT ROWID' : '';
+  return `CREATE TABLE IF NOT EXISTS ${d.table(def.physical)} (${cols.join(', ')}, ${pk})${tail}`;
+}
+
+/** Index names are schema-wide in PostgreSQL and limited to 63 bytes: make them short and unique. */
+export function indexName(def: TableDef, index: string): string {
+  let h = 0x811c9dc5;
+  const s = `${def.physical}.${index}`;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return `ix_${(h >>> 0).toString(16)}_${index}`.slice(0, 63);
+}
+
+export function createIndexSql(d: Dialect, def: TableDef, index: string): string {
+  const cols = def.indexes[index];
+  invariant(cols !== undefined, 'index exists in the definition');
+  // The primary key is appended so the index order is total and matches the keyset sort key.
+  const all = [...cols, ...def.primaryKey.filter((c) => !cols.includes(c))];
+  return `CREATE INDEX IF NOT EXISTS ${q(indexName(def, index))} ON ${d.table(def.physical)} (${all.map(q).join(', ')})`;
+}
+
+export function createExpIndexSql(d: Dialect, def: TableDef): string {
+  return `CREATE INDEX IF NOT EXISTS ${q(indexName(def, '_exp'))} ON ${d.table(def.physical)} ("_exp") WHERE "_exp" IS NOT NULL`;
+}
+
+export function addColumnSql(d: Dialect, def: TableDef, column: string): string {
+  const c = def.columns.find((x) => x.name === column);
+  invariant(c !== undefined && c.nullable, 'added columns are nullable');
+  return `ALTER TABLE ${d.table(def.physical)} ADD COLUMN ${q(c.name)} ${d.columnType(c.type)}`;
+}
+
+// ---- writes ------------------------------------------------------------------------------------
+
+/** params: values..., exp, now. Applies only if no live row exists (an expired one is replaced). */
+export function insertTpl(d: Dialect, def: TableDef): Tpl {
+  const b = new B();
+  const names = def.columns.map((c) => q(c.name));
+  b.s(`INSERT INTO ${d.table(def.physical)} AS x (${names.join(', ')}, "_v", "_exp") VALUES (`);
+  def.columns.forEach(() => b.p().s(', '));
+  b.s('1, ').p().s(`) ON CONFLICT (${def.primaryKey.map(q).join(', ')}) DO UPDATE SET `);
+  for (const n of names) b.s(`${n} = excluded.${n}, `);
+  b.s('"_v" = x."_v" + 1, "_exp" = excluded."_exp" WHERE x."_exp" IS NOT NULL AND x."_exp" <= ').p().s(' RETURNING *');
+  return b.done();
+}
+
+/** params: values..., exp. Last writer wins. */
+export function upsertTpl(d: Dialect, def: TableDef): Tpl {
+  const b = new B();
+  const names = def.columns.map((c) => q(c.name));
+  b.s(`INSERT INTO ${d.table(def.physical)} AS x (${names.join(', ')}, "_v", "_exp") VALUES (`);
+  def.columns.forEach(() => b.p().s(', '));
+  b.s('1, ').p().s(`) ON CONFLICT (${def.primaryKey.map(q).join(', ')}) DO UPDATE SET `);
+  for (const n of names) b.s(`${n} = excluded.${n}, `);
+  b.s('"_v" = x."_v" + 1, "_exp" = excluded."_exp" RETURNING *');
+  return b.done();
+}
+
+/** params: non-key values (column order)..., exp, key..., now, version. Compare-and-set replace. */
+export function replaceTpl(d: Dialect, def: TableDef): Tpl {
+  const b = new B();
+  b.s(`UPDATE ${d.table(def.physical)} SET `);
+  for (const c of def.columns) if (!def.primaryKey.includes(c.name)) b.s(`${q(c.name)} = `).p().s(', ');
+  b.s('"_v" = "_v" + 1, "_exp" = ').p().s(' WHERE ');
+  pkWhere(b, def);
+  live(b);
+  b.s(' AND "_v" = ').p().s(' RETURNING *');
+  return b.done();
+}
+
+/** params: patch values..., [exp], key..., now, [version]. */
+export function updateTpl(d: Dialect, def: TableDef, patchCols: readonly number[], setExp: boolean, withVersion: boolean): Tpl {
+  const b = new B();
+  b.s(`UPDATE ${d.table(def.physical)} SET `);
+  for (const i of patchCols) b.s(`${q(def.columns[i]!.name)} = `).p().s(', ');
+  b.s('"_v" = "_v" + 1');
+  if (setExp) b.s(', "_exp" = ').p();
+  b.s(' WHERE ');
+  pkWhere(b, def);
+  live(b);
+  if (withVersion) b.s(' AND "_v" = ').p();
+  b.s(' RETURNING *');
+  return b.done();
+}
+
+/** params: key..., [now, version]. */
+export function deleteTpl(d: Dialect, def: TableDef, withVersion: boolean): Tpl {
+  const b = new B();
+  b.s(`DELETE FROM ${d.table(def.physical)} WHERE `);
+  pkWhere(b, def);
+  if (withVersion) {
+    live(b);
+    b.s(' AND "_v" = ').p();
+  }
+  b.s(' RETURNING "_v", "_exp"');
+  return b.done();
+}
+
+/** params: key... ; the row's version and expiry, live or not (for diagnosing a failed write). */
+export function probeTpl(d: Dialect, def: TableDef): Tpl {
+  const b = new B();
+  b.s(`SELECT "_v", "_exp" FROM ${d.table(def.physical)} WHERE `);
+  pkWhere(b, def);
+  return b.done();
+}
+
+// ---- reads -------------------------------------------------------------------------------------
+
+/** params: key..., now. */
+export function getTpl(d: Dialect, def: TableDef): Tpl {
+  const b = new B();
+  b.s(`SELECT * FROM ${d.table(def.physical)} WHERE `);
+  pkWhere(b, def);
+  live(b);
+  return b.done();
+}
+
+/** params: keys (flattened)..., now. */
+export function getManyTpl(d: Dialect, def: TableDef, n: number): Tpl {
+  invariant(n > 0, 'getMany has at least one key');
+  const b = new B();
+  const k = def.primaryKey.length;
+  b.s(`SELECT * FROM ${d.table(def.physical)} WHERE `);
+  if (k === 1) {
+    b.s(`${q(def.primaryKey[0]!)} IN (`);
+    for (let i = 0; i < n; i++) b.s(i === 0 ? '' : ', ').p();
+    b.s(')');
+  } else {
+    b.s(`(${def.primaryKey.map(q).join(', ')}) IN (`);
+    for (let i = 0; i < n; i++) {
+      b.s(i === 0 ? '(' : ', (');
+      for (let j = 0; j < k; j++) b.s(j === 0 ? '' : ', ').p();
+      b.s(')');
+    }
+    b.s(')');
+  }
+  live(b);
+  return b.done();
+}
+
+export function scanShape(plan: ScanPlan, count: boolean): string {
+  const r = plan.range;
+  return [
+    count ? 'c' : 's',
+    plan.table.physical,
+    plan.eq.map((e) => e[0]).join(','),
+    r === undefined ? '' : `${r.column}:${r.gt !== undefined ? 1 : 0}${r.gte !== undefined ? 1 : 0}${r.lt !== undefined ? 1 : 0}${r.lte !== undefined ? 1 : 0}`,
+    plan.notNull.join(','),
+    count ? '' : plan.order.join(','),
+    plan.desc ? 'd' : 'a',
+    plan.after === undefined ? '' : 'after',
+  ].join('|');
+}
+
+/** params (see scanParams): eq..., range..., now, [after...], [limit]. */
+export function scanTpl(d: Dialect, plan: ScanPlan, count: boolean): Tpl {
+  const b = new B();
+  b.s(count ? `SELECT count(*) AS "n" FROM ${d.table(plan.table.physical)} WHERE 1 = 1` : `SELECT * FROM ${d.table(plan.table.physical)} WHERE 1 = 1`);
+  for (const [c] of plan.eq) b.s(` AND ${q(c)} = `).p();
+  const r = plan.range;
+  if (r !== undefined) {
+    if (r.gt !== undefined) b.s(` AND ${q(r.column)} > `).p();
+    if (r.gte !== undefined) b.s(` AND ${q(r.column)} >= `).p();
+    if (r.lt !== undefined) b.s(` AND ${q(r.column)} < `).p();
+    if (r.lte !== undefined) b.s(` AND ${q(r.column)} <= `).p();
+  }
+  for (const c of plan.notNull) b.s(` AND ${q(c)} IS NOT NULL`);
+  live(b);
+  if (count) return b.done();
+  if (plan.after !== undefined) {
+    b.s(` AND (${plan.order.map(q).join(', ')}) ${plan.desc ? '<' : '>'} (`);
+    plan.order.forEach((_, i) => b.s(i === 0 ? '' : ', ').p());
+    b.s(')');
+  }
+  const dir = plan.desc ? ' DESC' : '';
+  b.s(` ORDER BY ${plan.order.map((c) => q(c) + dir).join(', ')} LIMIT `).p();
+  return b.done();
+}
+
+export function scanParams(plan: ScanPlan, nowMs: number, count: boolean): SqlValue[] {
+  const out: SqlValue[] = [];
+  for (const [, v] of plan.eq) out.push(v);
+  const r = plan.range;
+  if (r !== undefined) {
+    if (r.gt !== undefined) out.push(r.gt);
+    if (r.gte !== undefined) out.push(r.gte);
+    if (r.lt !== undefined) out.push(r.lt);
+    if (r.lte !== undefined) out.push(r.lte);
+  }
+  out.push(nowMs);
+  if (count) return out;
+  if (plan.after !== undefined) out.push(...plan.after);
+  out.push(plan.limit);
+  return out;
+}
+
+/** params: now, limit, now. Bounded: removes at most `limit` expired rows. */
+export function sweepTpl(d: Dialect, def: TableDef): Tpl {
+  const t = d.table(def.physical);
+  const pk = def.primaryKey.map(q).join(', ');
+  const b = new B();
+  // The outer `_exp <=` re-check means a row revived by a concurrent write is never swept.
+  b.s(`DELETE FROM ${t} WHERE (${pk}) IN (SELECT ${pk} FROM ${t} WHERE "_exp" <= `).p().s(' LIMIT ').p().s(') AND "_exp" <= ').p();
+  return b.done();
+}
+
+// ---- meta tables -----------------------------------------------------------------------------
+
+export const FEED_COLUMNS = '"tbl", "op", "key", "doc", "ver", "exp", "ts"';

@@ -1,0 +1,189 @@
+/**
+ * `openStore`: shards (engines), one group committer per shard, the change feed, the background
+ * sweeper (TTL + feed retention), and the kv/table handles.
+ */
+import type { Static, TObject } from '@sinclair/typebox';
+import { ppError, requireArg } from '../errors/index.js';
+import { DEFAULT_LIMITS, type ShardContext, type StoreLimits } from './collection.js';
+import type { Migration, ShardEngine } from './engines/base.js';
+import { createEngines, type EngineOptions } from './engines/index.js';
+import { ChangeFeed } from './feed.js';
+import { GroupCommitter, type GroupCommitOptions } from './group-commit.js';
+import { Kv } from './kv.js';
+import { Router, type PartitionConfig } from './router.js';
+import { defineKv, defineTable, type TableDef, type TableOptions } from './schema.js';
+import { Table } from './table.js';
+
+export interface SweepOptions {
+  /** Interval between sweeps in ms; 0 disables the background sweeper. Default 1000. */
+  readonly intervalMs?: number;
+  /** Most expired rows removed per table per shard per sweep. Default 1000. */
+  readonly batchMax?: number;
+}
+
+export interface StoreOptions extends EngineOptions {
+  /** Engine URL(s). Default `sqlite:./data`. */
+  readonly engine?: string | readonly string[];
+  /** Default partitioning for kv namespaces and tables without their own. Default hash (jump). */
+  readonly partitioning?: Extract<PartitionConfig, { kind: 'hash' }>;
+  readonly groupCommit?: GroupCommitOptions;
+  readonly limits?: Partial<StoreLimits>;
+  readonly sweep?: SweepOptions;
+  /** Change records kept per shard (older ones are trimmed by the sweeper). Default 1,000,000. */
+  readonly feedRetainMax?: number;
+}
+
+export interface TableSpec<S extends TObject> extends TableOptions<S> {
+  /** How rows are spread over shards; default the store's hash partitioning. */
+  readonly partitioning?: PartitionConfig;
+}
+
+export interface StoreStats {
+  readonly shards: readonly { readonly shard: string; readonly batches: number; readonly requests: number; readonly batchMaxSeen: number; readonly pending: number }[];
+}
+
+export class Store {
+  /** Shard names, in engine order (s0, s1, ...). */
+  readonly shards: readonly string[];
+  readonly feed: ChangeFeed;
+  readonly limits: StoreLimits;
+  readonly #engines: readonly ShardEngine[];
+  readonly #committers: readonly GroupCommitter[];
+  readonly #ctx: ShardContext;
+  readonly #hash: Extract<PartitionConfig, { kind: 'hash' }>;
+  readonly #handles = new Map<string, { def: TableDef; handle: Promise<Kv<unknown> | Table<Record<string, unknown>>> }>();
+  readonly #sweep: Required<SweepOptions>;
+  readonly #feedRetainMax: number;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<void> | undefined;
+  #closed = false;
+
+  /** Use `openStore`. */
+  constructor(engines: readonly ShardEngine[], options: StoreOptions) {
+    this.#engines = engines;
+    this.shards = engines.map((e) => e.shard);
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    for (const [k, v] of Object.entries(this.limits)) requireArg(Number.isSafeInteger(v) && v > 0, `limits.${k}`, 'must be a positive integer');
+    this.#committers = engines.map((e) => new GroupCommitter(e, options.groupCommit));
+    this.feed = new ChangeFeed(engines);
+    this.#committers.forEach((c, i) => {
+      c.onCommitted = () => this.feed.notify(i);
+    });
+    this.#ctx = {
+      engines,
+      committers: this.#committers,
+      limits: this.limits,
+      checkOpen: () => {
+        if (this.#closed) throw ppError('PP_ERR_CLOSED');
+      },
+    };
+    this.#hash = options.partitioning ?? { kind: 'hash' };
+    requireArg(this.#hash.kind === 'hash', 'partitioning.kind', 'the store default must be hash partitioning (range/list are per table)');
+    this.#sweep = { intervalMs: options.sweep?.intervalMs ?? 1000, batchMax: options.sweep?.batchMax ?? 1000 };
+    requireArg(Number.isInteger(this.#sweep.intervalMs) && this.#sweep.intervalMs >= 0, 'sweep.intervalMs', 'must be an integer >= 0');
+    requireArg(Number.isInteger(this.#sweep.batchMax) && this.#sweep.batchMax >= 1 && this.#sweep.batchMax <= 100_000, 'sweep.batchMax', 'must be an integer in [1, 100000]');
+    this.#feedRetainMax = options.feedRetainMax ?? 1_000_000;
+    requireArg(Number.isInteger(this.#feedRetainMax) && this.#feedRetainMax >= 1, 'feedRetainMax', 'must be an integer >= 1');
+  }
+
+  async open(): Promise<void> {
+    const opened = await Promise.allSettled(this.#engines.map((e) => e.open()));
+    const failed = opened.find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
+      await Promise.allSettled(this.#engines.map((e) => e.close()));
+      throw failed.reason;
+    }
+    if (this.#sweep.intervalMs > 0) {
+      this.#timer = setInterval(() => {
+        if (this.#sweeping === undefined) this.#sweeping = this.sweepOnce().then(() => undefined, () => undefined).finally(() => (this.#sweeping = undefined));
+      }, this.#sweep.intervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw ppError('PP_ERR_CLOSED');
+  }
+
+  async #ensure(def: TableDef): Promise<readonly Migration[]> {
+    const res = await Promise.all(this.#engines.map((e) => e.ensureTable(def)));
+    return res[0]!;
+  }
+
+  /** A key-value namespace (created on first use). */
+  kv<V = unknown>(namespace: string): Promise<Kv<V>> {
+    this.#checkOpen();
+    const def = defineKv(namespace);
+    const existing = this.#handles.get(def.physical);
+    if (existing !== undefined) return existing.handle as Promise<Kv<V>>;
+    const handle = this.#ensure(def).then(() => new Kv<V>(this.#ctx, def, new Router(this.shards, this.#hash, def)));
+    this.#handles.set(def.physical, { def, handle: handle as Promise<Kv<unknown>> });
+    handle.catch(() => this.#handles.delete(def.physical));
+    return handle;
+  }
+
+  /**
+   * A table. Creates it on first use; on a store that already has it, applies additive changes
+   * (new optional columns, new indexes) as recorded migrations, and refuses anything else with
+   * PP_ERR_INCOMPATIBLE_SCHEMA. The row type is inferred from the TypeBox schema.
+   */
+  async table<S extends TObject>(name: string, spec: TableSpec<S>): Promise<Table<Static<S>>> {
+    this.#checkOpen();
+    const def = defineTable(name, spec);
+    const router = new Router(this.shards, spec.partitioning ?? this.#hash, def);
+    const existing = this.#handles.get(def.physical);
+    if (existing !== undefined) {
+      await existing.handle.catch(() => undefined);
+      if (JSON.stringify(existing.def) === JSON.stringify(def)) return existing.handle as Promise<Table<Static<S>>>;
+    }
+    const handle = this.#ensure(def).then(() => new Table<Static<S>>(this.#ctx, def, spec.schema, router));
+    this.#handles.set(def.physical, { def, handle: handle as Promise<Table<Record<string, unknown>>> });
+    handle.catch(() => this.#handles.delete(def.physical));
+    return handle;
+  }
+
+  /**
+   * One bounded sweep: at most `sweep.batchMax` expired rows per table per shard, then feed
+   * retention. The background timer calls it; tests and tools may call it directly.
+   */
+  async sweepOnce(): Promise<number> {
+    let removed = 0;
+    const now = Date.now();
+    const defs = [...this.#handles.values()].map((h) => h.def);
+    for (const e of this.#engines) {
+      for (const def of defs) {
+        if (this.#closed) return removed;
+        removed += await e.sweepExpired(def, now, this.#sweep.batchMax);
+      }
+    }
+    if (!this.#closed) await this.feed.trim(this.#feedRetainMax);
+    return removed;
+  }
+
+  stats(): StoreStats {
+    return {
+      shards: this.#committers.map((c, i) => ({ shard: this.shards[i]!, ...c.stats, pending: c.pending })),
+    };
+  }
+
+  /** Waits for accepted writes to commit, stops the sweeper and closes every shard. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await Promise.allSettled(this.#committers.map((c) => c.close()));
+    await this.#sweeping;
+    await Promise.allSettled(this.#engines.map((e) => e.close()));
+  }
+}
+
+/**
+ * Opens a store: `openStore()` is SQLite under ./data; `openStore({ engine: 'postgres://…' })`,
+ * `openStore({ engine: ['postgres://a/db', 'postgres://b/db'] })`, `openStore({ engine: 'sqlite:./d', shards: 4 })`.
+ */
+export async function openStore(options: StoreOptions = {}): Promise<Store> {
+  const engines = createEngines(options.engine ?? 'sqlite:./data', options);
+  const store = new Store(engines, options);
+  await store.open();
+  return store;
+}

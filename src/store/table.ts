@@ -1,0 +1,442 @@
+/**
+ * Tables: typed rows (a TypeBox schema), a primary key, a partition key (part of the primary key),
+ * secondary indexes; writes with optimistic concurrency; point reads; index queries with keyset
+ * cursors that work across shards; count.
+ */
+import type { Static, TObject, TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { PowerplantError, ppError, requireArg } from '../errors/index.js';
+import {
+  allShards,
+  checkBatchSize,
+  checkLimit,
+  checkVersion,
+  expiryOf,
+  scanShards,
+  submit,
+  submitAcross,
+  type ShardContext,
+  type WriteResult,
+} from './collection.js';
+import { decodeRow } from './codec.js';
+import type { Migration, RangeCond, RawRow, ScanPlan, WriteOp } from './engines/base.js';
+import type { Router } from './router.js';
+import { decodeCursor, encodeCursor, encodeValue, sizeOf, type ColumnDef, type ColumnType, type SqlValue, type TableDef } from './schema.js';
+
+/** A stored row with its version (for optimistic concurrency) and expiry. */
+export interface Versioned<T> {
+  readonly row: T;
+  readonly version: number;
+  /** Epoch ms after which the row is invisible; null = never. */
+  readonly expiresAtMs: number | null;
+}
+
+export interface TableWriteOptions {
+  /** Expected current version (first writer wins); 0 = the row must not exist. Omit: last writer wins. */
+  readonly version?: number;
+  /** The row expires this many ms after the write. */
+  readonly ttlMs?: number;
+}
+
+/** A primary key: an object with the key columns, or the bare value for a one-column key. */
+export type KeyOf<T> = Partial<T> | string | number;
+
+export interface RangeBounds {
+  /** The sort column the range applies to; default: the first sort column after `where`'s prefix. */
+  readonly column?: string;
+  readonly gt?: unknown;
+  readonly gte?: unknown;
+  readonly lt?: unknown;
+  readonly lte?: unknown;
+}
+
+export interface Query<T> {
+  /** Index name; omit to query by primary key. */
+  readonly index?: string;
+  /**
+   * Equality conditions: a prefix of the index's columns (then primary-key columns), and/or the
+   * partition key (which routes the query to one shard).
+   */
+  readonly where?: Partial<T>;
+  /** A range on the next sort column after the equality prefix. */
+  readonly range?: RangeBounds;
+  readonly order?: 'asc' | 'desc';
+  /** Page size, 1..pageMax (default 100). */
+  readonly limit?: number;
+  /** From the previous page's `cursor`. */
+  readonly cursor?: string;
+}
+
+export interface Page<T> {
+  readonly items: Versioned<T>[];
+  /** Present when more rows may follow; pass it as `cursor` with the same query. */
+  readonly cursor: string | undefined;
+}
+
+export type TableOp<T> =
+  | { readonly op: 'insert'; readonly row: T; readonly ttlMs?: number }
+  | { readonly op: 'upsert'; readonly row: T; readonly version?: number; readonly ttlMs?: number }
+  | { readonly op: 'update'; readonly key: KeyOf<T>; readonly patch: Partial<T>; readonly version?: number; readonly ttlMs?: number }
+  | { readonly op: 'delete'; readonly key: KeyOf<T>; readonly version?: number };
+
+function sortTypes(cols: readonly ColumnDef[]): ColumnType[] {
+  return cols.map((c) => c.type);
+}
+
+export class Table<T extends Record<string, unknown>> {
+  readonly name: string;
+  readonly def: TableDef;
+  readonly #ctx: ShardContext;
+  readonly #router: Router;
+  readonly #check: TypeCheck<TObject>;
+  readonly #colIndex: ReadonlyMap<string, number>;
+  readonly #pkIdx: readonly number[];
+  readonly #partIdx: readonly number[];
+  readonly #columnChecks = new Map<string, TypeCheck<TSchema>>();
+  readonly #schema: TObject;
+
+  constructor(ctx: ShardContext, def: TableDef, schema: TObject, router: Router) {
+    this.#ctx = ctx;
+    this.def = def;
+    this.name = def.name;
+    this.#router = router;
+    this.#schema = schema;
+    this.#check = TypeCompiler.Compile(schema);
+    this.#colIndex = new Map(def.columns.map((c, i) => [c.name, i]));
+    this.#pkIdx = def.primaryKey.map((c) => this.#colIndex.get(c)!);
+    this.#partIdx = def.partitionKey.map((c) => this.#colIndex.get(c)!);
+  }
+
+  // ---- encoding ---------------------------------------------------------------------------------
+
+  #validationError(value: unknown, check: TypeCheck<TSchema>, prefix: string): PowerplantError {
+    const e = check.Errors(value).First();
+    const path = e === undefined ? '' : e.path.replace(/^\//, '').replaceAll('/', '.');
+    const field = path === '' ? prefix : `${prefix}.${path}`;
+    return ppError('PP_ERR_VALIDATION', { field, message: `${field}: ${e?.message ?? 'invalid'}` });
+  }
+
+  /** Validates a full row and returns its column values in definition order. */
+  #encodeRow(row: unknown): SqlValue[] {
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) throw ppError('PP_ERR_VALIDATION', { field: 'row', message: 'row: must be an object' });
+    for (const k in row) {
+      if (!this.#colIndex.has(k)) throw ppError('PP_ERR_UNKNOWN_COLUMN', { field: `row.${k}`, message: `row.${k}: ${this.name} has no column "${k}"` });
+    }
+    for (const c of this.def.primaryKey) {
+      const v = (row as Record<string, unknown>)[c];
+      if (v === undefined || v === null) throw ppError('PP_ERR_MISSING_KEY', { field: `row.${c}`, message: `row.${c}: primary-key column is missing` });
+    }
+    if (!this.#check.Check(row)) throw this.#validationError(row, this.#check, 'row');
+    const cols = this.def.columns;
+    const out = new Array<SqlValue>(cols.length);
+    let size = 0;
+    for (let i = 0; i < cols.length; i++) {
+      const c = cols[i]!;
+      const v = encodeValue(c, (row as Record<string, unknown>)[c.name], `row.${c.name}`);
+      size += sizeOf(v);
+      out[i] = v;
+    }
+    this.#checkSize(size, out);
+    for (const i of this.#pkIdx) this.#checkKeySize(out[i]!, `row.${cols[i]!.name}`);
+    return out;
+  }
+
+  #checkSize(approx: number, values: readonly SqlValue[]): void {
+    const max = this.#ctx.limits.valueMaxBytes;
+    if (approx <= max) return;
+    let exact = 0;
+    for (const v of values) exact += typeof v === 'string' ? Buffer.byteLength(v) : sizeOf(v);
+    if (exact > max) {
+      throw ppError('PP_ERR_TOO_LARGE', { field: 'row', message: `row: ${exact} bytes exceeds valueMaxBytes ${max}`, data: { max, size: exact } });
+    }
+  }
+
+  #checkKeySize(v: SqlValue, field: string): void {
+    const max = this.#ctx.limits.keyMaxBytes;
+    const n = typeof v === 'string' ? (v.length * 3 <= max ? 0 : Buffer.byteLength(v)) : Buffer.isBuffer(v) ? v.byteLength : 0;
+    if (n > max) throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: key of ${n} bytes exceeds keyMaxBytes ${max}`, data: { max, size: n } });
+  }
+
+  #encodeColumn(name: string, v: unknown, field: string): SqlValue {
+    const i = this.#colIndex.get(name);
+    if (i === undefined) throw ppError('PP_ERR_UNKNOWN_COLUMN', { field, message: `${field}: ${this.name} has no column "${name}"` });
+    const col = this.def.columns[i]!;
+    if (col.type === 'json' && v !== undefined && v !== null) {
+      let check = this.#columnChecks.get(name);
+      if (check === undefined) {
+        check = TypeCompiler.Compile(this.#schema.properties[name]!);
+        this.#columnChecks.set(name, check);
+      }
+      if (!check.Check(v)) throw this.#validationError(v, check, field);
+    }
+    return encodeValue(col, v, field);
+  }
+
+  /** Primary-key values from a key argument. */
+  #encodeKey(key: unknown, field = 'key'): SqlValue[] {
+    const pk = this.def.primaryKey;
+    if (typeof key !== 'object' || key === null) {
+      if (key === undefined || key === null) throw ppError('PP_ERR_MISSING_KEY', { field, message: `${field}: the primary key is required` });
+      requireArg(pk.length === 1, field, `${this.name} has a ${pk.length}-column primary key: pass an object`);
+      const v = this.#encodeColumn(pk[0]!, key, field);
+      this.#checkKeySize(v, field);
+      return [v];
+    }
+    const out: SqlValue[] = [];
+    for (const c of pk) {
+      const v = (key as Record<string, unknown>)[c];
+      if (v === undefined || v === null) throw ppError('PP_ERR_MISSING_KEY', { field: `${field}.${c}`, message: `${field}.${c}: primary-key column is missing` });
+      const e = this.#encodeColumn(c, v, `${field}.${c}`);
+      this.#checkKeySize(e, `${field}.${c}`);
+      out.push(e);
+    }
+    return out;
+  }
+
+  #shardOfRowValues(values: readonly SqlValue[]): number {
+    return this.#router.shardIndexOf(this.#partIdx.map((i) => values[i]!));
+  }
+
+  #shardOfKey(key: readonly SqlValue[]): number {
+    // partitionKey is a subset of primaryKey: pick its columns out of the key.
+    return this.#router.shardIndexOf(this.def.partitionKey.map((c) => key[this.def.primaryKey.indexOf(c)]!));
+  }
+
+  #decode(raw: RawRow): Versioned<T> {
+    return { row: decodeRow(this.def, raw) as T, version: raw._v as number, expiresAtMs: (raw._exp as number | null) ?? null };
+  }
+
+  // ---- op building (validation happens here, before anything is submitted) ----------------------
+
+  #buildOp(op: TableOp<T>, nowMs: number): { op: WriteOp; shard: number } {
+    const ttl = op.op === 'delete' ? undefined : op.ttlMs;
+    const version = op.op === 'insert' ? undefined : checkVersion(op.version);
+    switch (op.op) {
+      case 'insert':
+      case 'upsert': {
+        const values = this.#encodeRow(op.row);
+        const key = this.#pkIdx.map((i) => values[i]!);
+        const w: WriteOp = { table: this.def, kind: op.op, key, values, expiresAtMs: expiryOf(ttl, this.#ctx.limits, nowMs), ...(version === undefined ? {} : { expectVersion: version }) };
+        return { op: w, shard: this.#shardOfRowValues(values) };
+      }
+      case 'update': {
+        const key = this.#encodeKey(op.key);
+        const patch = op.patch as Record<string, unknown> | undefined;
+        requireArg(typeof patch === 'object' && patch !== null && !Array.isArray(patch), 'patch', 'must be an object');
+        const pairs: [number, SqlValue][] = [];
+        let size = 0;
+        for (const k of Object.keys(patch).sort()) {
+          const i = this.#colIndex.get(k);
+          if (i === undefined) throw ppError('PP_ERR_UNKNOWN_COLUMN', { field: `patch.${k}`, message: `patch.${k}: ${this.name} has no column "${k}"` });
+          if (this.def.primaryKey.includes(k)) {
+            requireArg(false, `patch.${k}`, 'primary-key columns cannot be updated (delete and insert instead)');
+          }
+          const v = this.#encodeColumn(k, patch[k], `patch.${k}`);
+          size += sizeOf(v);
+          pairs.push([i, v]);
+        }
+        this.#checkSize(size, pairs.map((p) => p[1]));
+        const w: WriteOp = {
+          table: this.def,
+          kind: 'update',
+          key,
+          patch: pairs,
+          ...(ttl === undefined ? {} : { expiresAtMs: expiryOf(ttl, this.#ctx.limits, nowMs) }),
+          ...(version === undefined ? {} : { expectVersion: version }),
+        };
+        return { op: w, shard: this.#shardOfKey(key) };
+      }
+      case 'delete': {
+        const key = this.#encodeKey(op.key);
+        return { op: { table: this.def, kind: 'delete', key, ...(version === undefined ? {} : { expectVersion: version }) }, shard: this.#shardOfKey(key) };
+      }
+      default:
+        requireArg(false, 'op', 'must be insert, upsert, update or delete');
+        throw new Error('unreachable');
+    }
+  }
+
+  async #one(op: TableOp<T>): Promise<WriteResult> {
+    const b = this.#buildOp(op, Date.now());
+    const [o] = await submit(this.#ctx, b.shard, [b.op]);
+    return { version: o!.version, shard: this.#ctx.engines[b.shard]!.shard, position: o!.position };
+  }
+
+  // ---- writes -------------------------------------------------------------------------------------
+
+  /** Inserts a new row; PP_ERR_CONFLICT if a live row with this key exists. */
+  insert(row: T, options: { ttlMs?: number } = {}): Promise<WriteResult> {
+    return this.#one({ op: 'insert', row, ...options });
+  }
+
+  /** Inserts or replaces the whole row. With `version`: only if the current version matches. */
+  upsert(row: T, options: TableWriteOptions = {}): Promise<WriteResult> {
+    return this.#one({ op: 'upsert', row, ...options });
+  }
+
+  /** Sets some columns of an existing row (PP_ERR_NOT_FOUND if none). `undefined` in the patch sets NULL. */
+  update(key: KeyOf<T>, patch: Partial<T>, options: TableWriteOptions = {}): Promise<WriteResult> {
+    return this.#one({ op: 'update', key, patch, ...options });
+  }
+
+  /** Deletes a row; resolves false if there was none. With `version`: PP_ERR_CONFLICT on mismatch. */
+  async delete(key: KeyOf<T>, options: { version?: number } = {}): Promise<boolean> {
+    const r = await this.#one({ op: 'delete', key, ...options });
+    return r.position > 0;
+  }
+
+  /**
+   * Several writes. Everything is validated before anything is written. Ops on one shard (e.g. all
+   * with the same partition key) are one atomic request: all apply or none. Ops spanning shards
+   * are atomic per shard only (cross-shard atomicity is two-phase commit, the tx layer's job).
+   */
+  async batch(ops: readonly TableOp<T>[]): Promise<WriteResult[]> {
+    requireArg(Array.isArray(ops), 'ops', 'must be an array');
+    checkBatchSize(ops.length, this.#ctx.limits, 'ops');
+    if (ops.length === 0) return [];
+    const now = Date.now();
+    const built = ops.map((o, i) => {
+      try {
+        return this.#buildOp(o, now);
+      } catch (err) {
+        if (err instanceof PowerplantError && err.field !== undefined) {
+          throw new PowerplantError(err.code, { field: `ops[${i}].${err.field}`, message: `ops[${i}].${err.message}`, ...(err.data === undefined ? {} : { data: err.data }) });
+        }
+        throw err;
+      }
+    });
+    return submitAcross(this.#ctx, built.map((b) => b.shard), built.map((b) => b.op));
+  }
+
+  // ---- reads --------------------------------------------------------------------------------------
+
+  async get(key: KeyOf<T>): Promise<Versioned<T> | undefined> {
+    this.#ctx.checkOpen();
+    const k = this.#encodeKey(key);
+    const e = this.#ctx.engines[this.#shardOfKey(k)]!;
+    const raw = await e.get(this.def, k, Date.now());
+    return raw === undefined ? undefined : this.#decode(raw);
+  }
+
+  /** Point reads of several keys (grouped per shard, in parallel). Results in input order. */
+  async getMany(keys: readonly KeyOf<T>[]): Promise<(Versioned<T> | undefined)[]> {
+    this.#ctx.checkOpen();
+    requireArg(Array.isArray(keys), 'keys', 'must be an array');
+    checkBatchSize(keys.length, this.#ctx.limits, 'keys');
+    const enc = keys.map((k, i) => this.#encodeKey(k, `keys[${i}]`));
+    const groups = new Map<number, number[]>();
+    enc.forEach((k, i) => {
+      const s = this.#shardOfKey(k);
+      let g = groups.get(s);
+      if (g === undefined) groups.set(s, (g = []));
+      g.push(i);
+    });
+    const now = Date.now();
+    const out = new Array<Versioned<T> | undefined>(keys.length).fill(undefined);
+    const pk = this.def.primaryKey;
+    const keyStr = (vals: readonly unknown[]): string => JSON.stringify(vals.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
+    await Promise.all(
+      [...groups].map(async ([s, idx]) => {
+        const rows = await this.#ctx.engines[s]!.getMany(this.def, idx.map((i) => enc[i]!), now);
+        const byKey = new Map(rows.map((r) => [keyStr(pk.map((c) => r[c])), r]));
+        for (const i of idx) {
+          const r = byKey.get(keyStr(enc[i]!));
+          if (r !== undefined) out[i] = this.#decode(r);
+        }
+      }),
+    );
+    return out;
+  }
+
+  #plan(q: Query<T>, forCount: boolean): { plan: ScanPlan; shards: number[]; limit: number } {
+    requireArg(typeof q === 'object' && q !== null, 'query', 'must be an object');
+    const def = this.def;
+    let idxCols: readonly string[];
+    if (q.index === undefined) idxCols = def.primaryKey;
+    else {
+      const cols = typeof q.index === 'string' ? def.indexes[q.index] : undefined;
+      if (cols === undefined || !Object.hasOwn(def.indexes, q.index)) {
+        throw ppError('PP_ERR_UNKNOWN_INDEX', { field: 'index', message: `index: ${this.name} has no index "${String(q.index)}" (indexes: ${Object.keys(def.indexes).join(', ') || 'none'})` });
+      }
+      idxCols = cols;
+    }
+    const order = [...idxCols, ...def.primaryKey.filter((c) => !idxCols.includes(c))];
+    const where = (q.where ?? {}) as Record<string, unknown>;
+    requireArg(typeof where === 'object' && where !== null, 'where', 'must be an object');
+    const eq: [string, SqlValue][] = [];
+    for (const [k, v] of Object.entries(where)) {
+      if (v === undefined) continue;
+      requireArg(v !== null, `where.${k}`, 'NULL cannot be matched by equality (rows with NULL in an index are not in it)');
+      eq.push([k, this.#encodeColumn(k, v, `where.${k}`)]);
+    }
+    const has = new Set(eq.map((e) => e[0]));
+    let prefix = 0;
+    while (prefix < order.length && has.has(order[prefix]!)) prefix++;
+    for (const [k] of eq) {
+      const inPrefix = order.indexOf(k) < prefix;
+      requireArg(inPrefix || def.partitionKey.includes(k), `where.${k}`, `must be a leading column of the ${q.index === undefined ? 'primary key' : `index "${q.index}"`} (${order.join(', ')}) or a partition-key column`);
+    }
+    let range: RangeCond | undefined;
+    if (q.range !== undefined) {
+      const r = q.range;
+      requireArg(typeof r === 'object' && r !== null, 'range', 'must be an object');
+      const col = order[prefix];
+      requireArg(col !== undefined, 'range', 'every sort column is already fixed by where');
+      requireArg(r.column === undefined || r.column === col, 'range.column', `must be "${col}", the next sort column after where's prefix`);
+      const b = (v: unknown, f: string): SqlValue | undefined => {
+        if (v === undefined) return undefined;
+        requireArg(v !== null, `range.${f}`, 'must not be null');
+        return this.#encodeColumn(col, v, `range.${f}`);
+      };
+      const bounds: { column: string; gt?: SqlValue; gte?: SqlValue; lt?: SqlValue; lte?: SqlValue } = { column: col };
+      for (const f of ['gt', 'gte', 'lt', 'lte'] as const) {
+        const v = b(r[f], f);
+        if (v !== undefined) bounds[f] = v;
+      }
+      range = bounds;
+    }
+    requireArg(q.order === undefined || q.order === 'asc' || q.order === 'desc', 'order', "must be 'asc' or 'desc'");
+    const limit = forCount ? 1 : checkLimit(q.limit, this.#ctx.limits.pageMax);
+    let after: SqlValue[] | undefined;
+    if (q.cursor !== undefined && !forCount) {
+      const types = sortTypes(order.map((c) => def.columns[this.#colIndex.get(c)!]!)).map((t) => (t === 'boolean' ? 'integer' : t));
+      after = decodeCursor(q.cursor, types);
+    }
+    const notNull = q.index === undefined ? [] : idxCols.filter((c) => def.columns[this.#colIndex.get(c)!]!.nullable);
+    const plan: ScanPlan = { table: def, eq, range, notNull, order, desc: q.order === 'desc', after, limit: limit + 1 };
+    const routed = def.partitionKey.every((c) => has.has(c));
+    const shards = routed ? [this.#router.shardIndexOf(def.partitionKey.map((c) => eq.find((e) => e[0] === c)![1]))] : allShards(this.#ctx);
+    return { plan, shards, limit };
+  }
+
+  /**
+   * One page of rows in index order. With the whole partition key in `where` it reads one shard;
+   * otherwise every shard in parallel, merged in order. Cursors are sort keys, so paging is exact
+   * across shards and stable under concurrent writes (no row is returned twice in one traversal;
+   * rows inserted behind the cursor are not seen).
+   */
+  async query(q: Query<T> = {}): Promise<Page<T>> {
+    this.#ctx.checkOpen();
+    const { plan, shards, limit } = this.#plan(q, false);
+    const { rows, more } = await scanShards(this.#ctx, shards, plan, limit, Date.now());
+    const items = rows.map((r) => this.#decode(r));
+    const last = rows[rows.length - 1];
+    return { items, cursor: more && last !== undefined ? encodeCursor(plan.order.map((c) => last[c] as SqlValue)) : undefined };
+  }
+
+  /** Live rows matching `where`/`range` (index semantics as in query), summed over shards. */
+  async count(q: Omit<Query<T>, 'cursor' | 'limit' | 'order'> = {}): Promise<number> {
+    this.#ctx.checkOpen();
+    const { plan, shards } = this.#plan(q, true);
+    const now = Date.now();
+    const counts = await Promise.all(shards.map((s) => this.#ctx.engines[s]!.count(plan, now)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Migrations recorded for this table, from the first shard (every shard applies the same ones). */
+  async migrations(): Promise<Migration[]> {
+    return this.#ctx.engines[0]!.migrations(this.def.physical);
+  }
+}
+
+export type TableOf<S extends TObject> = Table<Static<S>>;
