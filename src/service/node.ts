@@ -1,0 +1,704 @@
+/**
+ * A node: hosts services, finds the others, and makes calls through balancer + resilience.
+ *
+ * CALL PATH (caller side, `invoke`): look up the action's Route -> deadline = min(own timeout,
+ * parent's deadline) -> per attempt: balancer pick (excluding suspect nodes and the instances this
+ * call already failed on) -> the endpoint's circuit breaker -> the action's caller-side bulkhead
+ * -> send (a direct function call when the endpoint is this node, else the transport) with the
+ * remaining deadline -> record latency and outcome in the endpoint set (EWMA, in-flight) and the
+ * breaker. A retryable failure is retried on ANOTHER instance after a jittered backoff, within the
+ * deadline and the node's retry budget: errors proving the call never ran (breaker open, bulkhead
+ * full, node draining, action not there) for every action; timeouts and dead instances only for
+ * idempotent actions.
+ *
+ * SERVE PATH (`handle`): refuse while draining (PP_ERR_SHUTTING_DOWN, retryable) -> serve-side
+ * bulkhead -> validate params against the compiled schema (PP_ERR_VALIDATION naming the field) ->
+ * handler with a context carrying the remaining deadline -> any non-catalogue error becomes
+ * PP_ERR_INTERNAL (logged with its stack; the caller sees no internals).
+ *
+ * DISCOVERY over the transport's broadcast topics `$sys.announce|heartbeat|leave|discover`: a node
+ * announces its services on start (and when asked), heartbeats every heartbeatIntervalMs, and says
+ * leave on stop. Heartbeats feed the phi-accrual failure detector from resilience/, checked every
+ * checkIntervalMs: 'suspect' nodes are avoided by the balancers, 'dead' ones leave the registry and
+ * their pending calls fail at once (PP_ERR_UNAVAILABLE) so they can be retried elsewhere. A node is
+ * dead at most deadAfterMs + checkIntervalMs after its last heartbeat.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { BalancerName } from '../balance/index.js';
+import { invariant, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
+import {
+  Bulkhead, Deadline, FailureDetector, REJECTED, RetryBudget, backoffDelayMs,
+  type CircuitBreakerOptions, type CircuitState, type FailureDetectorOptions, type NodeStatusChange, type RetryBudgetOptions,
+} from '../resilience/index.js';
+import { createLogger, silentLogger, MetricsRegistry, type Logger, type LogOptions, type Counter, type CounterSeries, type Histogram, type HistogramSeries } from '../observe/index.js';
+import { createTransport, PendingCalls, isToken, type CallMeta, type Transport, type Unsubscribe } from '../transport/index.js';
+import { Registry, type NodeInfo, type ServiceDescriptor } from './registry.js';
+import type { CallOptions, CheckActionName, Context, ParamsOf, ResultOf, ServiceDef, AnyAction, AnyEvent } from './types.js';
+import { compileValidator, type Validator } from './validate.js';
+
+export interface CallDefaults {
+  /** Total budget of a call across retries. Default 10_000 ms. */
+  timeoutMs?: number;
+  /** Budget of one attempt (capped by what is left of the total). Default: no separate cap. */
+  attemptTimeoutMs?: number;
+  /** Attempts per call, first included. Default 3. 1 disables retries. */
+  maxAttempts?: number;
+  /** Backoff before retry i: uniform in [0, min(retryMaxDelayMs, retryBaseDelayMs * 2^i)). Defaults 5 / 100 ms. */
+  retryBaseDelayMs?: number;
+  retryMaxDelayMs?: number;
+  /** Node-wide retry budget (Finagle style); false disables it. Default ratio 0.2 + 10 retries/s. */
+  retryBudget?: RetryBudgetOptions | false;
+  /** Per-endpoint circuit breaker options. */
+  breaker?: Omit<CircuitBreakerOptions, 'name' | 'onStateChange'>;
+  /** Calls in flight from this node to one action at most (caller-side bulkhead, no queue). Default 1_000. */
+  maxConcurrentPerAction?: number;
+  /** Default strategy. Default 'p2c'. */
+  balancer?: BalancerName;
+}
+
+export interface NodeConfig {
+  /** Token (letters, digits, '_', '-'). Default `<host>-<pid>-<random>`. */
+  nodeId?: string;
+  /** A URL (`inproc://`, `inproc://bus`, `nats://127.0.0.1:4222`) or a transport instance. Default `inproc://`. */
+  transport?: string | Transport;
+  /** Cluster namespace (subject prefix). Default 'default'. */
+  namespace?: string;
+  services?: readonly ServiceDef<string, Record<string, AnyAction>>[];
+  /** A pino logger, options for one, or false for none. Default: info level to stdout. */
+  logger?: Logger | LogOptions | false;
+  /** Default 1_000 ms. */
+  heartbeatIntervalMs?: number;
+  /** How often the failure detector is evaluated. Default 250 ms. */
+  checkIntervalMs?: number;
+  /** Phi-accrual detector options; deadAfterMs (hard bound) defaults to 5 x heartbeatIntervalMs. */
+  detector?: Omit<FailureDetectorOptions, 'onStatusChange' | 'clock'>;
+  call?: CallDefaults;
+  /** Requests this node serves at once; beyond, PP_ERR_BULKHEAD_FULL (retryable: another instance may have room). Default 1_000. */
+  maxConcurrentRequests?: number;
+  /** On stop, in-flight requests get this long to finish. Default 5_000 ms. */
+  drainTimeoutMs?: number;
+  /** Validate handler results against their schema (bugs surface as PP_ERR_INTERNAL). Default false. */
+  validateResults?: boolean;
+  /** Nodes the registry holds at most. Default 1_000. */
+  maxNodes?: number;
+}
+
+export interface NodeHealth {
+  nodeId: string;
+  /** The process is up and the node not stopped. */
+  live: boolean;
+  /** Started, not draining: it accepts requests. */
+  ready: boolean;
+  state: NodeState;
+  registryNodes: number;
+  inFlight: number;
+}
+
+export type NodeState = 'new' | 'starting' | 'running' | 'draining' | 'stopped';
+
+interface LocalAction {
+  fullName: string;
+  def: AnyAction;
+  params: Validator;
+  result: Validator | undefined;
+  servedOk: CounterSeries;
+}
+
+interface ActionCallState {
+  bulkhead: Bulkhead;
+  ok: CounterSeries;
+  duration: HistogramSeries;
+  retries: CounterSeries;
+}
+
+interface AnnounceMsg { nodeId: string; instanceId: string; services: ServiceDescriptor[] }
+interface BeatMsg { nodeId: string; instanceId: string }
+
+/** Errors that prove the call never ran on the instance: safe to retry for any action. */
+const NOT_EXECUTED: ReadonlySet<string> = new Set(['PP_ERR_CIRCUIT_OPEN', 'PP_ERR_BULKHEAD_FULL', 'PP_ERR_SHUTTING_DOWN', 'PP_ERR_NO_ENDPOINT', 'PP_ERR_RATE_LIMITED']);
+
+const SYS_ANNOUNCE = '$sys.announce';
+const SYS_HEARTBEAT = '$sys.heartbeat';
+const SYS_LEAVE = '$sys.leave';
+const SYS_DISCOVER = '$sys.discover';
+const BREAKER_CODE: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+function defaultNodeId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40);
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The context handed to handlers. A class so the per-request cost is its fields only. */
+class CallContext implements Context {
+  private deadlineObj: Deadline | undefined;
+  constructor(
+    private readonly node: ServiceNode,
+    readonly name: string,
+    readonly deadlineAtMs: number,
+    readonly requestId: string | undefined,
+    readonly callerNodeId: string | undefined,
+  ) {}
+
+  get nodeId(): string {
+    return this.node.nodeId;
+  }
+
+  get logger(): Logger {
+    return this.node.logger;
+  }
+
+  get deadline(): Deadline {
+    this.deadlineObj ??= new Deadline(this.deadlineAtMs);
+    return this.deadlineObj;
+  }
+
+  call<N extends string>(name: N & CheckActionName<N>, params: ParamsOf<N>, opts?: CallOptions): Promise<ResultOf<N>> {
+    return this.node.invoke(name, params, opts, this) as Promise<ResultOf<N>>;
+  }
+
+  callDynamic(name: string, params: unknown, opts?: CallOptions): Promise<unknown> {
+    return this.node.invoke(name, params, opts, this);
+  }
+
+  emit(topic: string, payload: unknown): void {
+    this.node.emit(topic, payload);
+  }
+
+  broadcast(topic: string, payload: unknown): void {
+    this.node.broadcast(topic, payload);
+  }
+}
+
+export class ServiceNode {
+  readonly nodeId: string;
+  readonly instanceId = randomBytes(6).toString('hex');
+  readonly namespace: string;
+  readonly transport: Transport;
+  readonly logger: Logger;
+  readonly metrics = new MetricsRegistry();
+  readonly registry: Registry;
+  readonly detector: FailureDetector;
+  readonly heartbeatIntervalMs: number;
+  readonly checkIntervalMs: number;
+
+  private stateValue: NodeState = 'new';
+  private readonly services: readonly ServiceDef<string, Record<string, AnyAction>>[];
+  private readonly localActions = new Map<string, LocalAction>();
+  private readonly callStates = new Map<string, ActionCallState>();
+  private readonly suspects = new Set<string>();
+  private readonly unsubscribers: Unsubscribe[] = [];
+  private readonly localPending: PendingCalls;
+  private readonly serveBulkhead: Bulkhead;
+  private readonly retryBudget: RetryBudget | undefined;
+  private readonly callTimeoutMs: number;
+  private readonly attemptTimeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly retryBaseDelayMs: number;
+  private readonly retryMaxDelayMs: number;
+  private readonly maxConcurrentPerAction: number;
+  private readonly drainTimeoutMs: number;
+  private readonly validateResults: boolean;
+  /** Shared meta for calls without a request id: no object per call. */
+  private readonly plainMeta: CallMeta;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private checkTimer: ReturnType<typeof setInterval> | undefined;
+  private lastDiscoverMs = -Infinity;
+
+  private readonly callsTotal: Counter;
+  private readonly callDuration: Histogram;
+  private readonly retriesTotal: Counter;
+  private readonly servedTotal: Counter;
+  private readonly eventsDropped: Counter;
+  private readonly nodesLeft: Counter;
+
+  constructor(config: NodeConfig = {}) {
+    this.nodeId = config.nodeId ?? defaultNodeId();
+    requireArg(isToken(this.nodeId), 'nodeId', 'must be 1-128 letters, digits, "_" or "-"');
+    this.namespace = config.namespace ?? 'default';
+    this.services = config.services ?? [];
+    const names = new Set<string>();
+    for (const s of this.services) {
+      requireArg(!names.has(s.name), 'services', `service '${s.name}' is listed twice`);
+      names.add(s.name);
+    }
+    const log = config.logger;
+    this.logger = log === false ? silentLogger() : log !== undefined && 'info' in log ? log : createLogger({ ...(log ?? {}), name: 'powerplant' });
+    this.transport = typeof config.transport === 'object'
+      ? config.transport
+      : createTransport(config.transport ?? 'inproc://', { nodeId: this.nodeId, namespace: this.namespace });
+    requireArg(this.transport.nodeId === this.nodeId, 'transport', 'the transport must be built with the same nodeId');
+
+    this.heartbeatIntervalMs = config.heartbeatIntervalMs ?? 1_000;
+    this.checkIntervalMs = config.checkIntervalMs ?? 250;
+    requireArg(this.heartbeatIntervalMs >= 10, 'heartbeatIntervalMs', 'must be >= 10');
+    requireArg(this.checkIntervalMs >= 5, 'checkIntervalMs', 'must be >= 5');
+    this.detector = new FailureDetector({
+      deadAfterMs: 5 * this.heartbeatIntervalMs,
+      firstHeartbeatEstimateMs: this.heartbeatIntervalMs,
+      ...config.detector,
+      onStatusChange: (change) => this.onNodeStatus(change),
+    });
+
+    const call = config.call ?? {};
+    this.callTimeoutMs = call.timeoutMs ?? 10_000;
+    this.attemptTimeoutMs = call.attemptTimeoutMs ?? Infinity;
+    this.maxAttempts = call.maxAttempts ?? 3;
+    this.retryBaseDelayMs = call.retryBaseDelayMs ?? 5;
+    this.retryMaxDelayMs = call.retryMaxDelayMs ?? 100;
+    this.maxConcurrentPerAction = call.maxConcurrentPerAction ?? 1_000;
+    requireArg(this.callTimeoutMs > 0 && this.callTimeoutMs <= 2_147_483_647, 'call.timeoutMs', 'must be in (0, 2147483647]');
+    requireArg(this.attemptTimeoutMs > 0, 'call.attemptTimeoutMs', 'must be > 0');
+    requireArg(Number.isInteger(this.maxAttempts) && this.maxAttempts >= 1 && this.maxAttempts <= 10, 'call.maxAttempts', 'must be an integer in [1, 10]');
+    this.retryBudget = call.retryBudget === false ? undefined : new RetryBudget(call.retryBudget ?? {});
+    const breaker: CircuitBreakerOptions = { minimumThroughput: 10, openMs: 2_000, ...call.breaker };
+    this.registry = new Registry(call.balancer ?? 'p2c', breaker, config.maxNodes ?? 1_000, (action, nodeId, to) => {
+      this.logger.warn({ action, nodeId, to }, 'circuit breaker state change');
+    });
+    this.serveBulkhead = new Bulkhead({ maxConcurrent: config.maxConcurrentRequests ?? 1_000, maxQueue: 0, name: `${this.nodeId}:serve` });
+    this.localPending = new PendingCalls({ maxPending: 100_000, tickMs: 5 });
+    this.drainTimeoutMs = config.drainTimeoutMs ?? 5_000;
+    this.validateResults = config.validateResults ?? false;
+    this.plainMeta = { callerNodeId: this.nodeId };
+
+    const m = this.metrics;
+    this.callsTotal = m.counter('pp_calls_total', 'Calls made by this node, by action and outcome (ok or error code).', ['action', 'outcome']);
+    this.callDuration = m.histogram('pp_call_duration_ms', 'Duration of calls made by this node (all attempts), ms.', ['action']);
+    this.retriesTotal = m.counter('pp_call_retries_total', 'Retries (attempts after the first), by action.', ['action']);
+    this.servedTotal = m.counter('pp_served_total', 'Requests served by this node, by action and outcome.', ['action', 'outcome']);
+    this.eventsDropped = m.counter('pp_events_dropped_total', 'Events dropped before their handler (invalid payload, handler error, draining).', ['topic', 'reason']);
+    this.nodesLeft = m.counter('pp_registry_nodes_left_total', 'Nodes removed from the registry, by reason.', ['reason']);
+    for (const svc of this.services) {
+      for (const [actionName, def] of Object.entries(svc.actions)) {
+        const fullName = `${svc.name}.${actionName}`;
+        this.localActions.set(fullName, {
+          fullName, def,
+          params: compileValidator(def.params, 'params'),
+          result: def.result === undefined ? undefined : compileValidator(def.result, 'result'),
+          servedOk: this.servedTotal.labels(fullName, 'ok'),
+        });
+      }
+    }
+
+    m.gauge('pp_registry_nodes', 'Nodes in the registry (this one included).', [], () => [[[], this.registry.nodes.size]]);
+    m.gauge('pp_registry_endpoints', 'Endpoints (action x node) in the registry.', [], () => [[[], this.registry.endpointCount()]]);
+    m.gauge('pp_breaker_state', 'Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open.', ['action', 'node'], () => this.breakerSamples());
+    m.gauge('pp_in_flight', 'Requests being served by this node.', [], () => [[[], this.inFlight]]);
+    m.gauge('pp_transport', 'Transport counters (frames, drops, timeouts).', ['counter'], () =>
+      Object.entries(this.transport.stats()).map(([k, v]) => [[k], v] as const));
+  }
+
+  get state(): NodeState {
+    return this.stateValue;
+  }
+
+  health(): NodeHealth {
+    return {
+      nodeId: this.nodeId, live: this.stateValue !== 'stopped', ready: this.stateValue === 'running', state: this.stateValue,
+      registryNodes: this.registry.nodes.size, inFlight: this.inFlight,
+    };
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    requireArg(this.stateValue === 'new', 'state', `node '${this.nodeId}' can start once (state: ${this.stateValue})`);
+    this.stateValue = 'starting';
+    try {
+      await this.transport.connect();
+      const t = this.transport;
+      this.unsubscribers.push(
+        t.subscribe(SYS_ANNOUNCE, (p) => this.onAnnounce(p)),
+        t.subscribe(SYS_HEARTBEAT, (p) => this.onHeartbeat(p)),
+        t.subscribe(SYS_LEAVE, (p) => this.onLeave(p)),
+        t.subscribe(SYS_DISCOVER, (p) => this.onDiscover(p)),
+      );
+      for (const svc of this.services) {
+        for (const [topic, def] of Object.entries(svc.events)) this.subscribeEvent(svc.name, topic, def);
+      }
+      await t.flush();
+      for (const svc of this.services) await svc.started?.(new CallContext(this, '', Infinity, undefined, undefined));
+      this.registry.upsert({ nodeId: this.nodeId, instanceId: this.instanceId, services: this.describe(), local: true, status: 'alive' });
+      t.serve((action, params, timeoutMs, meta) => this.handle(action, params, timeoutMs, meta));
+      this.stateValue = 'running';
+      this.announce();
+      t.publish(SYS_DISCOVER, { nodeId: this.nodeId });
+      this.heartbeatTimer = setInterval(() => this.transport.publish(SYS_HEARTBEAT, { nodeId: this.nodeId, instanceId: this.instanceId }), this.heartbeatIntervalMs);
+      this.checkTimer = setInterval(() => this.detector.check(), this.checkIntervalMs);
+      this.heartbeatTimer.unref();
+      this.checkTimer.unref();
+      this.logger.info({ nodeId: this.nodeId, transport: t.kind, services: this.services.map((s) => s.name) }, 'node started');
+    } catch (err) {
+      this.stateValue = 'stopped';
+      await this.transport.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Graceful stop: tell the cluster we leave, refuse new requests (PP_ERR_SHUTTING_DOWN, which
+   * callers retry elsewhere), let in-flight ones finish for up to drainTimeoutMs, run `stopped`
+   * hooks, close the transport. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.stateValue === 'stopped' || this.stateValue === 'draining') return;
+    if (this.stateValue === 'new') {
+      this.stateValue = 'stopped';
+      return;
+    }
+    this.stateValue = 'draining';
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.checkTimer);
+    this.transport.publish(SYS_LEAVE, { nodeId: this.nodeId, instanceId: this.instanceId });
+    if (this.inFlight > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        timer = setTimeout(resolve, this.drainTimeoutMs);
+      });
+      clearTimeout(timer);
+      this.drained = undefined;
+      if (this.inFlight > 0) this.logger.warn({ inFlight: this.inFlight, drainTimeoutMs: this.drainTimeoutMs }, 'drain timed out; abandoning in-flight requests');
+    }
+    for (const svc of this.services) {
+      try {
+        await svc.stopped?.(new CallContext(this, '', Infinity, undefined, undefined));
+      } catch (err) {
+        this.logger.error({ err, service: svc.name }, 'stopped hook failed');
+      }
+    }
+    for (const u of this.unsubscribers.splice(0)) u();
+    await this.transport.flush();
+    await this.transport.close();
+    this.localPending.rejectAll(ppError('PP_ERR_SHUTTING_DOWN', { message: `node '${this.nodeId}' stopped` }));
+    this.stateValue = 'stopped';
+    this.logger.info({ nodeId: this.nodeId }, 'node stopped');
+  }
+
+  /** Resolves when every named action has at least one endpoint (e.g. after remote nodes announced). */
+  async waitFor(actions: readonly string[], timeoutMs = 10_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!actions.every((a) => (this.registry.routes.get(a)?.set.size ?? 0) > 0)) {
+      if (performance.now() > deadline) {
+        const missing = actions.filter((a) => (this.registry.routes.get(a)?.set.size ?? 0) === 0);
+        throw ppError('PP_ERR_TIMEOUT', { message: `actions not discovered within ${timeoutMs} ms: ${missing.join(', ')}` });
+      }
+      await sleep(10);
+    }
+  }
+
+  // ---- calls ---------------------------------------------------------------------------------
+
+  /** A type-checked call (see ServiceRegistry). */
+  call<N extends string>(name: N & CheckActionName<N>, params: ParamsOf<N>, opts?: CallOptions): Promise<ResultOf<N>> {
+    return this.invoke(name, params, opts, undefined) as Promise<ResultOf<N>>;
+  }
+
+  /** An unchecked call by name. */
+  callDynamic(name: string, params: unknown, opts?: CallOptions): Promise<unknown> {
+    return this.invoke(name, params, opts, undefined);
+  }
+
+  emit(topic: string, payload: unknown): void {
+    this.transport.publish(`e.${topic}`, payload);
+  }
+
+  broadcast(topic: string, payload: unknown): void {
+    this.transport.publish(`b.${topic}`, payload);
+  }
+
+  /** @internal The call path; see the file comment. */
+  async invoke(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined): Promise<unknown> {
+    const startMs = performance.now();
+    const route = this.registry.routes.get(name);
+    if (route === undefined) {
+      const err = ppError('PP_ERR_NO_ENDPOINT', { message: `no node offers '${name}'`, retryAfterMs: this.heartbeatIntervalMs, data: { action: name } });
+      this.callsTotal.labels('(unknown)', err.code).inc();
+      throw err;
+    }
+    const cs = this.callState(name);
+    const d = route.descriptor;
+    let deadlineAtMs = startMs + (opts?.timeoutMs ?? d.timeoutMs ?? this.callTimeoutMs);
+    if (parent !== undefined && parent.deadlineAtMs < deadlineAtMs) deadlineAtMs = parent.deadlineAtMs;
+    const idempotent = opts?.idempotent ?? d.idempotent;
+    let key = opts?.key;
+    if (key === undefined && d.keyParam !== undefined && typeof params === 'object' && params !== null) {
+      const v: unknown = (params as Record<string, unknown>)[d.keyParam];
+      if (v !== undefined) key = String(v);
+    }
+    const requestId = opts?.requestId ?? parent?.requestId;
+    const meta: CallMeta = requestId === undefined ? this.plainMeta : { requestId, callerNodeId: this.nodeId };
+    this.retryBudget?.recordRequest();
+
+    let exclude: Set<string> | undefined;
+    let lastErr: PowerplantError | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const remainingMs = deadlineAtMs - performance.now();
+      if (remainingMs <= 0) throw this.fail(name, cs, startMs, lastErr ?? ppError('PP_ERR_TIMEOUT', { message: `'${name}': deadline exceeded` }));
+      // Avoid suspect nodes and the instances this call already failed on, unless nothing else is left.
+      let ep = route.balancer.pick(key, exclude ?? (this.suspects.size > 0 ? this.suspects : undefined));
+      if (ep === undefined && exclude === undefined && this.suspects.size > 0) ep = route.balancer.pick(key);
+      if (ep === undefined) {
+        throw this.fail(name, cs, startMs, lastErr ?? ppError('PP_ERR_NO_ENDPOINT', { message: `no instance of '${name}' is available`, retryAfterMs: this.heartbeatIntervalMs }));
+      }
+      const breaker = route.breakers.get(ep.id);
+      invariant(breaker !== undefined, 'every endpoint has a breaker');
+      const permit = breaker.acquire();
+      if (permit === REJECTED) {
+        // Not an attempt: nothing was sent. Exclusion makes this loop end after at most set.size rounds.
+        lastErr = breaker.openError();
+        exclude ??= new Set(this.suspects);
+        exclude.add(ep.id);
+        continue;
+      }
+      if (!cs.bulkhead.tryAcquire()) {
+        breaker.onIgnore(permit);
+        throw this.fail(name, cs, startMs, ppError('PP_ERR_BULKHEAD_FULL', {
+          message: `'${name}': ${this.maxConcurrentPerAction} calls already in flight from this node`, retryAfterMs: 10,
+        }));
+      }
+      const attemptMs = remainingMs < this.attemptTimeoutMs ? remainingMs : this.attemptTimeoutMs;
+      route.set.onStart(ep);
+      const sentMs = performance.now();
+      try {
+        const result = ep.id === this.nodeId
+          ? await this.invokeLocal(name, params, attemptMs, meta)
+          : await this.transport.request(ep.id, name, params, attemptMs, meta);
+        route.set.onFinish(ep, performance.now() - sentMs, true);
+        breaker.onSuccess(permit);
+        cs.bulkhead.release();
+        cs.ok.inc();
+        cs.duration.observe(performance.now() - startMs);
+        return result;
+      } catch (e) {
+        const err = isPowerplantError(e) ? e : ppError('PP_ERR_INTERNAL', { message: 'call failed', cause: e });
+        route.set.onFinish(ep, performance.now() - sentMs, false);
+        breaker.onFailure(err, permit);
+        cs.bulkhead.release();
+        lastErr = err;
+        const retry = err.retryable && (idempotent || NOT_EXECUTED.has(err.code)) && attempt + 1 < this.maxAttempts
+          && (this.retryBudget === undefined || this.retryBudget.tryWithdraw());
+        if (!retry) throw this.fail(name, cs, startMs, err);
+        cs.retries.inc();
+        exclude ??= new Set(this.suspects);
+        exclude.add(ep.id);
+        const delayMs = Math.min(backoffDelayMs(attempt, this.retryBaseDelayMs, this.retryMaxDelayMs), Math.max(0, deadlineAtMs - performance.now() - 1));
+        if (delayMs >= 1) await sleep(delayMs);
+      }
+    }
+  }
+
+  private fail(name: string, cs: ActionCallState, startMs: number, err: PowerplantError): PowerplantError {
+    this.callsTotal.labels(name, err.code).inc();
+    cs.duration.observe(performance.now() - startMs);
+    return err;
+  }
+
+  private callState(name: string): ActionCallState {
+    let cs = this.callStates.get(name);
+    if (cs === undefined) {
+      cs = {
+        bulkhead: new Bulkhead({ maxConcurrent: this.maxConcurrentPerAction, maxQueue: 0, name: `call:${name}` }),
+        ok: this.callsTotal.labels(name, 'ok'),
+        duration: this.callDuration.labels(name),
+        retries: this.retriesTotal.labels(name),
+      };
+      this.callStates.set(name, cs);
+    }
+    return cs;
+  }
+
+  /** A call served by this very node: no transport, same deadline enforcement (the shared wheel). */
+  private invokeLocal(name: string, params: unknown, timeoutMs: number, meta: CallMeta): Promise<unknown> {
+    if (this.localPending.full()) return Promise.reject(this.localPending.fullError());
+    return new Promise<unknown>((resolve, reject) => {
+      const id = this.localPending.add(this.nodeId, timeoutMs, resolve, reject);
+      this.handle(name, params, timeoutMs, meta).then(
+        (value) => this.localPending.settle(id, true, value),
+        (err: unknown) => this.localPending.settle(id, false, err),
+      );
+    });
+  }
+
+  // ---- serving --------------------------------------------------------------------------------
+
+  private async handle(name: string, params: unknown, timeoutMs: number, meta: CallMeta | undefined): Promise<unknown> {
+    if (this.stateValue !== 'running') {
+      throw ppError('PP_ERR_SHUTTING_DOWN', { message: `node '${this.nodeId}' is ${this.stateValue}`, retryAfterMs: 0 });
+    }
+    const la = this.localActions.get(name);
+    if (la === undefined) throw ppError('PP_ERR_NO_ENDPOINT', { message: `node '${this.nodeId}' does not offer '${name}'` });
+    if (!(timeoutMs > 0)) throw ppError('PP_ERR_TIMEOUT', { message: `'${name}': deadline passed before the request arrived` });
+    if (!this.serveBulkhead.tryAcquire()) {
+      this.servedTotal.labels(name, 'PP_ERR_BULKHEAD_FULL').inc();
+      throw ppError('PP_ERR_BULKHEAD_FULL', { message: `node '${this.nodeId}' serves ${this.serveBulkhead.maxConcurrent} requests already`, retryAfterMs: 10 });
+    }
+    this.inFlight++;
+    try {
+      const invalid = la.params.check(params);
+      if (invalid !== undefined) throw invalid;
+      const ctx = new CallContext(this, name, performance.now() + timeoutMs, meta?.requestId, meta?.callerNodeId);
+      const result: unknown = await la.def.handler(ctx, params);
+      if (this.validateResults && la.result !== undefined) {
+        const bad = la.result.check(result);
+        if (bad !== undefined) throw ppError('PP_ERR_INTERNAL', { message: `'${name}' returned an invalid result (${bad.message})` });
+      }
+      la.servedOk.inc();
+      return result;
+    } catch (e) {
+      const err = this.toCatalogue(e, name, meta);
+      this.servedTotal.labels(name, err.code).inc();
+      throw err;
+    } finally {
+      this.serveBulkhead.release();
+      this.inFlight--;
+      invariant(this.inFlight >= 0, 'in-flight count non-negative');
+      if (this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  private toCatalogue(e: unknown, name: string, meta: CallMeta | undefined): PowerplantError {
+    if (isPowerplantError(e)) return e;
+    // A handler bug: log the details here, send the caller only a code.
+    this.logger.error({ err: e, action: name, requestId: meta?.requestId }, 'action handler threw a non-catalogue error');
+    return ppError('PP_ERR_INTERNAL', { message: `'${name}' failed` });
+  }
+
+  private subscribeEvent(service: string, topic: string, def: AnyEvent): void {
+    const validator = def.params === undefined ? undefined : compileValidator(def.params, 'payload');
+    const deliver = (payload: unknown): void => {
+      if (this.stateValue !== 'running') {
+        this.eventsDropped.labels(topic, 'not-running').inc();
+        return;
+      }
+      const invalid = validator?.check(payload);
+      if (invalid !== undefined) {
+        this.eventsDropped.labels(topic, 'invalid').inc();
+        this.logger.warn({ topic, service, field: invalid.field }, 'event dropped: invalid payload');
+        return;
+      }
+      const ctx = new CallContext(this, topic, performance.now() + this.callTimeoutMs, undefined, undefined);
+      Promise.resolve()
+        .then(() => def.handler(ctx, payload))
+        .catch((err: unknown) => {
+          this.eventsDropped.labels(topic, 'handler-error').inc();
+          this.logger.error({ err, topic, service }, 'event handler failed');
+        });
+    };
+    this.unsubscribers.push(
+      this.transport.subscribe(`e.${topic}`, deliver, def.group ?? service),
+      this.transport.subscribe(`b.${topic}`, deliver),
+    );
+  }
+
+  // ---- discovery ------------------------------------------------------------------------------
+
+  private describe(): ServiceDescriptor[] {
+    return this.services.map((svc) => ({
+      name: svc.name,
+      version: svc.version,
+      actions: Object.entries(svc.actions).map(([a, def]) => ({
+        name: `${svc.name}.${a}`, idempotent: def.idempotent ?? false,
+        ...(def.balancer === undefined ? {} : { balancer: def.balancer }),
+        ...(def.keyParam === undefined ? {} : { keyParam: def.keyParam }),
+        ...(def.timeoutMs === undefined ? {} : { timeoutMs: def.timeoutMs }),
+      })),
+      events: Object.entries(svc.events).map(([topic, def]) => ({ topic, group: def.group ?? svc.name })),
+    }));
+  }
+
+  private announce(): void {
+    const msg: AnnounceMsg = { nodeId: this.nodeId, instanceId: this.instanceId, services: this.describe() };
+    this.transport.publish(SYS_ANNOUNCE, msg);
+  }
+
+  private onAnnounce(p: unknown): void {
+    const msg = p as Partial<AnnounceMsg> | null;
+    if (msg === null || typeof msg !== 'object' || typeof msg.nodeId !== 'string' || typeof msg.instanceId !== 'string' || !Array.isArray(msg.services)) return;
+    if (msg.nodeId === this.nodeId || this.stateValue !== 'running') return;
+    const known = this.registry.nodes.get(msg.nodeId);
+    if (known !== undefined && known.instanceId !== msg.instanceId) this.dropNode(msg.nodeId, 'restarted');
+    const info: NodeInfo = { nodeId: msg.nodeId, instanceId: msg.instanceId, services: msg.services, local: false, status: 'alive' };
+    const outcome = this.registry.upsert(info);
+    if (outcome === 'full') {
+      this.logger.warn({ nodeId: msg.nodeId }, 'registry full (maxNodes): node ignored');
+      return;
+    }
+    this.suspects.delete(msg.nodeId);
+    this.detector.heartbeat(msg.nodeId);
+    if (outcome === 'added') this.logger.info({ nodeId: msg.nodeId, services: msg.services.map((s) => s.name) }, 'node joined');
+  }
+
+  private onHeartbeat(p: unknown): void {
+    const msg = p as Partial<BeatMsg> | null;
+    if (msg === null || typeof msg !== 'object' || typeof msg.nodeId !== 'string' || msg.nodeId === this.nodeId || this.stateValue !== 'running') return;
+    const known = this.registry.nodes.get(msg.nodeId);
+    if (known === undefined || known.instanceId !== msg.instanceId) {
+      // We missed its announcement (joined later, or it was declared dead and came back): ask.
+      const now = performance.now();
+      if (now - this.lastDiscoverMs >= this.heartbeatIntervalMs) {
+        this.lastDiscoverMs = now;
+        this.transport.publish(SYS_DISCOVER, { nodeId: this.nodeId });
+      }
+      return;
+    }
+    this.detector.heartbeat(msg.nodeId);
+  }
+
+  private onLeave(p: unknown): void {
+    const msg = p as Partial<BeatMsg> | null;
+    if (msg === null || typeof msg !== 'object' || typeof msg.nodeId !== 'string' || msg.nodeId === this.nodeId) return;
+    const known = this.registry.nodes.get(msg.nodeId);
+    if (known !== undefined && known.instanceId === msg.instanceId) this.dropNode(msg.nodeId, 'left');
+  }
+
+  private onDiscover(p: unknown): void {
+    const msg = p as { nodeId?: unknown } | null;
+    if (msg === null || typeof msg !== 'object' || msg.nodeId === this.nodeId || this.stateValue !== 'running') return;
+    this.announce();
+  }
+
+  private onNodeStatus(change: NodeStatusChange): void {
+    const info = this.registry.nodes.get(change.nodeId);
+    if (info === undefined) return;
+    if (change.to === 'dead') {
+      this.dropNode(change.nodeId, 'dead');
+      this.logger.warn({ nodeId: change.nodeId, silentMs: Math.round(change.silentMs), phi: change.phi }, 'node declared dead');
+    } else if (change.to === 'suspect') {
+      info.status = 'suspect';
+      this.suspects.add(change.nodeId);
+      this.logger.info({ nodeId: change.nodeId, silentMs: Math.round(change.silentMs) }, 'node suspect');
+    } else {
+      info.status = 'alive';
+      this.suspects.delete(change.nodeId);
+    }
+  }
+
+  private dropNode(nodeId: string, reason: 'dead' | 'left' | 'restarted'): void {
+    if (!this.registry.remove(nodeId)) return;
+    this.detector.remove(nodeId);
+    this.suspects.delete(nodeId);
+    this.nodesLeft.labels(reason).inc();
+    // A dead or restarted node will never answer the calls it had: fail them now so they can be
+    // retried on another instance instead of waiting for their deadlines.
+    this.transport.abandonCallsTo(nodeId, ppError('PP_ERR_UNAVAILABLE', { message: `node '${nodeId}' ${reason}`, data: { nodeId } }));
+    if (reason !== 'dead') this.logger.info({ nodeId, reason }, 'node left the registry');
+  }
+
+  private *breakerSamples(): Iterable<readonly [readonly string[], number]> {
+    for (const route of this.registry.routes.values()) {
+      for (const [nodeId, b] of route.breakers) yield [[route.descriptor.name, nodeId], BREAKER_CODE[b.state]] as const;
+    }
+  }
+}
+
+/** Builds a node; call `start()` to join the cluster. */
+export function createNode(config: NodeConfig = {}): ServiceNode {
+  return new ServiceNode(config);
+}
