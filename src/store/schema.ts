@@ -120,6 +120,7 @@ function columnTypeOf(prop: TSchema, field: string): ColumnType {
       return 'number';
     case 'boolean':
       return 'boolean';
+    case 'Uint8Array': // TypeBox's Type.Uint8Array()
     case 'uint8array':
       return 'bytes';
     case 'object':

@@ -122,10 +122,7 @@ export class Table<T extends Record<string, unknown>> {
     for (const k in row) {
       if (!this.#colIndex.has(k)) throw ppError('PP_ERR_UNKNOWN_COLUMN', { field: `row.${k}`, message: `row.${k}: ${this.name} has no column "${k}"` });
     }
-    for (const c of this.def.primaryKey) {
-      const v = (row as Record<string, unknown>)[c];
-      if (v === undefined || v === null) throw ppError('PP_ERR_MISSING_KEY', { field: `row.${c}`, message: `row.${c}: primary-key column is missing` });
-    }
+    this.#checkKeyPresent(row as Record<string, unknown>, 'row');
     if (!this.#check.Check(row)) throw this.#validationError(row, this.#check, 'row');
     const cols = this.def.columns;
     const out = new Array<SqlValue>(cols.length);
@@ -172,6 +169,18 @@ export class Table<T extends Record<string, unknown>> {
     return encodeValue(col, v, field);
   }
 
+  /** The partition key decides the shard, so its absence is reported as such, before the rest of the key. */
+  #checkKeyPresent(obj: Record<string, unknown>, field: string): void {
+    for (const c of this.def.partitionKey) {
+      const v = obj[c];
+      if (v === undefined || v === null) throw ppError('PP_ERR_MISSING_PARTITION_KEY', { field: `${field}.${c}`, message: `${field}.${c}: the partition key (${this.def.partitionKey.join(', ')}) is required` });
+    }
+    for (const c of this.def.primaryKey) {
+      const v = obj[c];
+      if (v === undefined || v === null) throw ppError('PP_ERR_MISSING_KEY', { field: `${field}.${c}`, message: `${field}.${c}: primary-key column is missing` });
+    }
+  }
+
   /** Primary-key values from a key argument. */
   #encodeKey(key: unknown, field = 'key'): SqlValue[] {
     const pk = this.def.primaryKey;
@@ -182,10 +191,10 @@ export class Table<T extends Record<string, unknown>> {
       this.#checkKeySize(v, field);
       return [v];
     }
+    this.#checkKeyPresent(key as Record<string, unknown>, field);
     const out: SqlValue[] = [];
     for (const c of pk) {
       const v = (key as Record<string, unknown>)[c];
-      if (v === undefined || v === null) throw ppError('PP_ERR_MISSING_KEY', { field: `${field}.${c}`, message: `${field}.${c}: primary-key column is missing` });
       const e = this.#encodeColumn(c, v, `${field}.${c}`);
       this.#checkKeySize(e, `${field}.${c}`);
       out.push(e);
@@ -373,7 +382,8 @@ export class Table<T extends Record<string, unknown>> {
     let prefix = 0;
     while (prefix < order.length && has.has(order[prefix]!)) prefix++;
     for (const [k] of eq) {
-      const inPrefix = order.indexOf(k) < prefix;
+      const at = order.indexOf(k);
+      const inPrefix = at >= 0 && at < prefix;
       requireArg(inPrefix || def.partitionKey.includes(k), `where.${k}`, `must be a leading column of the ${q.index === undefined ? 'primary key' : `index "${q.index}"`} (${order.join(', ')}) or a partition-key column`);
     }
     let range: RangeCond | undefined;
@@ -422,6 +432,12 @@ export class Table<T extends Record<string, unknown>> {
     const items = rows.map((r) => this.#decode(r));
     const last = rows[rows.length - 1];
     return { items, cursor: more && last !== undefined ? encodeCursor(plan.order.map((c) => last[c] as SqlValue)) : undefined };
+  }
+
+  /** Which shards a query would read (one when `where` holds the whole partition key). */
+  explain(q: Query<T> = {}): { shards: string[]; order: readonly string[] } {
+    const { plan, shards } = this.#plan(q, false);
+    return { shards: shards.map((s) => this.#ctx.engines[s]!.shard), order: plan.order };
   }
 
   /** Live rows matching `where`/`range` (index semantics as in query), summed over shards. */

@@ -1,0 +1,471 @@
+/**
+ * The engine conformance suite: the same cases against SQLite and the real PostgreSQL, through the
+ * public store API, on 3 shards so every fan-out path is exercised.
+ */
+import { Type } from '@sinclair/typebox';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ChangeRecord, Store } from '../../src/store/index.js';
+import { needEngine } from '../helpers/engines.js';
+import { expectCode, postgresCase, sqliteCase, type EngineCase } from './helpers.js';
+
+const pgUp = await needEngine('postgres');
+const cases: EngineCase[] = [sqliteCase(), ...(pgUp ? [postgresCase()] : [])];
+
+afterAll(async () => {
+  await Promise.all(cases.map((c) => c.cleanup()));
+});
+
+const Order = Type.Object({
+  user: Type.String(),
+  id: Type.Integer(),
+  total: Type.Number(),
+  paid: Type.Boolean(),
+  status: Type.Optional(Type.String()),
+  tags: Type.Optional(Type.Array(Type.String())),
+  blob: Type.Optional(Type.Uint8Array()),
+});
+
+const orderSpec = {
+  schema: Order,
+  primaryKey: ['user', 'id'],
+  partitionKey: ['user'],
+  indexes: { byTotal: ['total'], byStatus: ['status', 'total'] },
+} as const;
+
+async function untilExpired(expiresAtMs: number | null): Promise<void> {
+  expect(expiresAtMs).not.toBeNull();
+  while (Date.now() <= expiresAtMs!) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe.each(cases)('store conformance: $name', (engine) => {
+  const open = (opts = {}): Promise<Store> => engine.open({ shards: 3, ...opts });
+
+  describe('kv', () => {
+    it('put / get / delete, versions increase by one per write', async () => {
+      const s = await open();
+      const kv = await s.kv<{ n: number; s?: string }>('kv1');
+      expect(await kv.get('missing')).toBeUndefined();
+      const w1 = await kv.put('a', { n: 1 });
+      expect(w1.version).toBe(1);
+      expect(s.shards).toContain(w1.shard);
+      expect(w1.position).toBeGreaterThan(0);
+      const w2 = await kv.put('a', { n: 2, s: 'é😀' });
+      expect(w2.version).toBe(2);
+      expect(w2.position).toBeGreaterThan(w1.position);
+      expect(await kv.get('a')).toEqual({ value: { n: 2, s: 'é😀' }, version: 2, expiresAtMs: null });
+      expect(await kv.delete('a')).toBe(true);
+      expect(await kv.delete('a')).toBe(false);
+      expect(await kv.get('a')).toBeUndefined();
+    });
+
+    it('compare-and-set: 0 means absent, a stale version is a typed conflict, first writer wins', async () => {
+      const s = await open();
+      const kv = await s.kv<string>('cas');
+      expect((await kv.cas('k', 0, 'first')).version).toBe(1);
+      await expectCode(kv.cas('k', 0, 'again'), 'PP_ERR_CONFLICT');
+      // Two writers read version 1; both try to write: exactly one wins.
+      const results = await Promise.allSettled([kv.cas('k', 1, 'w1'), kv.cas('k', 1, 'w2')]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(rejected.reason).toMatchObject({ code: 'PP_ERR_CONFLICT', data: { expectedVersion: 1, actualVersion: 2 } });
+      const cur = await kv.get('k');
+      expect(cur?.version).toBe(2);
+      await expectCode(kv.delete('k', { version: 1 }), 'PP_ERR_CONFLICT');
+      expect(await kv.delete('k', { version: 2 })).toBe(true);
+      await expectCode(kv.cas('k', 2, 'gone'), 'PP_ERR_CONFLICT');
+    });
+
+    it('batch get and batch put, scan by prefix with a cursor across shards', async () => {
+      const s = await open();
+      const kv = await s.kv<number>('scan');
+      const keys = Array.from({ length: 60 }, (_, i) => `user:${String(i).padStart(3, '0')}`);
+      const res = await kv.putMany(keys.map((key, i) => ({ key, value: i })));
+      expect(new Set(res.map((r) => r.shard)).size).toBeGreaterThan(1);
+      await kv.putMany([{ key: 'other:1', value: -1 }, { key: 'user', value: -2 }]);
+      const got = await kv.getMany(['user:005', 'nope', 'user:059', 'user:005']);
+      expect(got.map((g) => g?.value)).toEqual([5, undefined, 59, 5]);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await kv.scan({ prefix: 'user:', limit: 7, ...(cursor === undefined ? {} : { cursor }) });
+        seen.push(...page.items.map((i) => i.key));
+        cursor = page.cursor;
+        pages++;
+      } while (cursor !== undefined);
+      expect(seen).toEqual(keys);
+      expect(pages).toBe(9);
+      expect(await kv.count({ prefix: 'user:' })).toBe(60);
+      expect(await kv.count()).toBe(62);
+    });
+
+    it('TTL: expired entries are invisible at once and removed by a bounded sweep', async () => {
+      const s = await open({ sweep: { intervalMs: 0, batchMax: 2 } });
+      const kv = await s.kv<string>('ttl');
+      const w = await kv.put('short', 'x', { ttlMs: 20 });
+      await kv.putMany([1, 2, 3, 4].map((i) => ({ key: `t${i}`, value: 'y', ttlMs: 20 })));
+      await kv.put('long', 'z', { ttlMs: 3_600_000 });
+      await kv.put('forever', 'f');
+      const e = await kv.get('short');
+      expect(e?.value).toBe('x');
+      await untilExpired(e!.expiresAtMs);
+      await untilExpired((await kv.get('t4'))?.expiresAtMs ?? Date.now() - 1);
+      expect(await kv.get('short')).toBeUndefined();
+      expect((await kv.scan()).items.map((i) => i.key)).toEqual(['forever', 'long']);
+      expect(await kv.count()).toBe(2);
+      // A key whose entry expired counts as absent: compare-and-set with 0 succeeds.
+      expect((await kv.cas('short', 0, 'again')).version).toBe(w.version + 1);
+      // Bounded: at most batchMax rows per shard per table per sweep.
+      let removed = 0;
+      for (let i = 0; i < 10; i++) {
+        const n = await s.sweepOnce();
+        expect(n).toBeLessThanOrEqual(2 * s.shards.length);
+        removed += n;
+        if (n === 0) break;
+      }
+      expect(removed).toBe(4);
+      expect(await kv.count()).toBe(3);
+    });
+
+    it('bad input: typed errors naming the field, nothing written', async () => {
+      const s = await open({ limits: { valueMaxBytes: 1024, keyMaxBytes: 64 } });
+      const kv = await s.kv<unknown>('bad');
+      await expectCode(kv.put('', 1), 'PP_ERR_MISSING_KEY', 'key');
+      await expectCode(kv.put(42 as unknown as string, 1), 'PP_ERR_VALIDATION', 'key');
+      await expectCode(kv.put('k', 'x'.repeat(2000)), 'PP_ERR_TOO_LARGE', 'value');
+      await expectCode(kv.put('k'.repeat(100), 1), 'PP_ERR_TOO_LARGE', 'key');
+      await expectCode(kv.put('a\0b', 1), 'PP_ERR_VALIDATION', 'key');
+      await expectCode(kv.put('k', undefined), 'PP_ERR_VALIDATION', 'value');
+      await expectCode(kv.put('k', 1, { ttlMs: -5 }), 'PP_ERR_INVALID_ARGUMENT', 'ttlMs');
+      await expectCode(kv.put('k', 1, { version: 1.5 }), 'PP_ERR_INVALID_ARGUMENT', 'version');
+      await expectCode(kv.scan({ cursor: 'garbage!' }), 'PP_ERR_INVALID_ARGUMENT', 'cursor');
+      await expectCode(kv.scan({ limit: 0 }), 'PP_ERR_INVALID_ARGUMENT', 'limit');
+      await expectCode(() => s.kv('no spaces'), 'PP_ERR_INVALID_ARGUMENT', 'namespace');
+      // One bad entry in a multi-shard batch: nothing of the batch is written.
+      await expectCode(
+        kv.putMany([
+          { key: 'b1', value: 1 },
+          { key: 'b2', value: 'x'.repeat(5000) },
+          { key: 'b3', value: 3 },
+        ]),
+        'PP_ERR_TOO_LARGE',
+        'entries[1].value',
+      );
+      expect(await kv.count()).toBe(0);
+      expect(Object.values(await s.feed.heads()).every((p) => p === 0)).toBe(true);
+    });
+  });
+
+  describe('tables', () => {
+    it('insert / upsert / update / delete with optimistic concurrency', async () => {
+      const s = await open();
+      const t = await s.table('orders', orderSpec);
+      const w = await t.insert({ user: 'u1', id: 1, total: 10, paid: false, tags: ['a'] });
+      expect(w.version).toBe(1);
+      await expectCode(t.insert({ user: 'u1', id: 1, total: 11, paid: false }), 'PP_ERR_CONFLICT');
+      expect(await t.get({ user: 'u1', id: 1 })).toEqual({ row: { user: 'u1', id: 1, total: 10, paid: false, tags: ['a'] }, version: 1, expiresAtMs: null });
+      // update with the right version, then a stale one.
+      expect((await t.update({ user: 'u1', id: 1 }, { status: 'open', paid: true }, { version: 1 })).version).toBe(2);
+      await expectCode(t.update({ user: 'u1', id: 1 }, { status: 'stale' }, { version: 1 }), 'PP_ERR_CONFLICT');
+      await expectCode(t.update({ user: 'u1', id: 99 }, { status: 'x' }), 'PP_ERR_NOT_FOUND');
+      // Without a version: last writer wins.
+      await t.upsert({ user: 'u1', id: 1, total: 12, paid: true, status: 'shipped', blob: new Uint8Array([1, 2, 255]) });
+      const got = await t.get({ user: 'u1', id: 1 });
+      expect(got?.version).toBe(3);
+      expect(got?.row.status).toBe('shipped');
+      expect(got?.row.tags).toBeUndefined();
+      expect(Buffer.from(got!.row.blob!)).toEqual(Buffer.from([1, 2, 255]));
+      // upsert with a version is compare-and-set; with 0 it is insert.
+      await expectCode(t.upsert({ user: 'u1', id: 1, total: 1, paid: true }, { version: 2 }), 'PP_ERR_CONFLICT');
+      expect((await t.upsert({ user: 'u1', id: 1, total: 13, paid: true }, { version: 3 })).version).toBe(4);
+      expect((await t.upsert({ user: 'u2', id: 1, total: 1, paid: true }, { version: 0 })).version).toBe(1);
+      // Setting a column to undefined clears it.
+      await t.update({ user: 'u1', id: 1 }, { status: 'x' });
+      await t.update({ user: 'u1', id: 1 }, { status: undefined });
+      expect((await t.get({ user: 'u1', id: 1 }))?.row.status).toBeUndefined();
+      await expectCode(t.delete({ user: 'u1', id: 1 }, { version: 1 }), 'PP_ERR_CONFLICT');
+      expect(await t.delete({ user: 'u1', id: 1 })).toBe(true);
+      expect(await t.get({ user: 'u1', id: 1 })).toBeUndefined();
+      const many = await t.getMany([{ user: 'u2', id: 1 }, { user: 'u1', id: 1 }]);
+      expect(many.map((m) => m?.row.total)).toEqual([1, undefined]);
+    });
+
+    it('query by index equality and range, order, limit, cursor pages, count; partition key routes to one shard', async () => {
+      const s = await open();
+      const t = await s.table('q', orderSpec);
+      const rows = Array.from({ length: 40 }, (_, i) => ({
+        user: `u${i % 4}`,
+        id: i,
+        total: (i * 7) % 20,
+        paid: i % 2 === 0,
+        ...(i % 5 === 0 ? {} : { status: i % 3 === 0 ? 'open' : 'done' }),
+      }));
+      await t.batch(rows.map((row) => ({ op: 'insert' as const, row })));
+      // Primary key order across shards.
+      const all = await t.query({ limit: 1000 });
+      expect(all.items.map((r) => `${r.row.user}/${r.row.id}`)).toEqual(
+        [...rows].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.id - b.id)).map((r) => `${r.user}/${r.id}`),
+      );
+      expect(all.cursor).toBeUndefined();
+      // Partition key in where: one shard.
+      expect(t.explain({ where: { user: 'u1' } }).shards).toHaveLength(1);
+      expect(t.explain({ index: 'byTotal' }).shards).toHaveLength(3);
+      const u1 = await t.query({ where: { user: 'u1' }, order: 'desc' });
+      expect(u1.items.map((r) => r.row.id)).toEqual(rows.filter((r) => r.user === 'u1').map((r) => r.id).reverse());
+      // Index range with cursor pages, ordered by (total, user, id).
+      const expected = rows
+        .filter((r) => r.total >= 5 && r.total < 15)
+        .sort((a, b) => a.total - b.total || (a.user < b.user ? -1 : a.user > b.user ? 1 : 0) || a.id - b.id)
+        .map((r) => r.id);
+      const seen: number[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await t.query({ index: 'byTotal', range: { gte: 5, lt: 15 }, limit: 3, ...(cursor === undefined ? {} : { cursor }) });
+        expect(page.items.length).toBeLessThanOrEqual(3);
+        seen.push(...page.items.map((r) => r.row.id));
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      expect(seen).toEqual(expected);
+      expect(await t.count({ index: 'byTotal', range: { gte: 5, lt: 15 } })).toBe(expected.length);
+      // Equality on the first index column, range on the next; rows with NULL status are not in the index.
+      const open1 = await t.query({ index: 'byStatus', where: { status: 'open' }, range: { gt: 3 }, order: 'desc' });
+      const exp1 = rows.filter((r) => r.status === 'open' && r.total > 3).sort((a, b) => b.total - a.total || (a.user < b.user ? 1 : a.user > b.user ? -1 : b.id - a.id));
+      expect(open1.items.map((r) => r.row.id)).toEqual(exp1.map((r) => r.id));
+      expect(await t.count({ index: 'byStatus' })).toBe(rows.filter((r) => r.status !== undefined).length);
+      expect(await t.count()).toBe(40);
+      expect(await t.count({ where: { user: 'u2' } })).toBe(10);
+    });
+
+    it('range and list partitioning by configuration', async () => {
+      const s = await open();
+      const Ev = Type.Object({ day: Type.Integer(), id: Type.String() });
+      const byRange = await s.table('ev', { schema: Ev, primaryKey: ['day', 'id'], partitioning: { kind: 'range', boundaries: [100, 200], shards: ['s0', 's1', 's2'] } });
+      expect((await byRange.insert({ day: 5, id: 'a' })).shard).toBe('s0');
+      expect((await byRange.insert({ day: 100, id: 'b' })).shard).toBe('s1');
+      expect((await byRange.insert({ day: 250, id: 'c' })).shard).toBe('s2');
+      expect((await byRange.query()).items.map((r) => r.row.id)).toEqual(['a', 'b', 'c']);
+      const Acct = Type.Object({ region: Type.String(), id: Type.String() });
+      const byList = await s.table('acct', {
+        schema: Acct,
+        primaryKey: ['region', 'id'],
+        partitioning: { kind: 'list', partitions: [{ name: 'eu', shard: 's2', values: ['de', 'fr'] }, { name: 'us', shard: 's0', values: ['us'] }] },
+      });
+      expect((await byList.insert({ region: 'fr', id: '1' })).shard).toBe('s2');
+      expect((await byList.insert({ region: 'us', id: '2' })).shard).toBe('s0');
+      await expectCode(byList.insert({ region: 'jp', id: '3' }), 'PP_ERR_PARTITION_UNMAPPED');
+      await expectCode(() => s.table('bad', { schema: Acct, primaryKey: ['region', 'id'], partitioning: { kind: 'list', partitions: [{ name: 'x', shard: 's9', values: ['x'] }] } }), 'PP_ERR_UNKNOWN_SHARD');
+    });
+
+    it('TTL on table rows', async () => {
+      const s = await open();
+      const t = await s.table('sess', { schema: Type.Object({ id: Type.String(), v: Type.Integer() }), primaryKey: ['id'] });
+      const w = await t.insert({ id: 'a', v: 1 }, { ttlMs: 20 });
+      await t.insert({ id: 'b', v: 2 });
+      const a = await t.get('a');
+      expect(a?.expiresAtMs).toBeGreaterThan(0);
+      await untilExpired(a!.expiresAtMs);
+      expect(await t.get('a')).toBeUndefined();
+      expect(await t.count()).toBe(1);
+      await expectCode(t.update('a', { v: 5 }), 'PP_ERR_NOT_FOUND');
+      expect((await t.insert({ id: 'a', v: 3 })).version).toBe(w.version + 1);
+      expect(await s.sweepOnce()).toBe(0);
+    });
+
+    it('schema evolution: add a nullable column and an index to a table holding data, recorded as migrations', async () => {
+      const id = `evo${Math.random().toString(36).slice(2, 8)}`;
+      const V1 = Type.Object({ id: Type.String(), n: Type.Integer() });
+      const s1 = await engine.open({ shards: 2 }, id);
+      const t1 = await s1.table('items', { schema: V1, primaryKey: ['id'] });
+      for (let i = 0; i < 10; i++) await t1.insert({ id: `i${i}`, n: i });
+      expect((await t1.migrations()).map((m) => Object.keys(m.change)[0])).toEqual(['createTable']);
+      await s1.close();
+
+      const V2 = Type.Object({ id: Type.String(), n: Type.Integer(), note: Type.Optional(Type.String()) });
+      const s2 = await engine.open({ shards: 2 }, id);
+      const t2 = await s2.table('items', { schema: V2, primaryKey: ['id'], indexes: { byNote: ['note'] } });
+      const migs = await t2.migrations();
+      expect(migs.map((m) => m.change)).toEqual([
+        expect.objectContaining({ createTable: expect.anything() }),
+        { addColumn: 'note', type: 'string' },
+        { addIndex: 'byNote', columns: ['note'] },
+      ]);
+      expect((await t2.get('i3'))?.row).toEqual({ id: 'i3', n: 3 });
+      await t2.update('i3', { note: 'b' });
+      await t2.update('i7', { note: 'a' });
+      expect((await t2.query({ index: 'byNote' })).items.map((r) => r.row.id)).toEqual(['i7', 'i3']);
+      expect(await t2.count()).toBe(10);
+      // Re-opening with the same definition is not a migration.
+      await s2.table('items', { schema: V2, primaryKey: ['id'], indexes: { byNote: ['note'] } });
+      expect(await t2.migrations()).toHaveLength(3);
+      // Incompatible changes are refused, nothing is altered.
+      const V3 = Type.Object({ id: Type.String(), n: Type.String() });
+      await expectCode(s2.table('items', { schema: V3, primaryKey: ['id'] }), 'PP_ERR_INCOMPATIBLE_SCHEMA');
+      const V4 = Type.Object({ id: Type.String(), n: Type.Integer(), note: Type.Optional(Type.String()), must: Type.String() });
+      await expectCode(s2.table('items', { schema: V4, primaryKey: ['id'], indexes: { byNote: ['note'] } }), 'PP_ERR_INCOMPATIBLE_SCHEMA');
+      expect(await t2.migrations()).toHaveLength(3);
+    });
+
+    it('bad input: wrong types, missing key, missing partition key, unknown index/column, too large', async () => {
+      const s = await open({ limits: { valueMaxBytes: 2000 } });
+      const t = await s.table('bad', orderSpec);
+      await expectCode(t.insert({ user: 'u', id: 1.5, total: 1, paid: true }), 'PP_ERR_VALIDATION', 'row.id');
+      await expectCode(t.insert({ user: 'u', id: 1, total: 'x' as unknown as number, paid: true }), 'PP_ERR_VALIDATION', 'row.total');
+      await expectCode(t.insert({ user: 'u', id: 1, total: 1, paid: true, tags: [1] as unknown as string[] }), 'PP_ERR_VALIDATION', 'row.tags.0');
+      await expectCode(t.insert({ id: 1, total: 1, paid: true } as unknown as never), 'PP_ERR_MISSING_PARTITION_KEY', 'row.user');
+      await expectCode(t.insert({ user: 'u', total: 1, paid: true } as unknown as never), 'PP_ERR_MISSING_KEY', 'row.id');
+      await expectCode(t.get({ id: 1 }), 'PP_ERR_MISSING_PARTITION_KEY', 'key.user');
+      await expectCode(t.insert({ user: 'u', id: 1, total: 1, paid: true, extra: 1 } as unknown as never), 'PP_ERR_UNKNOWN_COLUMN', 'row.extra');
+      await expectCode(t.insert({ user: 'u', id: 1, total: 1, paid: true, status: 'x'.repeat(3000) }), 'PP_ERR_TOO_LARGE', 'row');
+      await expectCode(t.query({ index: 'nope' }), 'PP_ERR_UNKNOWN_INDEX', 'index');
+      await expectCode(t.query({ where: { paid: true } }), 'PP_ERR_INVALID_ARGUMENT', 'where.paid');
+      await expectCode(t.query({ where: { nope: 1 } as never }), 'PP_ERR_UNKNOWN_COLUMN', 'where.nope');
+      await expectCode(t.query({ index: 'byTotal', range: { gte: 'x' } }), 'PP_ERR_VALIDATION', 'range.gte');
+      await expectCode(t.update({ user: 'u', id: 1 }, { id: 2 }), 'PP_ERR_INVALID_ARGUMENT', 'patch.id');
+      await expectCode(() => s.table('bad2', { schema: Order, primaryKey: ['nope'] }), 'PP_ERR_UNKNOWN_COLUMN');
+      await expectCode(() => s.table('bad3', { schema: Order, primaryKey: ['user'], indexes: { i: ['tags'] } }), 'PP_ERR_INVALID_ARGUMENT');
+      expect(await t.count()).toBe(0);
+    });
+
+    it('a failed batch leaves nothing half written', async () => {
+      const s = await open();
+      const t = await s.table('atomic', orderSpec);
+      await t.insert({ user: 'u1', id: 0, total: 0, paid: false });
+      const heads = await s.feed.heads();
+      // Same partition key = one shard = one atomic request; the last op's stale version fails it all.
+      await expectCode(
+        t.batch([
+          { op: 'insert', row: { user: 'u1', id: 1, total: 1, paid: false } },
+          { op: 'update', key: { user: 'u1', id: 0 }, patch: { total: 5 } },
+          { op: 'delete', key: { user: 'u1', id: 0 }, version: 7 },
+        ]),
+        'PP_ERR_CONFLICT',
+      );
+      expect(await t.get({ user: 'u1', id: 1 })).toBeUndefined();
+      expect((await t.get({ user: 'u1', id: 0 }))?.row.total).toBe(0);
+      expect(await s.feed.heads()).toEqual(heads);
+      // Bad input anywhere in a cross-shard batch: rejected before anything is written.
+      await expectCode(
+        t.batch([
+          { op: 'insert', row: { user: 'a', id: 1, total: 1, paid: false } },
+          { op: 'insert', row: { user: 'b', id: 1, total: 'no' as unknown as number, paid: false } },
+        ]),
+        'PP_ERR_VALIDATION',
+        'ops[1].row.total',
+      );
+      expect(await t.count()).toBe(1);
+      expect(await s.feed.heads()).toEqual(heads);
+      // And a good batch applies entirely.
+      const ok = await t.batch([
+        { op: 'insert', row: { user: 'u1', id: 1, total: 1, paid: false } },
+        { op: 'update', key: { user: 'u1', id: 0 }, patch: { total: 5 }, version: 1 },
+      ]);
+      expect(ok.map((r) => r.version)).toEqual([1, 2]);
+      expect(ok[1]!.position).toBeGreaterThan(ok[0]!.position);
+    });
+  });
+
+  describe('group commit and the change feed', () => {
+    it('concurrent writes share transactions; every write is acknowledged and readable', async () => {
+      const s = await open({ shards: 1, groupCommit: { batchMax: 16 } });
+      const kv = await s.kv<number>('gc');
+      const res = await Promise.all(Array.from({ length: 200 }, (_, i) => kv.put(`k${i}`, i)));
+      const st = s.stats().shards[0]!;
+      expect(st.requests).toBe(200);
+      expect(st.batches).toBeLessThan(200);
+      expect(st.batchMaxSeen).toBeLessThanOrEqual(16);
+      expect(new Set(res.map((r) => r.position)).size).toBe(200);
+      expect(await kv.count()).toBe(200);
+    });
+
+    it('every committed write appears once, in position order per shard, with its row', async () => {
+      const s = await open();
+      const kv = await s.kv<{ i: number }>('feed');
+      const t = await s.table('ft', { schema: Type.Object({ id: Type.String(), n: Type.Integer() }), primaryKey: ['id'] });
+      const writes = await Promise.all(Array.from({ length: 30 }, (_, i) => kv.put(`k${i}`, { i })));
+      await t.insert({ id: 'x', n: 1 });
+      await t.update('x', { n: 2 });
+      await kv.delete('k0');
+      await expectCode(kv.cas('k1', 9, { i: -1 }), 'PP_ERR_CONFLICT'); // failed writes leave no record
+      const all: ChangeRecord[] = [];
+      for (const shard of s.shards) {
+        const recs = await s.feed.read(shard, 0, 1000);
+        for (let i = 1; i < recs.length; i++) expect(recs[i]!.position).toBeGreaterThan(recs[i - 1]!.position);
+        all.push(...recs);
+      }
+      expect(all).toHaveLength(33);
+      for (const w of writes) expect(all.some((r) => r.shard === w.shard && r.position === w.position)).toBe(true);
+      const upd = all.find((r) => r.source === 'table' && r.version === 2);
+      expect(upd).toMatchObject({ name: 'ft', op: 'put', key: ['x'], row: { id: 'x', n: 2 } });
+      expect(all.find((r) => r.op === 'delete')).toMatchObject({ source: 'kv', name: 'feed', key: ['k0'], version: 0 });
+      expect(all.find((r) => r.source === 'kv' && r.key[0] === 'k5')?.value).toEqual({ i: 5 });
+    });
+
+    it('subscribe: at least once, redelivers after a handler error, resumable by consumer name', async () => {
+      const id = `sub${Math.random().toString(36).slice(2, 8)}`;
+      const s1 = await engine.open({ shards: 2 }, id);
+      const kv = await s1.kv<number>('events');
+      for (let i = 0; i < 10; i++) await kv.put(`e${i}`, i);
+      const got = new Map<string, number>();
+      let failOnce = true;
+      const done = new Promise<void>((resolve) => {
+        void s1.feed
+          .subscribe({
+            consumer: 'c1',
+            batchMax: 3,
+            retryDelayMs: 5,
+            handler: (recs) => {
+              if (failOnce) {
+                failOnce = false;
+                throw new Error('transient');
+              }
+              for (const r of recs) got.set(r.key[0] as string, r.value as number);
+              if (got.size === 10) resolve();
+            },
+          })
+          .then((sub) => done.then(() => sub.close()));
+      });
+      await done;
+      expect([...got.keys()].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `e${i}`).sort());
+      await new Promise((r) => setTimeout(r, 20));
+      await s1.close();
+
+      // Restart: the consumer resumes after what it handled; new writes arrive, old ones do not.
+      const s2 = await engine.open({ shards: 2 }, id);
+      const stored = await s2.feed.consumerPositions('c1');
+      expect(Object.keys(stored).length).toBeGreaterThan(0);
+      const kv2 = await s2.kv<number>('events');
+      const fresh: string[] = [];
+      let sub: Awaited<ReturnType<typeof s2.feed.subscribe>> | undefined;
+      await new Promise<void>((resolve) => {
+        void s2.feed
+          .subscribe({
+            consumer: 'c1',
+            handler: (recs) => {
+              for (const r of recs) fresh.push(r.key[0] as string);
+              if (fresh.includes('late')) resolve();
+            },
+          })
+          .then((x) => {
+            sub = x;
+            void kv2.put('late', 99);
+          });
+      });
+      await sub?.close();
+      expect(fresh).toEqual(['late']);
+      // 'latest' skips history; an unknown shard is a typed error.
+      await expectCode(s2.feed.read('s9', 0), 'PP_ERR_UNKNOWN_SHARD');
+    });
+
+    it('trimmed positions are reported, never skipped silently', async () => {
+      const s = await open({ shards: 1 });
+      const kv = await s.kv<number>('trim');
+      for (let i = 0; i < 10; i++) await kv.put(`k${i}`, i);
+      const head = (await s.feed.heads()).s0!;
+      expect(await s.feed.trim(3)).toBe(7);
+      await expectCode(s.feed.read('s0', 0), 'PP_ERR_FEED_TRUNCATED');
+      const tail = await s.feed.read('s0', head - 3);
+      expect(tail.map((r) => r.value)).toEqual([7, 8, 9]);
+      await expectCode(s.feed.subscribe({ handler: () => undefined, from: { s0: 1 } }), 'PP_ERR_FEED_TRUNCATED');
+    });
+  });
+});
