@@ -58,7 +58,9 @@ function checkEpoch(epoch: number): void {
   requireArg(Number.isSafeInteger(epoch) && epoch >= 0, 'epoch', 'must be a safe integer >= 0');
 }
 
-export class PartitionMap {
+/** A map is itself a Placement (hash -> slot -> owner), so it can stand wherever one is expected. */
+export class PartitionMap implements Placement {
+  readonly name = 'map';
   readonly epoch: number;
   readonly slotCount: number;
   readonly shards: readonly string[];
@@ -118,6 +120,11 @@ export class PartitionMap {
   /** Owner shard name of a slot. */
   ownerOf(slot: number): string {
     return this.shards[this.ownerIndexOf(slot)]!;
+  }
+
+  /** Owner shard index for a key hash (hash -> slot -> owner). Allocation-free. */
+  shardIndexOf(hash: number): number {
+    return this.#owners[slotOfHash(hash, this.slotCount)]!;
   }
 
   /** Shard for a key hash (hash -> slot -> owner). Allocation-free. */

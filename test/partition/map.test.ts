@@ -57,6 +57,9 @@ describe('PartitionMap', () => {
           expect(map.shardOf(hash32(k))).toBe(owner);
         }
         expect(map.slotCounts().reduce((a, b) => a + b, 0)).toBe(SLOTS);
+        // A map is a Placement: rebuilding a map from it reproduces its owners.
+        const again = PartitionMap.fromPlacement(map, { slotCount: SLOTS });
+        expect(ownersByName(again)).toEqual(ownersByName(map));
       }),
       { numRuns: 60 },
     );
