@@ -686,8 +686,9 @@ export class ServiceNode {
     this.suspects.delete(nodeId);
     this.nodesLeft.labels(reason).inc();
     // A dead or restarted node will never answer the calls it had: fail them now so they can be
-    // retried on another instance instead of waiting for their deadlines.
-    this.transport.abandonCallsTo(nodeId, ppError('PP_ERR_UNAVAILABLE', { message: `node '${nodeId}' ${reason}`, data: { nodeId } }));
+    // retried on another instance instead of waiting for their deadlines. A node that LEFT is
+    // draining: it still answers what it accepted, so its calls are left to finish.
+    if (reason !== 'left') this.transport.abandonCallsTo(nodeId, ppError('PP_ERR_UNAVAILABLE', { message: `node '${nodeId}' ${reason}`, data: { nodeId } }));
     if (reason !== 'dead') this.logger.info({ nodeId, reason }, 'node left the registry');
   }
 
