@@ -1,0 +1,124 @@
+import { Type } from '@sinclair/typebox';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGateway, type Gateway } from '../../src/gateway/index.js';
+import type { ServiceNode } from '../../src/service/index.js';
+import { action, createNode, defineService } from '../service/imports.js';
+import { tcatalog, torders } from '../service/fixtures.js';
+
+let seen: string | undefined;
+const slow = defineService({
+  name: 'tgwslow',
+  actions: {
+    wait: action({ params: Type.Object({}), handler: () => new Promise((r) => setTimeout(() => r('late'), 300)) }),
+    who: action({ params: Type.Object({}), handler: (ctx) => { seen = ctx.requestId; return { requestId: ctx.requestId }; } }),
+  },
+});
+
+const open: { node: ServiceNode; gw: Gateway }[] = [];
+let n = 0;
+
+async function setup(): Promise<{ node: ServiceNode; gw: Gateway }> {
+  n++;
+  const node = createNode({ nodeId: `gw${n}`, transport: `inproc://gw-${process.pid}-${n}`, logger: false, services: [tcatalog, torders, slow], call: { maxAttempts: 1 } });
+  await node.start();
+  const gw = createGateway(node, {
+    routes: [
+      { method: 'GET', url: '/products/:id', action: 'tcatalog.get' },
+      { method: 'POST', url: '/quotes', action: 'torders.quote' },
+      { method: 'GET', url: '/slow', action: 'tgwslow.wait', timeoutMs: 30 },
+      { method: 'GET', url: '/who', action: 'tgwslow.who' },
+      { method: 'GET', url: '/ghost', action: 'tghost.get' },
+    ],
+  });
+  await gw.app.ready();
+  open.push({ node, gw });
+  return { node, gw };
+}
+
+afterEach(async () => {
+  for (const { node, gw } of open.splice(0)) {
+    await gw.close();
+    await node.stop();
+  }
+});
+
+describe('http gateway', () => {
+  it('maps a route to an action and answers 200 with the result and a request id', async () => {
+    const { gw } = await setup();
+    const res = await gw.app.inject({ method: 'GET', url: '/products/p1' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ id: 'p1', name: 'Lamp', priceCents: 1999 });
+    expect(res.headers['x-request-id']).toMatch(/^gw\d+-/);
+  });
+
+  it('keeps the client request id and passes it into the action context', async () => {
+    const { gw } = await setup();
+    const res = await gw.app.inject({ method: 'GET', url: '/who', headers: { 'x-request-id': 'abc-123' } });
+    expect(res.headers['x-request-id']).toBe('abc-123');
+    expect(seen).toBe('abc-123');
+  });
+
+  it('answers 400 with a JSON body naming the field for invalid params and for an unparsable body', async () => {
+    const { gw } = await setup();
+    const bad = await gw.app.inject({ method: 'POST', url: '/quotes', payload: { productId: 'p1', qty: 0 } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toMatchObject({ code: 'PP_ERR_VALIDATION', field: 'params.qty' });
+    const broken = await gw.app.inject({ method: 'POST', url: '/quotes', headers: { 'content-type': 'application/json' }, payload: '{"productId":' });
+    expect(broken.statusCode).toBe(400);
+    expect(broken.json().error).toMatchObject({ code: 'PP_ERR_VALIDATION', field: 'body' });
+    const ok = await gw.app.inject({ method: 'POST', url: '/quotes', payload: { productId: 'p2', qty: 3 } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json().totalCents).toBe(74700);
+  });
+
+  it('answers 404 for an unknown id and for an unknown route', async () => {
+    const { gw } = await setup();
+    const missing = await gw.app.inject({ method: 'GET', url: '/products/zzz' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error).toMatchObject({ code: 'PP_ERR_NOT_FOUND', field: 'params.id' });
+    const noRoute = await gw.app.inject({ method: 'GET', url: '/nowhere?x=1' });
+    expect(noRoute.statusCode).toBe(404);
+    expect(noRoute.json().error.code).toBe('PP_ERR_NOT_FOUND');
+    expect(noRoute.headers['x-request-id']).toBeDefined();
+  });
+
+  it('answers 504 when the deadline is exceeded', async () => {
+    const { gw } = await setup();
+    const res = await gw.app.inject({ method: 'GET', url: '/slow' });
+    expect(res.statusCode).toBe(504);
+    expect(res.json().error.code).toBe('PP_ERR_TIMEOUT');
+  });
+
+  it('answers 503 with Retry-After when no instance offers the action', async () => {
+    const { gw } = await setup();
+    const res = await gw.app.inject({ method: 'GET', url: '/ghost' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().error.code).toBe('PP_ERR_NO_ENDPOINT');
+    expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reports liveness and readiness, and readiness drops while draining', async () => {
+    const { node, gw } = await setup();
+    expect((await gw.app.inject({ method: 'GET', url: '/health' })).json()).toMatchObject({ live: true, ready: true });
+    expect((await gw.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+    await node.stop();
+    expect((await gw.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
+    expect((await gw.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(503);
+  });
+
+  it('exposes Prometheus metrics: calls, latency histograms per action, breaker states, registry size, http', async () => {
+    const { gw } = await setup();
+    await gw.app.inject({ method: 'GET', url: '/products/p1' });
+    await gw.app.inject({ method: 'GET', url: '/products/zzz' });
+    const res = await gw.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.headers['content-type']).toContain('text/plain');
+    const text = res.body;
+    expect(text).toContain('pp_calls_total{action="tcatalog.get",outcome="ok"} 1');
+    expect(text).toContain('pp_calls_total{action="tcatalog.get",outcome="PP_ERR_NOT_FOUND"} 1');
+    expect(text).toMatch(/pp_call_duration_ms_bucket\{action="tcatalog.get",le="\+Inf"\} 2/);
+    expect(text).toMatch(/pp_breaker_state\{action="tcatalog.get",node="gw\d+"\} 0/);
+    expect(text).toMatch(/pp_registry_nodes 1/);
+    expect(text).toContain('pp_http_requests_total{route="GET /products/:id",status="200"} 1');
+    expect(text).toContain('# TYPE pp_call_duration_ms histogram');
+  });
+});
