@@ -97,7 +97,9 @@ export default async function main(args: string[]): Promise<Record<string, unkno
       for (let i = 0; i < KEYS; i += 500) await pkv.putMany(Array.from({ length: 500 }, (_, j) => ({ key: `key:${i + j}`, value: value(i + j) })));
       await peerStore.close();
       const db = new Database(join(dir, 'peer', 'shard-0.db'));
-      cleanups.push(() => db.close());
+      cleanups.push(() => {
+        db.close();
+      });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       const get = db.prepare('SELECT * FROM "kv_bench" WHERE "k" = ? AND ("_exp" IS NULL OR "_exp" > ?)');

@@ -60,6 +60,8 @@ export class Kv<V = unknown> {
   /** SQLite shards answer point reads synchronously; kept typed to skip a promise hop. */
   readonly #sync: readonly (SqliteShard | undefined)[];
   readonly #engines: readonly ShardEngine[];
+  /** One shard: nothing to route (no hash per call). */
+  readonly #single: boolean;
 
   constructor(ctx: ShardContext, def: TableDef, router: Router) {
     this.#ctx = ctx;
@@ -67,6 +69,7 @@ export class Kv<V = unknown> {
     this.namespace = def.name;
     this.#router = router;
     this.#engines = ctx.engines;
+    this.#single = ctx.engines.length === 1;
     this.#sync = ctx.engines.map((e) => (e instanceof SqliteShard ? e : undefined));
   }
 
@@ -94,7 +97,7 @@ export class Kv<V = unknown> {
   }
 
   #shardOf(key: string): number {
-    return this.#router.shardIndexOf([key]);
+    return this.#single ? 0 : this.#router.shardIndexOf([key]);
   }
 
   #entry(raw: RawRow): KvEntry<V> {

@@ -41,9 +41,13 @@ import {
   scanShape,
   scanTpl,
   sweepTpl,
+  upsertManyLiteral,
   type Dialect,
   type Tpl,
 } from './sql.js';
+
+/** Bound on rows in one coalesced upsert statement. */
+const UPSERT_ROWS_MAX = 1000;
 
 export interface PostgresOptions {
   /** Connections for reads, per shard. Default 4. */
@@ -344,22 +348,53 @@ export class PostgresShard implements ShardEngine {
       // Each pass either commits the remaining requests or removes at least one failed request.
       while (live.length > 0) {
         let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
-        const slots: { req: number; op: WriteOp }[] = [];
+        const slots: { req: number; op: WriteOp; stmt: number }[] = [];
+        // Runs of unconditional single-op upserts on one table with distinct keys become one
+        // multi-row statement (same effect: no two touch the same row, none can fail).
+        const groups: { def: TableDef; slots: number[]; keys: Set<string> }[] = [];
+        let stmt = 0;
+        let open: { def: TableDef; slots: number[]; keys: Set<string> } | undefined;
+        const flushGroup = (): void => {
+          if (open === undefined) return;
+          sql += `${upsertManyLiteral(this.#d, open.def, open.slots.map((i) => ({ values: slots[i]!.op.values!, exp: slots[i]!.op.expiresAtMs ?? null })))};`;
+          groups[stmt++] = open;
+          open = undefined;
+        };
         for (const r of live) {
-          for (const op of requests[r]!.ops) {
+          const ops = requests[r]!.ops;
+          for (const op of ops) {
+            if (ops.length === 1 && op.kind === 'upsert' && op.expectVersion === undefined) {
+              const k = keyJson(op.key);
+              if (open !== undefined && (open.def !== op.table || open.keys.has(k) || open.slots.length >= UPSERT_ROWS_MAX)) flushGroup();
+              if (open === undefined) open = { def: op.table, slots: [], keys: new Set() };
+              open.keys.add(k);
+              open.slots.push(slots.length);
+              slots.push({ req: r, op, stmt: -1 });
+              continue;
+            }
+            flushGroup();
             const st = opStatement(this.#tpls, op, nowMs);
             sql += `${renderLiterals(st.tpl, st.params)};`;
-            slots.push({ req: r, op });
+            slots.push({ req: r, op, stmt: stmt++ });
           }
         }
+        flushGroup();
         inTx = true;
         const res = (await c.query(sql)) as unknown as pg.QueryResult<RawRow>[];
-        invariant(Array.isArray(res) && res.length === slots.length + 2, 'one result per statement');
+        invariant(Array.isArray(res) && res.length === stmt + 2, 'one result per statement');
+        // Rows of multi-row statements, matched back to their slots by primary key.
+        const grouped = new Map<number, RawRow>();
+        groups.forEach((g, si) => {
+          const rows = res[si + 2]!.rows;
+          invariant(rows.length === g.slots.length, 'a multi-row upsert returns every row');
+          const byKey = new Map(rows.map((row) => [keyJson(g.def.primaryKey.map((col) => row[col] as SqlValue)), row]));
+          for (const i of g.slots) grouped.set(i, byKey.get(keyJson(slots[i]!.op.key))!);
+        });
         const failedReqs = new Set<number>();
         const verdicts: { verdict: 'ok' | 'noop' | 'failed'; row: RawRow | undefined }[] = [];
         for (let i = 0; i < slots.length; i++) {
           const s = slots[i]!;
-          const row = res[i + 2]!.rows[0];
+          const row = s.stmt < 0 ? grouped.get(i) : res[s.stmt + 2]!.rows[0];
           const verdict = judge(s.op, row, nowMs);
           verdicts.push({ verdict, row });
           if (verdict === 'failed' && !failedReqs.has(s.req)) {
