@@ -36,7 +36,6 @@ export const ERRORS = {
   PP_ERR_UNKNOWN_COLUMN: { message: 'unknown column', retryable: false, status: 400 },
   PP_ERR_MISSING_PARTITION_KEY: { message: 'the partition key is missing', retryable: false, status: 400 },
   PP_ERR_MISSING_KEY: { message: 'the primary key is missing', retryable: false, status: 400 },
-  PP_ERR_ALREADY_EXISTS: { message: 'already exists', retryable: false, status: 409 },
   PP_ERR_INCOMPATIBLE_SCHEMA: { message: 'incompatible schema change', retryable: false, status: 409 },
   PP_ERR_FEED_TRUNCATED: { message: 'the change feed no longer holds this position', retryable: false, status: 410 },
   PP_ERR_OVERLOADED: { message: 'write queue is full', retryable: true, status: 503 },
