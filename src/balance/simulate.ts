@@ -21,11 +21,14 @@
  * Load, per server, is its time-averaged number of outstanding requests (queued + in service)
  * divided by its slots: occupancy. Below 1 it is the server's utilisation (by Little's law,
  * outstanding = arrival rate x service time, so equal occupancy = traffic in proportion to each
- * server's capacity c / b_i); above 1 the server is queueing. It is averaged over the steady part
- * of the run: from the arrival of request M/10 (warm-up) to the last arrival (after it the offered
+ * server's capacity c / b_i); above 1 the server is queueing. It is averaged over the measured
+ * window: from the arrival of request M/10 (warm-up) to the last arrival (after it the offered
  * load stops). `maxOverMean` = the most loaded server's load / the mean load over servers.
+ * The alternative, utilisation (busy slot-time / slot-time, capped at 1, blind to queues), is
+ * reported beside it (`utilMaxOverMean`). With `warmupRequests` > 0 the run starts with that many
+ * unmeasured requests and the window covers all M measured ones (a steady-state measurement).
  */
-import { requireArg } from '../errors/index.js';
+import { invariant, requireArg } from '../errors/index.js';
 import type { BalancerName } from './base.js';
 import { EndpointSet, type Endpoint } from './endpoint.js';
 import { createBalancer, BALANCER_NAMES } from './registry.js';
@@ -47,6 +50,7 @@ export interface SimulateOptions {
   slowFactor?: number; // default 4
   keySpace?: number; // distinct keys for consistent hash, default 10 x servers
   ewmaDecayMs?: number; // EWMA time constant given to the EndpointSet, default 3 x median latency
+  warmupRequests?: number; // unmeasured requests before the M measured ones, default 0 (see above)
 }
 
 export interface SimulationRow {
@@ -60,6 +64,10 @@ export interface SimulationRow {
   p99Ms: number;
   /** Highest in-flight count any server reached. */
   peakInFlight: number;
+  /** The alternative metric: worst server's utilisation (busy slot-time / slot-time) / mean. */
+  utilMaxOverMean: number;
+  /** Mean over servers of the utilisation (at most 1). */
+  meanUtil: number;
 }
 
 const MAX_SERVERS = 100_000;
@@ -79,6 +87,8 @@ export function simulateBalance(opts: SimulateOptions = {}): SimulationRow[] {
   requireArg(median > 0 && Number.isFinite(median), 'medianLatencyMs', 'must be a finite number > 0');
   const strategies = opts.strategies ?? BALANCER_NAMES;
   for (const s of strategies) requireArg(BALANCER_NAMES.includes(s), 'strategies', `unknown strategy "${s}"`);
+  const warmupRequests = opts.warmupRequests ?? 0;
+  requireArg(Number.isInteger(warmupRequests) && warmupRequests >= 0 && warmupRequests + requests <= MAX_REQUESTS, 'warmupRequests', `must be an integer >= 0, with requests + warmupRequests <= ${MAX_REQUESTS}`);
   const cfg: Config = {
     servers,
     requests,
@@ -94,6 +104,7 @@ export function simulateBalance(opts: SimulateOptions = {}): SimulationRow[] {
     slowFactor: opts.slowFactor ?? 4,
     keySpace: opts.keySpace ?? 10 * servers,
     ewmaDecayMs: opts.ewmaDecayMs ?? 3 * median,
+    warmupRequests,
   };
   requireArg(cfg.slowEveryMs >= 0, 'slowEveryMs', 'slowEveryMs must be > 0 and slowForMs >= 0');
   requireArg(cfg.slowFraction >= 0 && cfg.slowFraction <= 1 && cfg.slowFactor >= 1, 'slowFraction', 'slowFraction must be in [0, 1] and slowFactor >= 1');
@@ -115,6 +126,7 @@ interface Config {
   slowFactor: number;
   keySpace: number;
   ewmaDecayMs: number;
+  warmupRequests: number;
 }
 
 function normal(rand: () => number): number {
@@ -125,7 +137,9 @@ function normal(rand: () => number): number {
 }
 
 function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
-  const { servers: n, requests: m, concurrency: c } = cfg;
+  const { servers: n, concurrency: c } = cfg;
+  const pre = cfg.warmupRequests;
+  const m = pre + cfg.requests; // requests simulated; the first `pre` are not measured
   // Separate streams: the workload (servers, arrivals, service times, slowdowns) is identical for
   // every strategy; only the balancer's own random choices differ between strategies.
   const wl = seededRandom(cfg.seed);
@@ -139,8 +153,8 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
     capacityPerMs += c / (baseMs[i] as number);
   }
   const arrivalRatePerMs = cfg.loadFactor * capacityPerMs;
-  // Slowdowns scale with the run so that every run sees about five of them.
-  const slowEveryMs = cfg.slowEveryMs > 0 ? cfg.slowEveryMs : m / arrivalRatePerMs / 5;
+  // Slowdowns scale with the measured run so that it sees about five of them.
+  const slowEveryMs = cfg.slowEveryMs > 0 ? cfg.slowEveryMs : cfg.requests / arrivalRatePerMs / 5;
   const slowForMs = cfg.slowForMs >= 0 ? cfg.slowForMs : slowEveryMs / 2;
 
   let nowMs = 0;
@@ -162,6 +176,7 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
   const slowUntilMs = new Float64Array(n);
   const areaStartMs = new Float64Array(n); // last time `outstanding` changed
   const area = new Float64Array(n); // integral of outstanding over the measured window
+  const busyArea = new Float64Array(n); // integral of busy slots over the measured window
   let peakInFlight = 0;
 
   // Completion heap: (time, request), at most n*c entries (one per busy slot).
@@ -200,18 +215,23 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
     return top;
   };
 
-  // Measurement window [warmMs, endMs]; warmMs is set when request m/10 arrives.
-  const warmIndex = Math.floor(m / 10);
+  // Measurement window [warmMs, endMs]; warmMs is set when request `warmIndex` arrives: the first
+  // measured one after an explicit warm-up, else request M/10 (the first tenth warms up).
+  const warmIndex = pre > 0 ? pre : Math.floor(m / 10);
   let warmMs = Infinity;
   let endMs = Infinity;
   const touch = (i: number): void => {
     const from = Math.max(areaStartMs[i] as number, warmMs);
     const to = Math.min(nowMs, endMs);
-    if (to > from) area[i] = (area[i] as number) + (outstanding[i] as number) * (to - from);
+    if (to > from) {
+      area[i] = (area[i] as number) + (outstanding[i] as number) * (to - from);
+      busyArea[i] = (busyArea[i] as number) + (busy[i] as number) * (to - from);
+    }
     areaStartMs[i] = nowMs;
   };
 
   const jitterMu = (-cfg.jitterSigma * cfg.jitterSigma) / 2; // mean-1 log-normal
+  // Callers touch(i) before a slot is taken or freed, so busyArea sees the old count.
   const startService = (r: number, i: number): void => {
     busy[i] = (busy[i] as number) + 1;
     const slow = nowMs < (slowUntilMs[i] as number) ? cfg.slowFactor : 1;
@@ -284,21 +304,31 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
   const windowMs = endMs - warmMs;
   let sumLoad = 0;
   let maxLoad = 0;
+  let sumUtil = 0;
+  let maxUtil = 0;
   for (let i = 0; i < n; i++) {
     const load = windowMs > 0 ? (area[i] as number) / windowMs / c : 0;
     sumLoad += load;
     if (load > maxLoad) maxLoad = load;
+    const util = windowMs > 0 ? (busyArea[i] as number) / windowMs / c : 0;
+    invariant(util <= 1 + 1e-9, 'utilisation <= 1');
+    sumUtil += util;
+    if (util > maxUtil) maxUtil = util;
   }
   const meanLoad = sumLoad / n;
-  latencyMs.sort();
+  const meanUtil = sumUtil / n;
+  const measured = latencyMs.subarray(pre);
+  measured.sort();
   return {
     strategy,
     maxOverMean: meanLoad > 0 ? maxLoad / meanLoad : 0,
     meanLoad,
     maxLoad,
-    p50Ms: quantile(latencyMs, 0.5),
-    p99Ms: quantile(latencyMs, 0.99),
+    p50Ms: quantile(measured, 0.5),
+    p99Ms: quantile(measured, 0.99),
     peakInFlight,
+    utilMaxOverMean: meanUtil > 0 ? maxUtil / meanUtil : 0,
+    meanUtil,
   };
 }
 
@@ -311,12 +341,13 @@ function quantile(sorted: Float64Array, q: number): number {
 
 /** A plain-text table of simulation rows, one strategy per line. */
 export function formatTable(rows: readonly SimulationRow[]): string {
-  const header = ['strategy', 'load max/mean', 'mean load', 'max load', 'p50 ms', 'p99 ms', 'peak in-flight'];
+  const header = ['strategy', 'load max/mean', 'mean load', 'max load', 'util max/mean', 'p50 ms', 'p99 ms', 'peak in-flight'];
   const body = rows.map((r) => [
     r.strategy,
     r.maxOverMean.toFixed(3),
     r.meanLoad.toFixed(3),
     r.maxLoad.toFixed(3),
+    r.utilMaxOverMean.toFixed(3),
     r.p50Ms.toFixed(2),
     r.p99Ms.toFixed(2),
     String(r.peakInFlight),

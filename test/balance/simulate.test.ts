@@ -33,6 +33,24 @@ describe('simulateBalance', () => {
     }
   });
 
+  it('reports utilisation beside occupancy: at most 1, and never above the occupancy', () => {
+    for (const r of simulateBalance(small)) {
+      expect(r.meanUtil).toBeGreaterThan(0);
+      expect(r.meanUtil).toBeLessThanOrEqual(1);
+      expect(r.meanUtil).toBeLessThanOrEqual(r.meanLoad + 1e-12); // busy slots <= outstanding
+      expect(r.utilMaxOverMean).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('a warm-up measures the same number of requests later in the run, deterministically', () => {
+    const cold = simulateBalance({ ...small, strategies: ['p2c'] });
+    const warm = simulateBalance({ ...small, strategies: ['p2c'], warmupRequests: 3000 });
+    expect(simulateBalance({ ...small, strategies: ['p2c'], warmupRequests: 3000 })).toEqual(warm);
+    expect(warm).not.toEqual(cold);
+    expect(warm[0]?.p50Ms).toBeGreaterThan(0);
+    expect(() => simulateBalance({ ...small, warmupRequests: -1 })).toThrow(/warmupRequests/);
+  });
+
   it('rejects bad options with PP_ERR_INVALID_ARGUMENT', () => {
     expect(() => simulateBalance({ servers: 1 })).toThrow(/servers/);
     expect(() => simulateBalance({ loadFactor: 0 })).toThrow(/loadFactor/);

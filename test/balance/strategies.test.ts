@@ -170,7 +170,7 @@ describe('least outstanding', () => {
 });
 
 describe('p2c', () => {
-  it('with two endpoints always picks the one with the lower ewma * (inFlight + 1)', () => {
+  it('with two endpoints always picks the one with the lower ewma^(1/4) * (inFlight + 1)', () => {
     fc.assert(
       fc.property(fc.tuple(fc.integer({ min: 1, max: 500 }), fc.nat({ max: 8 })), fc.tuple(fc.integer({ min: 1, max: 500 }), fc.nat({ max: 8 })), fc.integer(), ([la, fa], [lb, fb], seed) => {
         const set = setOf(['a', 'b']);
@@ -182,8 +182,8 @@ describe('p2c', () => {
         set.onFinish(b, lb, true);
         for (let k = 0; k < fa; k++) set.onStart(a);
         for (let k = 0; k < fb; k++) set.onStart(b);
-        const ca = la * (fa + 1);
-        const cb = lb * (fb + 1);
+        const ca = la ** 0.25 * (fa + 1);
+        const cb = lb ** 0.25 * (fb + 1);
         fc.pre(ca !== cb);
         const p = make('p2c', set, seed);
         for (let k = 0; k < 5; k++) expect(p.pick()).toBe(ca < cb ? a : b);
@@ -205,6 +205,41 @@ describe('p2c', () => {
         const worst = set.all()[lat.indexOf(max)];
         const p = make('p2c', set, seed);
         for (let k = 0; k < 50; k++) expect(p.pick()).not.toBe(worst);
+      }),
+    );
+  });
+
+  it('in-flight outweighs a latency gap: a 16x faster endpoint with 8 calls out loses to one with 3', () => {
+    // Finagle's ewma * (inFlight + 1) would pick the fast one (1 * 9 < 16 * 4) and keep filling it
+    // past its concurrency; ours: 16^(1/4) * 4 = 8 < 1 * 9.
+    const set = setOf(['fast', 'slow']);
+    const fast = set.get('fast') as Endpoint;
+    const slow = set.get('slow') as Endpoint;
+    set.onStart(fast);
+    set.onFinish(fast, 1, true);
+    set.onStart(slow);
+    set.onFinish(slow, 16, true);
+    for (let k = 0; k < 8; k++) set.onStart(fast);
+    for (let k = 0; k < 3; k++) set.onStart(slow);
+    const p = make('p2c', set);
+    for (let k = 0; k < 5; k++) expect(p.pick()).toBe(slow);
+    set.onStart(slow);
+    set.onStart(slow); // now fast costs 1 * 9 = 9, slow 2 * 6 = 12
+    expect(p.pick()).toBe(fast);
+  });
+
+  it('at equal in-flight the lower latency wins', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 1000 }), fc.nat({ max: 20 }), fc.integer(), (la, lb, f, seed) => {
+        fc.pre(la !== lb);
+        const set = setOf(['a', 'b']);
+        const [a, b] = set.all() as [Endpoint, Endpoint];
+        for (const [ep, l] of [[a, la], [b, lb]] as const) {
+          set.onStart(ep);
+          set.onFinish(ep, l, true);
+          for (let k = 0; k < f; k++) set.onStart(ep);
+        }
+        expect(make('p2c', set, seed).pick()).toBe(la < lb ? a : b);
       }),
     );
   });
