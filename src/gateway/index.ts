@@ -128,7 +128,7 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
     const stats = routeStats(label);
     const toParams = r.params;
     const okStatus = r.status ?? 200;
-    const callOpts = { requestId: '', ...(r.timeoutMs === undefined ? {} : { timeoutMs: r.timeoutMs }) };
+    const timeoutMs = r.timeoutMs;
     app.route({
       method: r.method,
       url: r.url,
@@ -143,7 +143,7 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
           return sendError(req, reply, err, label);
         }
         try {
-          const result = await node.callDynamic(r.action, params, { ...callOpts, requestId: req.id });
+          const result = await node.callDynamic(r.action, params, timeoutMs === undefined ? { requestId: req.id } : { requestId: req.id, timeoutMs });
           reply.code(okStatus);
           reply.header(idHeader, req.id);
           count(stats, label, okStatus, startMs);
