@@ -23,6 +23,7 @@ export const ERRORS = {
   PP_ERR_NOT_FOUND: { message: 'not found', retryable: false, status: 404 },
   PP_ERR_CONFLICT: { message: 'version conflict', retryable: false, status: 409 },
   PP_ERR_UNAUTHORIZED: { message: 'unauthorized', retryable: false, status: 401 },
+  PP_ERR_UNSERIALIZABLE: { message: 'value cannot be serialized', retryable: false, status: 400 },
 
   // ---- partitioning ------------------------------------------------------------------------
   PP_ERR_NO_SHARDS: { message: 'the partition map has no shards', retryable: false, status: 503 },
@@ -40,6 +41,9 @@ export const ERRORS = {
   PP_ERR_FEED_TRUNCATED: { message: 'the change feed no longer holds this position', retryable: false, status: 410 },
   PP_ERR_OVERLOADED: { message: 'write queue is full', retryable: true, status: 503 },
   PP_ERR_CLOSED: { message: 'the store is closed', retryable: false, status: 503 },
+
+  // ---- message queue -----------------------------------------------------------------------
+  PP_ERR_UNKNOWN_TOPIC: { message: 'unknown topic', retryable: false, status: 404 },
 
   // ---- load balancing ----------------------------------------------------------------------
   PP_ERR_NO_ENDPOINT: { message: 'no endpoint available', retryable: true, status: 503 },

@@ -1,0 +1,495 @@
+/**
+ * The NATS JetStream engine: JetStream is the durable log, the consumer semantics are ours
+ * (`../consumer.ts`), so both engines behave the same and pass the same conformance suite.
+ *
+ *  - A topic is a stream `<ns>_<topic>` with one subject per partition, `<ns>.<topic>.<p>`; file
+ *    storage, retention by `max_bytes` / `max_age` (discard old), dedup by `Nats-Msg-Id` over
+ *    `duplicate_window`. The partition count is kept in the stream's description.
+ *  - An offset is the stream sequence (shared by a topic's partitions: per partition offsets are
+ *    increasing but not dense). A reader is an ordered consumer filtered on the partition's subject.
+ *  - Consumer groups live in the KV bucket `<ns>_groups`: one entry per (topic, group, partition)
+ *    holding the lease (owner, expiry) and the committed offset, updated by compare-and-set on the
+ *    entry's revision (so renewing a lease and committing an offset are one atomic step), and one
+ *    entry per live member. Lease expiry uses the members' wall clocks: keep clocks in sync.
+ *
+ * Durability when `publish` resolves: the server acknowledged the message (PubAck) after storing
+ * it in the stream's file store. With the server's default `sync_interval` (2 min) the file is not
+ * fsynced per message: an acknowledged message survives a crash of our process and of the NATS
+ * server process, but the last ones can be lost on an OS crash or power loss unless the server
+ * runs with `sync_interval: always` (or a replicated stream, R3). See docs/queue.md.
+ */
+import { AckPolicy, connect, DeliverPolicy, DiscardPolicy, headers as natsHeaders, RetentionPolicy, StorageType, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type KV, type NatsConnection } from 'nats';
+import { invariant, ppError, requireArg } from '../../errors/index.js';
+import {
+  ENCODING_BYTES,
+  ENCODING_MSGPACK,
+  type AppendResult,
+  type CommitEntry,
+  type EngineLimits,
+  type GroupStore,
+  type OutRecord,
+  type PartitionBounds,
+  type PartitionReader,
+  type QueueEngine,
+  type ReadFrom,
+  type RecoveryEvent,
+  type StoredRecord,
+  type TopicConfig,
+} from './base.js';
+
+export interface JetStreamOptions {
+  /** Prefix of every stream, subject and bucket this queue uses. Default 'pp'. */
+  readonly namespace?: string;
+  /** Connection timeout, in ms. Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** PubAck wait, in ms. Default 10000. */
+  readonly publishTimeoutMs?: number;
+  /** Messages an ordered consumer buffers ahead of the reader. Default 512. */
+  readonly readBufferMax?: number;
+}
+
+export const JETSTREAM_DEFAULTS = { namespace: 'pp', connectTimeoutMs: 5000, publishTimeoutMs: 10_000, readBufferMax: 512 } as const;
+
+const H_KEY = 'pp-key';
+const H_AT = 'pp-at';
+const H_ENC = 'pp-enc';
+const NS_RE = /^[A-Za-z0-9_-]{1,40}$/;
+const NANOS_PER_MS = 1_000_000;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+interface SlotValue {
+  /** Owner member id, '' = free. */
+  o: string;
+  /** Lease expiry, epoch ms. */
+  e: number;
+  /** Committed offset, null = none. */
+  c: number | null;
+}
+
+export class JetStreamEngine implements QueueEngine {
+  readonly kind = 'jetstream';
+  readonly recovery: readonly RecoveryEvent[] = [];
+  readonly namespace: string;
+  readonly #servers: string;
+  readonly #opts: Required<JetStreamOptions>;
+  readonly #limits: EngineLimits;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
+  #groups: JetStreamGroupStore | undefined;
+  readonly #readers = new Set<JetStreamReader>();
+
+  constructor(servers: string, limits: EngineLimits, options: JetStreamOptions = {}) {
+    this.#opts = { ...JETSTREAM_DEFAULTS, ...options };
+    requireArg(NS_RE.test(this.#opts.namespace), 'jetstream.namespace', 'must match [A-Za-z0-9_-]{1,40}');
+    requireArg(Number.isInteger(this.#opts.readBufferMax) && this.#opts.readBufferMax >= 1 && this.#opts.readBufferMax <= 100_000, 'jetstream.readBufferMax', 'must be an integer in [1, 100000]');
+    this.namespace = this.#opts.namespace;
+    this.#servers = servers;
+    this.#limits = limits;
+  }
+
+  get groups(): GroupStore {
+    invariant(this.#groups !== undefined, 'engine opened before use');
+    return this.#groups;
+  }
+
+  #stream(topic: string): string {
+    return `${this.namespace}_${topic}`;
+  }
+
+  subject(topic: string, partition: number): string {
+    return `${this.namespace}.${topic}.${partition}`;
+  }
+
+  async open(): Promise<void> {
+    try {
+      this.#nc = await connect({ servers: this.#servers, timeout: this.#opts.connectTimeoutMs, maxReconnectAttempts: -1 });
+    } catch (err) {
+      throw ppError('PP_ERR_UNAVAILABLE', { message: `cannot connect to NATS at ${this.#servers}`, cause: err });
+    }
+    this.#jsm = await this.#nc.jetstreamManager();
+    this.#js = this.#nc.jetstream({ timeout: this.#opts.publishTimeoutMs });
+    const kv = await this.#js.views.kv(`${this.namespace}_groups`, { history: 1 });
+    this.#groups = new JetStreamGroupStore(kv);
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.#readers) await r.close();
+    const nc = this.#nc;
+    this.#nc = undefined;
+    if (nc !== undefined && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+
+  #m(): { js: JetStreamClient; jsm: JetStreamManager } {
+    if (this.#js === undefined || this.#jsm === undefined || this.#nc === undefined) throw ppError('PP_ERR_CLOSED', { message: 'the queue is closed' });
+    return { js: this.#js, jsm: this.#jsm };
+  }
+
+  async createTopic(name: string, config: TopicConfig): Promise<TopicConfig> {
+    const { jsm } = this.#m();
+    const existing = await this.topic(name);
+    if (existing !== undefined) {
+      if (existing.partitions !== config.partitions) {
+        throw ppError('PP_ERR_CONFLICT', { field: 'partitions', message: `topic ${name} exists with ${existing.partitions} partitions`, data: { partitions: existing.partitions } });
+      }
+      return existing;
+    }
+    const maxAgeNs = config.retention.maxAgeMs * NANOS_PER_MS;
+    await jsm.streams.add({
+      name: this.#stream(name),
+      subjects: [`${this.namespace}.${name}.*`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_bytes: config.retention.maxBytes,
+      max_age: maxAgeNs,
+      // The dedup window cannot be longer than the age limit.
+      duplicate_window: Math.min(this.#limits.dedupWindowMs * NANOS_PER_MS, maxAgeNs),
+      num_replicas: 1,
+      description: JSON.stringify({ pp: 1, partitions: config.partitions, maxBytes: config.retention.maxBytes, maxAgeMs: config.retention.maxAgeMs }),
+    });
+    return config;
+  }
+
+  async topic(name: string): Promise<TopicConfig | undefined> {
+    const { jsm } = this.#m();
+    try {
+      const si = await jsm.streams.info(this.#stream(name));
+      const d = JSON.parse(si.config.description ?? '{}') as { partitions?: number; maxBytes?: number; maxAgeMs?: number };
+      invariant(typeof d.partitions === 'number', 'a queue stream records its partition count');
+      return { partitions: d.partitions, retention: { maxBytes: d.maxBytes ?? si.config.max_bytes, maxAgeMs: d.maxAgeMs ?? si.config.max_age / NANOS_PER_MS } };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async deleteTopic(name: string): Promise<boolean> {
+    const { jsm } = this.#m();
+    try {
+      await jsm.streams.delete(this.#stream(name));
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    await this.#groups?.dropTopic(name);
+    return true;
+  }
+
+  /** Deletes every stream of this namespace and its groups bucket (tests, tear-down). */
+  async destroyNamespace(): Promise<void> {
+    const { jsm } = this.#m();
+    const names: string[] = [];
+    for await (const si of jsm.streams.list()) if (si.config.name.startsWith(`${this.namespace}_`)) names.push(si.config.name);
+    for (const n of names) await jsm.streams.delete(n).catch(() => false);
+  }
+
+  async append(topic: string, partition: number, rec: OutRecord): Promise<AppendResult> {
+    const { js } = this.#m();
+    const h = natsHeaders();
+    if (rec.key !== undefined) h.set(H_KEY, rec.key);
+    if (rec.deliverAtMs > 0) h.set(H_AT, String(rec.deliverAtMs));
+    if (rec.encoding === ENCODING_MSGPACK) h.set(H_ENC, 'm');
+    if (rec.headers !== undefined) for (const k of Object.keys(rec.headers)) h.set(k, rec.headers[k]!);
+    try {
+      const ack = await js.publish(this.subject(topic, partition), rec.payload, { headers: h, ...(rec.id === undefined ? {} : { msgID: rec.id }) });
+      return { partition, offset: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      if (isNoResponders(err)) throw ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } });
+      throw ppError('PP_ERR_UNAVAILABLE', { message: `JetStream publish failed: ${(err as Error).message}`, cause: err });
+    }
+  }
+
+  /**
+   * An ephemeral pull consumer without acks, filtered on the partition's subject. (The client's
+   * "ordered consumer" `consume()` does not start against a 2.9 server; a plain ephemeral
+   * consumer does, and `inactive_threshold` removes it if this process dies.)
+   */
+  async #consumer(topic: string, partition: number, from: ReadFrom): Promise<{ consumer: Consumer; name: string }> {
+    const { js, jsm } = this.#m();
+    const cfg: Partial<ConsumerConfig> = {
+      ack_policy: AckPolicy.None,
+      filter_subject: this.subject(topic, partition),
+      inactive_threshold: 30_000 * NANOS_PER_MS,
+      mem_storage: true,
+      num_replicas: 1,
+    };
+    if (from === 'earliest') cfg.deliver_policy = DeliverPolicy.All;
+    else if (from === 'latest') cfg.deliver_policy = DeliverPolicy.New;
+    else if ('offset' in from) {
+      if (from.offset <= 1) cfg.deliver_policy = DeliverPolicy.All;
+      else {
+        cfg.deliver_policy = DeliverPolicy.StartSequence;
+        cfg.opt_start_seq = from.offset;
+      }
+    } else {
+      cfg.deliver_policy = DeliverPolicy.StartTime;
+      cfg.opt_start_time = new Date(from.timeMs).toISOString();
+    }
+    let ci: ConsumerInfo;
+    try {
+      ci = await jsm.consumers.add(this.#stream(topic), cfg);
+    } catch (err) {
+      if (isNotFound(err)) throw ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } });
+      throw err;
+    }
+    return { consumer: await js.consumers.get(this.#stream(topic), ci.name), name: ci.name };
+  }
+
+  async openReader(topic: string, partition: number, from: ReadFrom): Promise<PartitionReader> {
+    const { jsm } = this.#m();
+    const { consumer, name } = await this.#consumer(topic, partition, from);
+    const first = (await this.bounds(topic, partition)).first;
+    const startOffset = from === 'earliest' || from === 'latest' || !('offset' in from) ? first : from.offset;
+    const messages = await consumer.consume({ max_messages: this.#opts.readBufferMax });
+    const stream = this.#stream(topic);
+    const r: JetStreamReader = new JetStreamReader(partition, messages, this.#opts.readBufferMax, startOffset, first, async () => {
+      this.#readers.delete(r);
+      if (this.#nc !== undefined && !this.#nc.isClosed()) await jsm.consumers.delete(stream, name).catch(() => false);
+    });
+    this.#readers.add(r);
+    return r;
+  }
+
+  async bounds(topic: string, _partition: number): Promise<PartitionBounds> {
+    const { jsm } = this.#m();
+    try {
+      const si = await jsm.streams.info(this.#stream(topic));
+      // Stream-wide: offsets are stream sequences; reading a partition from `first` yields its first record.
+      return { first: si.state.first_seq, next: si.state.last_seq + 1 };
+    } catch (err) {
+      if (isNotFound(err)) throw ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } });
+      throw err;
+    }
+  }
+
+  async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
+    const { jsm } = this.#m();
+    const { consumer, name } = await this.#consumer(topic, partition, { timeMs });
+    try {
+      const batch = await consumer.fetch({ max_messages: 1, expires: 1000 });
+      for await (const m of batch) return m.seq;
+      return (await this.bounds(topic, partition)).next;
+    } finally {
+      await jsm.consumers.delete(this.#stream(topic), name).catch(() => false);
+    }
+  }
+}
+
+/** Buffers a pull consumer's messages; `next` hands them out as records. */
+class JetStreamReader implements PartitionReader {
+  readonly #partition: number;
+  readonly #messages: ConsumerMessages;
+  readonly #max: number;
+  readonly #buf: StoredRecord[] = [];
+  #head = 0;
+  #closed = false;
+  #wake: (() => void) | undefined;
+  #space: (() => void) | undefined;
+  readonly #onClose: () => Promise<void>;
+  readonly #pump: Promise<void>;
+  #expected: number;
+  skipped = 0;
+
+  constructor(partition: number, messages: ConsumerMessages, max: number, start: number, first: number, onClose: () => Promise<void>) {
+    this.#partition = partition;
+    this.#messages = messages;
+    this.#max = max;
+    this.#onClose = onClose;
+    // Offsets are sparse per partition, so records removed by retention cannot be counted here:
+    // `skipped` stays 0 on JetStream (documented).
+    this.#expected = Math.max(start, first);
+    this.#pump = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for await (const m of this.#messages) {
+        if (this.#closed) break;
+        this.#buf.push(toRecord(this.#partition, m));
+        this.#wake?.();
+        // Bounded: stop pulling from the iterator while the buffer is full.
+        while (this.#buf.length - this.#head >= this.#max && !this.#closed) await new Promise<void>((r) => (this.#space = r));
+      }
+    } catch {
+      // the consumer stopped (closed connection); next() returns [] from now on
+    }
+  }
+
+  async next(max: number, waitMs: number): Promise<readonly StoredRecord[]> {
+    if (this.#buf.length - this.#head === 0 && !this.#closed && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          this.#wake = undefined;
+          resolve();
+        };
+        const t = setTimeout(done, waitMs);
+        this.#wake = done;
+      });
+    }
+    const n = Math.min(max, this.#buf.length - this.#head);
+    if (n <= 0) return [];
+    const out = this.#buf.slice(this.#head, this.#head + n);
+    this.#head += n;
+    if (this.#head > 1024 && this.#head * 2 > this.#buf.length) {
+      this.#buf.splice(0, this.#head);
+      this.#head = 0;
+    }
+    const last = out[out.length - 1]!;
+    invariant(last.offset >= this.#expected, 'an ordered consumer moves forward');
+    this.#expected = last.offset + 1;
+    const s = this.#space;
+    this.#space = undefined;
+    s?.();
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wake?.();
+    this.#space?.();
+    // close() settles only once the iterator is drained, i.e. after #pump's loop ends: not awaited.
+    this.#messages.close().catch(() => undefined);
+    await this.#pump;
+    await this.#onClose();
+  }
+}
+
+function toRecord(partition: number, m: JsMsg): StoredRecord {
+  const h = m.headers;
+  let key: string | undefined;
+  let id: string | undefined;
+  let deliverAtMs = 0;
+  let encoding: StoredRecord['encoding'] = ENCODING_BYTES;
+  let headers: Record<string, string> | undefined;
+  if (h !== undefined) {
+    for (const [k, vs] of h) {
+      const v = vs[0] ?? '';
+      if (k === H_KEY) key = v;
+      else if (k === H_AT) deliverAtMs = Number(v);
+      else if (k === H_ENC) encoding = v === 'm' ? ENCODING_MSGPACK : ENCODING_BYTES;
+      else if (k === 'Nats-Msg-Id') id = v;
+      else (headers ??= {})[k] = v;
+    }
+  }
+  return { partition, offset: m.seq, timestampMs: Math.floor(m.info.timestampNanos / NANOS_PER_MS), deliverAtMs, encoding, key, id, headers, payload: m.data };
+}
+
+class JetStreamGroupStore implements GroupStore {
+  readonly #kv: KV;
+
+  constructor(kv: KV) {
+    this.#kv = kv;
+  }
+
+  async #get(key: string): Promise<{ v: SlotValue; rev: number } | undefined> {
+    const e = await this.#kv.get(key);
+    if (e === null || e.operation !== 'PUT') return undefined;
+    return { v: JSON.parse(dec.decode(e.value)) as SlotValue, rev: e.revision };
+  }
+
+  async join(topic: string, group: string, member: string, ttlMs: number): Promise<void> {
+    await this.#kv.put(`m.${topic}.${group}.${member}`, enc.encode(String(Date.now() + ttlMs)));
+  }
+
+  async leave(topic: string, group: string, member: string): Promise<void> {
+    await this.#kv.delete(`m.${topic}.${group}.${member}`);
+  }
+
+  async members(topic: string, group: string): Promise<string[]> {
+    const prefix = `m.${topic}.${group}.`;
+    const keys: string[] = [];
+    for await (const k of await this.#kv.keys(`${prefix}*`)) keys.push(k);
+    const now = Date.now();
+    const live: string[] = [];
+    await Promise.all(
+      keys.map(async (k) => {
+        const e = await this.#kv.get(k);
+        if (e === null || e.operation !== 'PUT') return;
+        if (Number(dec.decode(e.value)) >= now) live.push(k.slice(prefix.length));
+        else await this.#kv.delete(k, { previousSeq: e.revision }).catch(() => undefined);
+      }),
+    );
+    return live.sort();
+  }
+
+  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<{ committed: number | undefined } | undefined> {
+    const key = `s.${topic}.${group}.${partition}`;
+    const cur = await this.#get(key);
+    const now = Date.now();
+    const next = (c: number | null): Uint8Array => enc.encode(JSON.stringify({ o: member, e: now + ttlMs, c } satisfies SlotValue));
+    try {
+      if (cur === undefined) {
+        await this.#kv.create(key, next(null));
+        return { committed: undefined };
+      }
+      if (cur.v.o !== '' && cur.v.o !== member && cur.v.e >= now) return undefined;
+      await this.#kv.update(key, next(cur.v.c), cur.rev);
+      return { committed: cur.v.c ?? undefined };
+    } catch (err) {
+      if (isWrongSequence(err)) return undefined; // someone else changed it first
+      throw err;
+    }
+  }
+
+  async commit(topic: string, group: string, member: string, ttlMs: number, entries: readonly CommitEntry[]): Promise<number[]> {
+    const lost: number[] = [];
+    const now = Date.now();
+    await Promise.all(
+      entries.map(async (en) => {
+        const key = `s.${topic}.${group}.${en.partition}`;
+        const cur = await this.#get(key);
+        if (cur === undefined || cur.v.o !== member) {
+          lost.push(en.partition);
+          return;
+        }
+        const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c };
+        try {
+          await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev);
+        } catch (err) {
+          if (!isWrongSequence(err)) throw err;
+          lost.push(en.partition);
+        }
+      }),
+    );
+    return lost.sort((a, b) => a - b);
+  }
+
+  async committed(topic: string, group: string, partitions: number): Promise<(number | undefined)[]> {
+    return Promise.all(Array.from({ length: partitions }, async (_, p) => (await this.#get(`s.${topic}.${group}.${p}`))?.v.c ?? undefined));
+  }
+
+  async seek(topic: string, group: string, partition: number, committed: number): Promise<void> {
+    const key = `s.${topic}.${group}.${partition}`;
+    const cur = await this.#get(key);
+    if (cur !== undefined && cur.v.o !== '' && cur.v.e >= Date.now()) {
+      throw ppError('PP_ERR_CONFLICT', { message: `partition ${partition} of ${topic} is held by a member of group ${group}; stop the group before seeking` });
+    }
+    const v = enc.encode(JSON.stringify({ o: '', e: 0, c: committed } satisfies SlotValue));
+    if (cur === undefined) await this.#kv.create(key, v);
+    else await this.#kv.update(key, v, cur.rev);
+  }
+
+  async dropTopic(topic: string): Promise<void> {
+    const keys: string[] = [];
+    for (const pattern of [`s.${topic}.>`, `m.${topic}.>`]) for await (const k of await this.#kv.keys(pattern)) keys.push(k);
+    await Promise.all(keys.map((k) => this.#kv.purge(k).catch(() => undefined)));
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? `${err.message} ${String((err as { code?: unknown }).code ?? '')}` : String(err);
+}
+function isNotFound(err: unknown): boolean {
+  return /not found|10059/i.test(errText(err));
+}
+function isNoResponders(err: unknown): boolean {
+  return /503|no responders/i.test(errText(err));
+}
+function isWrongSequence(err: unknown): boolean {
+  return /wrong last sequence|10071|key exists/i.test(errText(err));
+}
