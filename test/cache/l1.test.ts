@@ -1,0 +1,209 @@
+/**
+ * L1 and the eviction policies: pure logic, no I/O. Properties checked with fast-check against a
+ * model (bounds never exceeded, a get returns the last value set unless evicted or expired, TTL
+ * honoured with an injected clock), the sketch never under-counting before aging, and the
+ * behaviours that distinguish the policies.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isPowerplantError } from '../../src/errors/index.js';
+import type { LfuPolicy} from '../../src/cache/index.js';
+import { CountMinSketch, L1Cache, POLICY_NAMES, SKETCH_COUNTER_MAX, WTinyLfuPolicy, hashKey, measureValue, type PolicyName } from '../../src/cache/index.js';
+import { FakeClock } from '../resilience/fake-clock.js';
+
+type Op =
+  | { kind: 'set'; key: string | number; value: number; ttlMs: number; size: number }
+  | { kind: 'get'; key: string | number }
+  | { kind: 'delete'; key: string | number }
+  | { kind: 'tick'; ms: number };
+
+const keyArb = fc.oneof(fc.integer({ min: 0, max: 40 }).map((n) => `k${n}`), fc.integer({ min: 0, max: 20 }));
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('set' as const), key: keyArb, value: fc.integer(), ttlMs: fc.oneof(fc.constant(Infinity), fc.integer({ min: 1, max: 50 })), size: fc.integer({ min: 1, max: 30 }) }),
+  fc.record({ kind: fc.constant('get' as const), key: keyArb }),
+  fc.record({ kind: fc.constant('delete' as const), key: keyArb }),
+  fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 30 }) }),
+);
+
+describe('L1Cache (every policy)', () => {
+  for (const policy of POLICY_NAMES) {
+    it(`${policy}: bounds hold, gets agree with a model, TTL honoured (property)`, () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 30, max: 200 }), fc.array(opArb, { maxLength: 300 }), (maxEntries, maxBytes, ops) => {
+          const clock = new FakeClock(1_000);
+          const c = new L1Cache<string | number, number>({ policy, maxEntries, maxBytes, clock });
+          // The model: what was last set and when it expires. An entry may be missing from the
+          // cache (evicted) but must never hold another value or outlive its TTL.
+          const model = new Map<string | number, { value: number; expiresAtMs: number }>();
+          for (const op of ops) {
+            if (op.kind === 'set') {
+              c.set(op.key, op.value, op.ttlMs, op.size);
+              model.set(op.key, { value: op.value, expiresAtMs: clock.now() + op.ttlMs });
+            } else if (op.kind === 'get') {
+              const got = c.get(op.key);
+              const m = model.get(op.key);
+              if (got !== undefined) {
+                expect(m).toBeDefined();
+                expect(got).toBe(m!.value);
+                expect(clock.now()).toBeLessThan(m!.expiresAtMs);
+              }
+              if (m !== undefined && clock.now() >= m.expiresAtMs) expect(got).toBeUndefined();
+            } else if (op.kind === 'delete') {
+              c.delete(op.key);
+              model.delete(op.key);
+              expect(c.peek(op.key)).toBeUndefined();
+            } else {
+              clock.advance(op.ms);
+            }
+            expect(c.size).toBeLessThanOrEqual(maxEntries);
+            expect(c.bytes).toBeLessThanOrEqual(maxBytes);
+            expect(c.policy.size).toBe(c.size);
+          }
+        }),
+        { numRuns: 150 },
+      );
+    });
+
+    it(`${policy}: the most recent insert is present right after it (with room for it)`, () => {
+      const c = new L1Cache<number, number>({ policy, maxEntries: 3 });
+      for (let i = 0; i < 50; i++) {
+        c.set(i, i);
+        // W-TinyLFU admits every new entry into its window; LRU and LFU evict something else.
+        expect(c.peek(i)).toBe(i);
+      }
+    });
+  }
+
+  it('rejects a value larger than maxBytes with PP_ERR_TOO_LARGE and leaves the cache as it was', () => {
+    const c = new L1Cache<string, string>({ maxEntries: 10, maxBytes: 100 });
+    c.set('a', 'x');
+    let err: unknown;
+    try {
+      c.set('b', 'y'.repeat(200));
+    } catch (e) {
+      err = e;
+    }
+    expect(isPowerplantError(err, 'PP_ERR_TOO_LARGE')).toBe(true);
+    expect(c.peek('a')).toBe('x');
+    expect(c.has('b')).toBe(false);
+  });
+
+  it('measures values for the byte bound and refuses functions, symbols and cycles (PP_ERR_UNSERIALIZABLE, field = path)', () => {
+    expect(measureValue('abc')).toBe(22);
+    expect(measureValue({ a: [1, 2] })).toBeGreaterThan(16);
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    for (const [bad, field] of [[{ f: () => 1 }, 'value.f'], [[Symbol('s')], 'value.0'], [cyclic, 'value.self']] as const) {
+      let err: unknown;
+      try {
+        measureValue(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(isPowerplantError(err, 'PP_ERR_UNSERIALIZABLE')).toBe(true);
+      expect((err as { field: string }).field).toBe(field);
+    }
+    const shared = { x: 1 };
+    expect(() => measureValue({ a: shared, b: shared })).not.toThrow();
+  });
+
+  it('a get allocates nothing on the hot path (heap stays flat over 200k hits)', () => {
+    // Not a timing: a sanity check that hits do not build garbage (allocation would show up as
+    // tens of MB over 200k gets). GC can still run, so the bound is generous.
+    const c = new L1Cache<string, number>({ maxEntries: 1000 });
+    const keys = Array.from({ length: 1000 }, (_, i) => `key:${i}`);
+    for (const k of keys) c.set(k, 1);
+    let s = 0;
+    for (let i = 0; i < 20_000; i++) s += c.get(keys[i % 1000]!) ?? 0;
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 200_000; i++) s += c.get(keys[i % 1000]!) ?? 0;
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(s).toBe(220_000);
+    expect(grown).toBeLessThan(4 * 1024 * 1024);
+  });
+});
+
+describe('CountMinSketch', () => {
+  it('never under-counts before aging (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 500 }), { maxLength: 400 }), (keys) => {
+        const sk = new CountMinSketch(64, 1000);
+        const truth = new Map<number, number>();
+        for (const k of keys) {
+          sk.increment(hashKey(k));
+          truth.set(k, (truth.get(k) ?? 0) + 1);
+        }
+        expect(sk.agings).toBe(0);
+        for (const [k, n] of truth) expect(sk.estimate(hashKey(k))).toBeGreaterThanOrEqual(Math.min(n, SKETCH_COUNTER_MAX));
+      }),
+    );
+  });
+
+  it('halves counters after sampleSize counted increments (aging)', () => {
+    const sk = new CountMinSketch(16, 1);
+    const h = hashKey('hot');
+    for (let i = 0; i < 15; i++) sk.increment(h);
+    expect(sk.estimate(h)).toBe(15);
+    let other = 0;
+    while (sk.agings === 0) sk.increment(hashKey(`cold${other++}`));
+    expect(sk.estimate(h)).toBeLessThanOrEqual(8);
+  });
+});
+
+describe('policy behaviour', () => {
+  it('W-TinyLFU keeps a frequently used set through a one-pass scan that evicts it under LRU', () => {
+    const run = (policy: PolicyName): number => {
+      const c = new L1Cache<string, number>({ policy, maxEntries: 100, wtinylfu: { adaptive: false } });
+      const hot = Array.from({ length: 50 }, (_, i) => `hot${i}`);
+      for (let r = 0; r < 20; r++) for (const k of hot) if (c.get(k) === undefined) c.set(k, 1);
+      for (let i = 0; i < 1000; i++) if (c.get(`scan${i}`) === undefined) c.set(`scan${i}`, 1);
+      return hot.filter((k) => c.peek(k) !== undefined).length;
+    };
+    expect(run('wtinylfu')).toBeGreaterThanOrEqual(45);
+    expect(run('lru')).toBe(0);
+  });
+
+  it('W-TinyLFU promotes a probation hit to protected and keeps segments within bounds', () => {
+    const p = new WTinyLfuPolicy(100, 101, { adaptive: false });
+    for (let s = 0; s < 100; s++) expect(p.insert(s, hashKey(s))).toBe(-1);
+    // 1 slot of window, the rest went to probation in insertion order.
+    expect(p.windowCount).toBe(1);
+    expect(p.segmentOf(5)).toBe('probation');
+    p.hit(5);
+    expect(p.segmentOf(5)).toBe('protected');
+    expect(p.windowCount + p.probationCount + p.protectedCount).toBe(100);
+  });
+
+  it('W-TinyLFU hill climber moves the window and keeps window + main = maxEntries (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 500, maxLength: 3000 }), (trace) => {
+        const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 50, wtinylfu: { sampleFactor: 1 } });
+        for (const k of trace) if (c.get(k) === undefined) c.set(k, k);
+        const p = c.policy as WTinyLfuPolicy;
+        expect(p.windowMax + p.mainMax).toBe(50);
+        expect(p.windowMax).toBeGreaterThanOrEqual(1);
+        expect(p.windowCount).toBeLessThanOrEqual(p.windowMax);
+        expect(p.probationCount + p.protectedCount).toBeLessThanOrEqual(p.mainMax);
+        expect(c.size).toBeLessThanOrEqual(50);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('LFU never evicts a slot strictly more frequent than every other resident', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 200 }), (newKeys) => {
+        const c = new L1Cache<number, number>({ policy: 'lfu', maxEntries: 8 });
+        c.set(0, 0);
+        for (let i = 0; i < 5_000; i++) c.get(0);
+        for (const k of newKeys) {
+          if (c.get(k) === undefined) c.set(k, k);
+          c.get(0);
+        }
+        expect(c.peek(0)).toBe(0);
+        expect((c.policy as LfuPolicy).size).toBe(c.size);
+      }),
+      { numRuns: 50 },
+    );
+  });
+});
