@@ -155,6 +155,7 @@ class DeliveryImpl implements Delivery<unknown> {
   #value: unknown;
   #decoded = false;
   #ctl: AbortController | undefined;
+  #abortReason: Error | undefined;
   settled = false;
 
   constructor(member: Member, entry: Entry, gen: number) {
@@ -196,17 +197,21 @@ class DeliveryImpl implements Delivery<unknown> {
   }
   /** Created on first access, so deliveries that never look at it allocate no controller. */
   get signal(): AbortSignal {
-    this.#ctl ??= new AbortController();
+    if (this.#ctl === undefined) {
+      this.#ctl = new AbortController();
+      if (this.#abortReason !== undefined) this.#ctl.abort(this.#abortReason);
+    }
     return this.#ctl.signal;
   }
   abort(reason: string): void {
-    this.#ctl?.abort(ppError('PP_ERR_TIMEOUT', { message: reason }));
+    this.#abortReason = ppError('PP_ERR_TIMEOUT', { message: reason });
+    this.#ctl?.abort(this.#abortReason);
   }
   ack(): boolean {
-    return this.#member.settle(this.#entry, this.#gen, this, undefined, true);
+    return this.#member.settle(this.#entry, this.#gen, this, undefined, 'explicit');
   }
   nak(reason?: unknown): boolean {
-    return this.#member.settle(this.#entry, this.#gen, this, reason ?? new Error('nak'), true);
+    return this.#member.settle(this.#entry, this.#gen, this, reason ?? new Error('nak'), 'explicit');
   }
 }
 
@@ -650,15 +655,15 @@ export class Member implements Subscription {
     try {
       r = this.#handler(d);
     } catch (err) {
-      this.settle(e, gen, d, err ?? new Error('handler threw'), false);
+      this.settle(e, gen, d, err ?? new Error('handler threw'), 'return');
       return;
     }
     if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
       (r as PromiseLike<unknown>).then(
-        () => this.settle(e, gen, d, undefined, false),
-        (err: unknown) => this.settle(e, gen, d, err ?? new Error('handler rejected'), false),
+        () => this.settle(e, gen, d, undefined, 'return'),
+        (err: unknown) => this.settle(e, gen, d, err ?? new Error('handler rejected'), 'return'),
       );
-    } else this.settle(e, gen, d, undefined, false);
+    } else this.settle(e, gen, d, undefined, 'return');
   }
 
   /**
@@ -666,13 +671,14 @@ export class Member implements Subscription {
    * else (a second settle, a handler returning after ackWait or after the partition moved) is a
    * late ack: rejected and counted once.
    */
-  settle(e: Entry, gen: number, d: DeliveryImpl, err: unknown, explicit: boolean): boolean {
+  settle(e: Entry, gen: number, d: DeliveryImpl, err: unknown, by: 'return' | 'explicit' | 'timeout'): boolean {
     if (d.settled) {
       // The handler returned after an explicit ack()/nak(): expected, not late. A second explicit call is.
-      if (explicit) this.counters.lateAcks++;
+      if (by === 'explicit') this.counters.lateAcks++;
       return false;
     }
-    d.settled = true;
+    // A timeout settles the record, not the delivery: the handler's eventual return is a late ack.
+    if (by !== 'timeout') d.settled = true;
     if (e.gen !== gen || e.state !== S_RUNNING) {
       this.counters.lateAcks++;
       return false;
@@ -765,7 +771,7 @@ export class Member implements Subscription {
         invariant(d !== undefined, 'a running record has a delivery');
         this.counters.abandoned++;
         d.abort(`ackWait ${this.#ackWaitMs} ms passed`);
-        this.settle(e, gen, d, ppError('PP_ERR_TIMEOUT', { message: `ackWait ${this.#ackWaitMs} ms passed` }), false);
+        this.settle(e, gen, d, ppError('PP_ERR_TIMEOUT', { message: `ackWait ${this.#ackWaitMs} ms passed` }), 'timeout');
       }
       this.#deadlines.shift();
       this.#deadlineGens.shift();

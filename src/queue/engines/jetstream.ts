@@ -178,11 +178,12 @@ export class JetStreamEngine implements QueueEngine {
     return true;
   }
 
-  /** Deletes every stream of this namespace and its groups bucket (tests, tear-down). */
+  /** Deletes every stream of this namespace and its groups bucket (tests, tear-down). The queue is unusable afterwards. */
   async destroyNamespace(): Promise<void> {
     const { jsm } = this.#m();
     const names: string[] = [];
     for await (const si of jsm.streams.list()) if (si.config.name.startsWith(`${this.namespace}_`)) names.push(si.config.name);
+    names.push(`KV_${this.namespace}_groups`);
     for (const n of names) await jsm.streams.delete(n).catch(() => false);
   }
 

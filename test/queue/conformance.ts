@@ -1,0 +1,318 @@
+/**
+ * The queue conformance suite: every engine runs every case (test/queue/log.test.ts and
+ * test/queue/jetstream.test.ts). Nothing asserts a timing; waits are bounded polls.
+ */
+import { describe, expect, it } from 'vitest';
+import { DEAD_LETTER_HEADERS, type Delivery, type Queue } from '../../src/queue/index.js';
+import { isPowerplantError } from '../../src/errors/index.js';
+import { FAST, sleep, waitFor, type QueueCase } from './helpers.js';
+
+async function collect(q: Queue, topic: string, max = 10_000): Promise<{ key: string | undefined; value: unknown; partition: number; offset: number; headers: Readonly<Record<string, string>> }[]> {
+  const cfg = await q.topic(topic);
+  const out = [];
+  for (let p = 0; p < cfg!.partitions; p++) out.push(...(await q.read(topic, p, 'earliest', max)));
+  return out;
+}
+
+export function queueConformance(c: QueueCase): void {
+  describe(`queue conformance: ${c.name}`, () => {
+    it('publishes durably and delivers every message to a group, with key, id, headers and value', async () => {
+      const q = await c.open();
+      await q.createTopic('orders', { partitions: 3 });
+      const r1 = await q.publish('orders', { n: 1, tags: ['a'] }, { key: 'u1', id: 'm1', headers: { source: 'test' } });
+      const r2 = await q.publish('orders', new Uint8Array([1, 2, 3]), { key: 'u2' });
+      expect(r1.duplicate).toBe(false);
+      expect(r1.partition).toBeGreaterThanOrEqual(0);
+      expect(r1.partition).toBeLessThan(3);
+      const got: Delivery[] = [];
+      const sub = await q.subscribe('orders', { group: 'g1', ...FAST, handler: (m) => void got.push(m) });
+      await waitFor(() => got.length === 2, 10_000, 'two deliveries');
+      const a = got.find((m) => m.key === 'u1')!;
+      expect(a.value).toEqual({ n: 1, tags: ['a'] });
+      expect(a.id).toBe('m1');
+      expect(a.headers).toEqual({ source: 'test' });
+      expect(a.offset).toBe(r1.offset);
+      expect(a.attempt).toBe(1);
+      const b = got.find((m) => m.key === 'u2')!;
+      expect(Buffer.from(b.value as Uint8Array)).toEqual(Buffer.from([1, 2, 3]));
+      expect(b.partition).toBe(r2.partition);
+      await waitFor(() => sub.stats().acked === 2, 5000, 'acks');
+      await sub.close();
+      // A closed member committed: the group resumes after what it handled.
+      await q.publish('orders', { n: 3 }, { key: 'u3' });
+      const again: Delivery[] = [];
+      const sub2 = await q.subscribe('orders', { group: 'g1', ...FAST, handler: (m) => void again.push(m) });
+      await waitFor(() => again.length >= 1, 10_000, 'the new message');
+      await sleep(200);
+      expect(again.map((m) => m.value)).toEqual([{ n: 3 }]);
+      await sub2.close();
+    });
+
+    it('every group gets every message', async () => {
+      const q = await c.open();
+      await q.createTopic('events', { partitions: 2 });
+      for (let i = 0; i < 50; i++) await q.publish('events', i, { key: `k${i % 7}` });
+      const seen: Record<string, Set<number>> = { a: new Set(), b: new Set() };
+      const subs = await Promise.all(
+        (['a', 'b'] as const).map((g) => q.subscribe<number>('events', { group: g, ...FAST, handler: (m) => void seen[g]!.add(m.value) })),
+      );
+      await waitFor(() => seen.a!.size === 50 && seen.b!.size === 50, 10_000, 'both groups');
+      await Promise.all(subs.map((s) => s.close()));
+    });
+
+    it('keeps per-key order within a group, across failures and redeliveries', async () => {
+      const q = await c.open();
+      await q.createTopic('ordered', { partitions: 3 });
+      const keys = 8;
+      const n = 240;
+      const ps = [];
+      for (let i = 0; i < n; i++) ps.push(q.publish('ordered', { k: i % keys, i }, { key: `key-${i % keys}` }));
+      await Promise.all(ps);
+      const order = new Map<number, number[]>();
+      const failedOnce = new Set<number>();
+      const sub = await q.subscribe<{ k: number; i: number }>('ordered', {
+        group: 'g',
+        concurrency: 16,
+        maxDeliver: 5,
+        backoff: [1, 5],
+        ...FAST,
+        handler: async (m) => {
+          const { k, i } = m.value;
+          await sleep((i * 7) % 5);
+          // Every 10th message fails its first attempt: later ones of its key must wait for it.
+          if (i % 10 === 3 && !failedOnce.has(i)) {
+            failedOnce.add(i);
+            throw new Error(`transient ${i}`);
+          }
+          const list = order.get(k) ?? [];
+          list.push(i);
+          order.set(k, list);
+        },
+      });
+      await waitFor(() => [...order.values()].reduce((s, l) => s + l.length, 0) >= n, 20_000, 'all handled');
+      for (const [k, list] of order) {
+        const expected = Array.from({ length: n / keys }, (_, j) => j * keys + k);
+        expect(list).toEqual(expected);
+      }
+      expect(sub.stats().redelivered).toBe(failedOnce.size);
+      await sub.close();
+    });
+
+    it('members of a group share partitions and rebalance when members join and leave', async () => {
+      const q = await c.open();
+      await q.createTopic('shared', { partitions: 4 });
+      const handled = new Map<number, string[]>();
+      const mk = (name: string) =>
+        q.subscribe<number>('shared', {
+          group: 'workers',
+          ...FAST,
+          handler: (m) => {
+            const l = handled.get(m.value) ?? [];
+            l.push(name);
+            handled.set(m.value, l);
+          },
+        });
+      const a = await mk('a');
+      await waitFor(() => a.partitions().length === 4, 10_000, 'a owns everything');
+      const b = await mk('b');
+      await waitFor(() => a.partitions().length === 2 && b.partitions().length === 2, 10_000, 'a and b split the partitions');
+      expect([...a.partitions(), ...b.partitions()].sort()).toEqual([0, 1, 2, 3]);
+      for (let i = 0; i < 100; i++) await q.publish('shared', i, { key: `k${i}` });
+      await waitFor(() => handled.size === 100, 10_000, 'all handled');
+      // Each partition is consumed by one member: with no failures, each message once.
+      expect([...handled.values()].every((l) => l.length === 1)).toBe(true);
+      expect(new Set([...handled.values()].flat())).toEqual(new Set(['a', 'b']));
+      await b.close();
+      await waitFor(() => a.partitions().length === 4, 10_000, 'a takes b partitions back');
+      for (let i = 100; i < 120; i++) await q.publish('shared', i, { key: `k${i}` });
+      await waitFor(() => handled.size === 120, 10_000, 'all handled after b left');
+      expect([...handled.entries()].filter(([i]) => i >= 100).every(([, l]) => l.length === 1 && l[0] === 'a')).toBe(true);
+      expect(a.stats().rebalances).toBeGreaterThanOrEqual(1);
+      await a.close();
+    });
+
+    it('redelivers a failing message with backoff, then dead-letters it with the failure reason', async () => {
+      const q = await c.open();
+      await q.createTopic('jobs', { partitions: 2 });
+      await q.publish('jobs', { poison: true }, { key: 'p', headers: { trace: 't1' } });
+      for (let i = 0; i < 10; i++) await q.publish('jobs', { ok: i }, { key: `ok${i}` });
+      const attempts: number[] = [];
+      let ok = 0;
+      const sub = await q.subscribe<{ poison?: boolean; ok?: number }>('jobs', {
+        group: 'g',
+        maxDeliver: 3,
+        backoff: { baseDelayMs: 5, maxDelayMs: 20 },
+        ...FAST,
+        handler: (m) => {
+          if (m.value.poison === true) {
+            attempts.push(m.attempt);
+            throw new Error('cannot parse order');
+          }
+          ok++;
+        },
+      });
+      await waitFor(() => sub.stats().deadLettered === 1 && ok === 10, 10_000, 'dead letter');
+      expect(attempts).toEqual([1, 2, 3]);
+      const dead = (await collect(q, 'jobs-dlq')).filter((m) => m.headers[DEAD_LETTER_HEADERS.topic] === 'jobs');
+      expect(dead).toHaveLength(1);
+      expect(dead[0]!.value).toEqual({ poison: true });
+      expect(dead[0]!.key).toBe('p');
+      expect(dead[0]!.headers[DEAD_LETTER_HEADERS.reason]).toContain('cannot parse order');
+      expect(dead[0]!.headers[DEAD_LETTER_HEADERS.attempts]).toBe('3');
+      expect(dead[0]!.headers[DEAD_LETTER_HEADERS.group]).toBe('g');
+      expect(dead[0]!.headers.trace).toBe('t1');
+      await sub.close();
+      // The dead letter finished the record: the group does not see it again.
+      const again: unknown[] = [];
+      const sub2 = await q.subscribe('jobs', { group: 'g', ...FAST, handler: (m) => void again.push(m.value) });
+      await sleep(300);
+      expect(again).toEqual([]);
+      await sub2.close();
+    });
+
+    it('redelivers after ackWait a handler that never returns; its late ack is rejected, not counted', async () => {
+      const q = await c.open();
+      await q.createTopic('slow', { partitions: 1 });
+      await q.publish('slow', 'x', { key: 'k' });
+      const first: Delivery[] = [];
+      let release!: () => void;
+      const hang = new Promise<void>((r) => (release = r));
+      const sub = await q.subscribe('slow', {
+        group: 'g',
+        ackWaitMs: 200,
+        backoff: [0],
+        ...FAST,
+        handler: async (m) => {
+          first.push(m);
+          if (m.attempt === 1) await hang; // never returns until released
+        },
+      });
+      await waitFor(() => sub.stats().acked === 1, 10_000, 'the redelivery acked');
+      expect(first.map((m) => m.attempt)).toEqual([1, 2]);
+      expect(first[0]!.signal.aborted).toBe(true);
+      expect(sub.stats().abandoned).toBe(1);
+      // The first delivery finally returns: rejected, counted as late, not as a second ack.
+      release();
+      await waitFor(() => sub.stats().lateAcks === 1, 5000, 'late ack counted');
+      expect(first[0]!.ack()).toBe(false);
+      expect(sub.stats().acked).toBe(1);
+      await sub.close();
+    });
+
+    it('explicit ack/nak: a nak redelivers, a second ack is rejected', async () => {
+      const q = await c.open();
+      await q.createTopic('explicit', { partitions: 1 });
+      await q.publish('explicit', 1);
+      const results: boolean[] = [];
+      const sub = await q.subscribe('explicit', {
+        group: 'g',
+        backoff: [0],
+        ...FAST,
+        handler: (m) => {
+          if (m.attempt === 1) {
+            results.push(m.nak(new Error('later')));
+            return;
+          }
+          results.push(m.ack());
+          results.push(m.ack());
+        },
+      });
+      await waitFor(() => results.length === 3, 10_000, 'two deliveries');
+      expect(results).toEqual([true, true, false]);
+      expect(sub.stats()).toMatchObject({ acked: 1, failed: 1, redelivered: 1, lateAcks: 1 });
+      await sub.close();
+    });
+
+    it('dedups by message id within the window', async () => {
+      const q = await c.open();
+      await q.createTopic('dedup', { partitions: 2 });
+      const a = await q.publish('dedup', 'first', { id: 'same', key: 'k' });
+      const b = await q.publish('dedup', 'second', { id: 'same', key: 'k' });
+      const [c1, c2] = await Promise.all([q.publish('dedup', 'x', { id: 'conc', key: 'j' }), q.publish('dedup', 'y', { id: 'conc', key: 'j' })]);
+      expect(a.duplicate).toBe(false);
+      expect(b.duplicate).toBe(true);
+      expect(b.offset).toBe(a.offset);
+      expect([c1.duplicate, c2.duplicate].sort()).toEqual([false, true]);
+      expect(c1.offset).toBe(c2.offset);
+      const all = await collect(q, 'dedup');
+      expect(all.map((m) => m.value).sort()).toEqual(['first', 'x']);
+    });
+
+    it('delays delivery without blocking other keys', async () => {
+      const q = await c.open();
+      await q.createTopic('later', { partitions: 1 });
+      const t0 = Date.now();
+      await q.publish('later', 'delayed', { key: 'a', delayMs: 400 });
+      await q.publish('later', 'now', { key: 'b' });
+      const got: { v: unknown; at: number }[] = [];
+      const sub = await q.subscribe('later', { group: 'g', ...FAST, handler: (m) => void got.push({ v: m.value, at: Date.now() }) });
+      await waitFor(() => got.length === 2, 10_000, 'both');
+      expect(got.map((g) => g.v)).toEqual(['now', 'delayed']);
+      // Correctness, not speed: a delayed message is never handed out before its time.
+      expect(got[1]!.at).toBeGreaterThanOrEqual(t0 + 400);
+      await sub.close();
+    });
+
+    it('replays from an offset or a time (seek) and reads a partition without a group', async () => {
+      const q = await c.open();
+      await q.createTopic('replay', { partitions: 1 });
+      const offs: number[] = [];
+      for (let i = 0; i < 5; i++) offs.push((await q.publish('replay', i)).offset);
+      await sleep(30);
+      const mid = Date.now();
+      await sleep(30);
+      for (let i = 5; i < 10; i++) offs.push((await q.publish('replay', i)).offset);
+      const seen: number[] = [];
+      const run = async (): Promise<number[]> => {
+        seen.length = 0;
+        const s = await q.subscribe<number>('replay', { group: 'g', ...FAST, handler: (m) => void seen.push(m.value) });
+        await waitFor(() => seen.length > 0 && seen[seen.length - 1] === 9, 10_000, 'last message');
+        await s.close();
+        return [...seen];
+      };
+      expect(await run()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await q.seek('replay', 'g', { offset: offs[7]! });
+      expect(await run()).toEqual([7, 8, 9]);
+      await q.seek('replay', 'g', { timeMs: mid });
+      expect(await run()).toEqual([5, 6, 7, 8, 9]);
+      await q.seek('replay', 'g', 'earliest');
+      expect(await run()).toHaveLength(10);
+      expect((await q.read('replay', 0, { offset: offs[8]! }, 10)).map((m) => m.value)).toEqual([8, 9]);
+      // A new group can start at a time too.
+      const late: number[] = [];
+      const s2 = await q.subscribe<number>('replay', { group: 'late', from: { timeMs: mid }, ...FAST, handler: (m) => void late.push(m.value) });
+      await waitFor(() => late.length === 5, 10_000, 'from time');
+      expect(late).toEqual([5, 6, 7, 8, 9]);
+      await s2.close();
+    });
+
+    it('bad input: oversize, unknown topic, bad options and reserved headers are typed errors', async () => {
+      const q = await c.open({ limits: { messageMaxBytes: 1024 } });
+      await q.createTopic('t', { partitions: 2 });
+      const code = async (p: Promise<unknown>): Promise<string> => {
+        try {
+          await p;
+          return 'resolved';
+        } catch (err) {
+          return isPowerplantError(err) ? `${err.code}:${err.field ?? ''}` : String(err);
+        }
+      };
+      expect(await code(q.publish('t', new Uint8Array(1025)))).toBe('PP_ERR_TOO_LARGE:message');
+      expect(await code(q.publish('t', 'x'.repeat(2000)))).toBe('PP_ERR_TOO_LARGE:message');
+      expect(await code(q.publish('nope', 1))).toBe('PP_ERR_UNKNOWN_TOPIC:topic');
+      expect(await code(q.subscribe('nope', { group: 'g', handler: () => undefined }))).toBe('PP_ERR_UNKNOWN_TOPIC:topic');
+      expect(await code(q.publish('t', 1, { headers: { 'pp-dead-reason': 'x' } }))).toMatch(/^PP_ERR_INVALID_ARGUMENT/);
+      expect(await code(q.publish('t', 1, { delayMs: -1 }))).toBe('PP_ERR_INVALID_ARGUMENT:delayMs');
+      expect(await code(q.publish('bad topic', 1))).toBe('PP_ERR_INVALID_ARGUMENT:topic');
+      expect(await code(q.subscribe('t', { group: 'g', handler: () => undefined, concurrency: 0 }))).toBe('PP_ERR_INVALID_ARGUMENT:concurrency');
+      expect(await code(q.subscribe('t', { group: 'g', handler: () => undefined, maxDeliver: 0 }))).toBe('PP_ERR_INVALID_ARGUMENT:maxDeliver');
+      expect(await code(q.createTopic('t', { partitions: 3 }))).toBe('PP_ERR_CONFLICT:partitions');
+      // Nothing of the rejected publishes was written.
+      expect((await q.read('t', 0)).length + (await q.read('t', 1)).length).toBe(0);
+      const auto = await c.open({ autoCreateTopics: true, topicDefaults: { partitions: 2 } });
+      const r = await auto.publish('fresh', 'hello');
+      expect(r.offset).toBeGreaterThanOrEqual(0);
+      expect((await auto.topic('fresh'))?.partitions).toBe(2);
+    });
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * Engine fixtures for the queue suites: every queue gets its own storage (a temp directory, or a
+ * JetStream namespace: its own streams and groups bucket), so parallel test files never collide;
+ * `cleanup` closes the queues and removes the storage.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JetStreamEngine, openQueue, type Queue, type QueueOptions } from '../../src/queue/index.js';
+
+export interface QueueCase {
+  readonly name: 'log' | 'jetstream';
+  /** A new queue on new storage; the same `id` reopens the same storage. */
+  open(options?: Omit<QueueOptions, 'engine'>, id?: string): Promise<Queue>;
+  /** Engine URL of storage `id` (for child processes). */
+  url(id: string): string;
+  cleanup(): Promise<void>;
+}
+
+let seq = 0;
+export function uniqueId(tag: string): string {
+  return `${tag}${process.pid.toString(36)}${Date.now().toString(36)}${(seq++).toString(36)}`;
+}
+
+export function logCase(): QueueCase {
+  const root = mkdtempSync(join(tmpdir(), 'pp-queue-'));
+  const queues: Queue[] = [];
+  const url = (id: string): string => `file:${join(root, id)}`;
+  return {
+    name: 'log',
+    url,
+    async open(options = {}, id = uniqueId('q')) {
+      const q = await openQueue({ ...options, engine: url(id) });
+      queues.push(q);
+      return q;
+    },
+    async cleanup() {
+      await Promise.allSettled(queues.map((q) => q.close()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export function jetstreamCase(): QueueCase {
+  const queues: Queue[] = [];
+  const namespaces = new Set<string>();
+  const url = (id: string): string => `nats://127.0.0.1:4222?ns=${id}`;
+  return {
+    name: 'jetstream',
+    url,
+    async open(options = {}, id = uniqueId('t')) {
+      namespaces.add(id);
+      const q = await openQueue({ ...options, engine: url(id) });
+      queues.push(q);
+      return q;
+    },
+    async cleanup() {
+      await Promise.allSettled(queues.map((q) => q.close()));
+      for (const ns of namespaces) {
+        const q = await openQueue({ engine: url(ns) });
+        await (q.engine as JetStreamEngine).destroyNamespace();
+        await q.close();
+      }
+    },
+  };
+}
+
+/** Polls `cond` every 10 ms until it holds; fails after `timeoutMs` (a bound, not a timing assertion). */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Fast group settings for tests: short heartbeats so rebalancing happens within a second. */
+export const FAST = { heartbeatMs: 50, sessionTimeoutMs: 600 } as const;
