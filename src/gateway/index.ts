@@ -85,8 +85,10 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     genReqId: (raw) => {
-      const given = raw.headers[idHeader];
-      if (typeof given === 'string' && REQUEST_ID_RE.test(given)) return given;
+      // Scan rawHeaders rather than read `raw.headers`: Node builds that object lazily, and
+      // touching it on every request cost ~1 us in the gateway profile.
+      const given = rawHeader(raw.rawHeaders, idHeader);
+      if (given !== undefined && REQUEST_ID_RE.test(given)) return given;
       idCounter = idCounter >= Number.MAX_SAFE_INTEGER ? 0 : idCounter + 1;
       return idPrefix + idCounter.toString(36);
     },
@@ -144,7 +146,7 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
         }
         try {
           const result = await node.callDynamic(r.action, params, timeoutMs === undefined ? { requestId: req.id } : { requestId: req.id, timeoutMs });
-          reply.code(okStatus);
+          if (okStatus !== 200) reply.code(okStatus);
           reply.header(idHeader, req.id);
           count(stats, label, okStatus, startMs);
           if (accessLog) logger.info({ reqId: req.id, route: label, status: okStatus, ms: performance.now() - startMs }, 'request');
@@ -211,6 +213,15 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
     },
     close: () => app.close(),
   };
+}
+
+/** Value of header `lowerName` in Node's flat [name, value, ...] list; undefined when absent. */
+function rawHeader(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1];
+  }
+  return undefined;
 }
 
 /** `{ ...body, ...query, ...params }` without copying when only path params exist (the common GET). */
