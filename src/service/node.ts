@@ -25,7 +25,8 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { BalancerName } from '../balance/index.js';
+import { Type } from '@sinclair/typebox';
+import { BALANCER_NAMES, type BalancerName } from '../balance/index.js';
 import { invariant, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import {
   Bulkhead, Deadline, FailureDetector, REJECTED, RetryBudget, backoffDelayMs,
@@ -113,6 +114,28 @@ interface ActionCallState {
 }
 
 interface AnnounceMsg { nodeId: string; instanceId: string; services: ServiceDescriptor[] }
+
+/**
+ * Announcements come from other processes (other versions, other bugs): their shape is checked
+ * with a compiled schema before anything reaches the registry; a bad one is dropped and logged.
+ */
+const ANNOUNCE_SCHEMA = Type.Object({
+  nodeId: Type.String({ minLength: 1, maxLength: 128 }),
+  instanceId: Type.String({ minLength: 1, maxLength: 64 }),
+  services: Type.Array(Type.Object({
+    name: Type.String({ maxLength: 64 }),
+    version: Type.Integer(),
+    actions: Type.Array(Type.Object({
+      name: Type.String({ maxLength: 129 }),
+      idempotent: Type.Boolean(),
+      balancer: Type.Optional(Type.Union(BALANCER_NAMES.map((n) => Type.Literal(n)))),
+      keyParam: Type.Optional(Type.String({ maxLength: 128 })),
+      timeoutMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    }), { maxItems: 10_000 }),
+    events: Type.Array(Type.Object({ topic: Type.String({ maxLength: 256 }), group: Type.String({ maxLength: 128 }) }), { maxItems: 10_000 }),
+  }), { maxItems: 1_000 }),
+});
+const announceValidator = compileValidator(ANNOUNCE_SCHEMA, 'announce');
 interface BeatMsg { nodeId: string; instanceId: string }
 
 /** Errors that prove the call never ran on the instance: safe to retry for any action. */
@@ -658,8 +681,12 @@ export class ServiceNode {
   }
 
   private onAnnounce(p: unknown): void {
-    const msg = p as Partial<AnnounceMsg> | null;
-    if (msg === null || typeof msg !== 'object' || typeof msg.nodeId !== 'string' || typeof msg.instanceId !== 'string' || !Array.isArray(msg.services)) return;
+    const invalid = announceValidator.check(p);
+    if (invalid !== undefined) {
+      this.logger.warn({ field: invalid.field }, 'malformed announcement dropped');
+      return;
+    }
+    const msg = p as AnnounceMsg;
     if (msg.nodeId === this.nodeId || this.stateValue !== 'running') return;
     const known = this.registry.nodes.get(msg.nodeId);
     if (known !== undefined && known.instanceId !== msg.instanceId) this.dropNode(msg.nodeId, 'restarted');

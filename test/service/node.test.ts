@@ -264,6 +264,22 @@ describe('service node', () => {
     expect(a.metrics.render()).toMatch(/pp_registry_nodes_left_total\{reason="left"\} 1/);
   });
 
+  it('drops malformed discovery messages without disturbing the registry', async () => {
+    const make = cluster();
+    const a = make({ nodeId: 'a' });
+    const b = make({ nodeId: 'b', services: [tcatalog] });
+    await Promise.all([a.start(), b.start()]);
+    await a.waitFor(['tcatalog.get']);
+    for (const junk of [null, 42, 'x', { nodeId: 'evil' }, { nodeId: 'evil', instanceId: 'i', services: [{ name: 'x', actions: 'no' }] }]) {
+      b.transport.publish('$sys.announce', junk);
+      b.transport.publish('$sys.heartbeat', junk);
+      b.transport.publish('$sys.leave', junk);
+    }
+    await b.transport.flush();
+    expect(await a.call('tcatalog.get', { id: 'p1' })).toMatchObject({ id: 'p1' });
+    expect([...a.registry.nodes.keys()].sort()).toEqual(['a', 'b']);
+  });
+
   it('refuses a bad definition at define time with the field named', () => {
     expect(() => defineService({ name: 'bad.name' })).toThrow(/name/);
     expect(() => defineService({ name: 'ok', events: { '$sys.x': event({ handler: () => {} }) } })).toThrow(/events/);
