@@ -15,7 +15,10 @@
  *    destination subject and flushed as one frame on `setImmediate` (after every microtask of the
  *    turn has queued its call), or earlier when a frame reaches `maxFrameBytes`/`maxBatch`. The
  *    server's replies are coalesced the same way. At concurrency 1 a frame holds one call, so
- *    latency is unchanged (setImmediate runs in the same loop iteration).
+ *    latency is unchanged (setImmediate runs in the same loop iteration). With this, bench/rpc
+ *    measured ~82k calls/s through the full call path (balancer, breaker, bulkhead, metrics),
+ *    ~100 calls per frame, 4.3x Moleculer 0.14 (docs/services.md); the bare transport ~125k/s.
+ *  - what remains at 1 KB is copying: msgpackr's slab, the frame, nats.js's outbound buffer.
  *  - deadlines: one timing wheel for all pending calls (pending.ts), no timer per call.
  */
 import { connect, type NatsConnection, type Msg, type Subscription, type NatsError } from 'nats';
