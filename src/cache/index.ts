@@ -8,3 +8,13 @@ export {
 } from './policies/index.js';
 export { CountMinSketch, SKETCH_COUNTER_MAX, SKETCH_MAX_WIDTH, hashKey } from './sketch.js';
 export { MAX_VALUE_DEPTH, measureValue } from './size.js';
+export { MissingKeyFilter, BLOOM_MAX_COUNTERS, type BloomOptions } from './bloom.js';
+export { SingleFlight, InvalidationEpochs, DEFAULT_MAX_IN_FLIGHT, DEFAULT_EPOCH_BUCKETS } from './singleflight.js';
+export { encodeEntry, decodeEntry, type L2Entry } from './codec.js';
+export { createTier, RedisTier, redisClient, type L2Tier, type RedisTierOptions } from './tiers/index.js';
+export { createBus, RedisBus, TransportBus, isInvalidationMessage, type InvalidationBus, type InvalidationMessage, type RedisBusOptions } from './bus/index.js';
+export {
+  Cache, createCache, CACHE_DEFAULTS,
+  type CacheOptions, type CacheStats, type EntryOptions, type LoadContext, type Loader,
+} from './cache.js';
+export { invalidateFromFeed, readThroughKv, readThroughTable, tableCacheKey, type FeedInvalidationOptions, type ReadThrough } from './store.js';
