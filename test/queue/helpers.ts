@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JetStreamEngine, openQueue, type Queue, type QueueOptions } from '../../src/queue/index.js';
+import type { JetStreamEngine} from '../../src/queue/index.js';
+import { openQueue, type Queue, type QueueOptions } from '../../src/queue/index.js';
 
 export interface QueueCase {
   readonly name: 'log' | 'jetstream';
