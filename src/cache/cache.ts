@@ -12,7 +12,7 @@ import { invariant, ppError, requireArg } from '../errors/index.js';
 import { CircuitBreaker, REJECTED, defaultRandom, withTimeout, type CircuitBreakerOptions, type Clock, type RandomSource } from '../resilience/index.js';
 import type { Transport } from '../transport/index.js';
 import { MissingKeyFilter } from './bloom.js';
-import { createBus, type InvalidationBus, type InvalidationMessage, type RedisBusOptions } from './bus/index.js';
+import { createBus, type BusOptions, type InvalidationBus, type InvalidationMessage } from './bus/index.js';
 import { decodeEntry, encodeEntry, type L2Entry } from './codec.js';
 import { FLAG_NEGATIVE, L1Cache, wallClock, type CacheKey, type L1Options } from './l1.js';
 import { InvalidationEpochs, SingleFlight } from './singleflight.js';
@@ -68,7 +68,7 @@ export interface CacheOptions {
    * a bus instance, or false. Default: the L2 URL when it is a redis:// URL, else none.
    */
   bus?: string | Transport | InvalidationBus | false;
-  busOptions?: RedisBusOptions;
+  busOptions?: BusOptions;
   /** Freshness of entries. Default 60,000 ms. */
   ttlMs?: number;
   /** How long a stale entry is kept past its freshness for SWR and fail-safe. Default 0. */

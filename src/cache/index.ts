@@ -12,7 +12,7 @@ export { MissingKeyFilter, BLOOM_MAX_COUNTERS, type BloomOptions } from './bloom
 export { SingleFlight, InvalidationEpochs, DEFAULT_MAX_IN_FLIGHT, DEFAULT_EPOCH_BUCKETS } from './singleflight.js';
 export { encodeEntry, decodeEntry, type L2Entry } from './codec.js';
 export { createTier, RedisTier, redisClient, type L2Tier, type RedisTierOptions } from './tiers/index.js';
-export { createBus, RedisBus, TransportBus, isInvalidationMessage, type InvalidationBus, type InvalidationMessage, type RedisBusOptions } from './bus/index.js';
+export { createBus, RedisBus, TransportBus, isInvalidationMessage, type InvalidationBus, type InvalidationMessage, type RedisBusOptions, type BusOptions } from './bus/index.js';
 export {
   Cache, createCache, CACHE_DEFAULTS,
   type CacheOptions, type CacheStats, type EntryOptions, type LoadContext, type Loader,

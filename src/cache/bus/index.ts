@@ -9,10 +9,15 @@ export { isInvalidationMessage, type InvalidationBus, type InvalidationMessage }
 export { RedisBus, type RedisBusOptions } from './redis.js';
 export { TransportBus } from './transport.js';
 
-export function createBus(spec: string | Transport | InvalidationBus, options: RedisBusOptions = {}): InvalidationBus {
+export interface BusOptions extends RedisBusOptions {
+  /** Topic on a Transport bus. Default 'cache.inv'. */
+  topic?: string;
+}
+
+export function createBus(spec: string | Transport | InvalidationBus, options: BusOptions = {}): InvalidationBus {
   if (typeof spec !== 'string') {
     if ('start' in spec && 'publish' in spec && !('request' in spec)) return spec;
-    return new TransportBus(spec as Transport, options.channel === undefined ? undefined : options.channel);
+    return new TransportBus(spec as Transport, options.topic);
   }
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) return new RedisBus(spec, options);
   requireArg(false, 'bus', `unknown bus '${spec}' (expected redis://host:port or a Transport)`);
