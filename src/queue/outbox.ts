@@ -33,8 +33,10 @@ export type OutboxRoute = (change: ChangeRecord) => OutboxMessage | readonly Out
 export interface OutboxOptions {
   readonly store: Store;
   readonly queue: Queue;
-  /** Names the durable feed consumer (positions stored in the store) and the message ids. */
+  /** Names the message ids (`outbox:<name>:…`) and, by default, the durable feed consumer. */
   readonly name: string;
+  /** Durable feed consumer (positions stored in the store). Default `outbox-<name>`. */
+  readonly consumer?: string;
   /** Table or kv-namespace name -> route; changes of anything else are skipped. */
   readonly routes: Readonly<Record<string, OutboxRoute>>;
   /** Where a new outbox starts in the feed. Default 'earliest'. */
@@ -63,7 +65,7 @@ export async function createOutbox(options: OutboxOptions): Promise<Outbox> {
   requireArg(typeof routes === 'object' && routes !== null && Object.values(routes).every((r) => typeof r === 'function'), 'routes', 'must map names to functions');
   let published = 0;
   const sub: FeedSubscription = await store.feed.subscribe({
-    consumer: `outbox-${name}`,
+    consumer: options.consumer ?? `outbox-${name}`,
     from: options.from ?? 'earliest',
     batchMax: options.batchMax ?? 256,
     pollIntervalMs: options.pollIntervalMs ?? 200,

@@ -55,7 +55,7 @@ describe('embedded log', () => {
     await q.close();
     const seg = segments(id, 't').at(-1)!;
     const buf = readFileSync(seg);
-    buf[buf.length - 2] ^= 0xff; // a torn sector inside the last record
+    buf[buf.length - 2] = buf[buf.length - 2]! ^ 0xff; // a torn sector inside the last record
     writeFileSync(seg, buf);
     q = await c.open({}, id);
     const ev = q.recovery.find((e) => e.kind === 'torn-tail');

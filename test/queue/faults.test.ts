@@ -1,0 +1,113 @@
+/**
+ * Fault tests on both engines, with real child processes killed by SIGKILL (no shutdown hook, no
+ * flush): a consumer killed mid-batch loses nothing (every message handled at least once), and
+ * every publish acknowledged before a publisher was killed is in the log after restart. Children
+ * are killed in afterEach even when a test fails.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { needEngine } from '../helpers/engines.js';
+import { FAST, jetstreamCase, logCase, uniqueId, waitFor, type QueueCase } from './helpers.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const natsUp = await needEngine('nats');
+const cases: QueueCase[] = [logCase(), ...(natsUp ? [jetstreamCase()] : [])];
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
+  children.clear();
+});
+afterAll(async () => {
+  await Promise.all(cases.map((c) => c.cleanup()));
+});
+
+/** Runs a fixture, feeds its stdout lines to `onLine`; SIGKILLs it when `onLine` returns true. */
+function runUntil(fixture: string, args: string[], onLine: (line: string) => boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', fixture), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let buf = '';
+    let stderr = '';
+    let killed = false;
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!killed && onLine(line)) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      }
+    });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (_code, signal) => {
+      children.delete(child);
+      if (killed && signal === 'SIGKILL') resolve();
+      else reject(new Error(`child ${fixture} exited on its own (${String(signal)}): ${stderr}`));
+    });
+  });
+}
+
+describe.each(cases)('faults: $name', (c) => {
+  it('a consumer SIGKILLed mid-batch loses nothing: every message is handled at least once', async () => {
+    const id = uniqueId('kc');
+    const total = 1500;
+    let q = await c.open({}, id);
+    await q.createTopic('work', { partitions: 3 });
+    const ps = [];
+    for (let i = 0; i < total; i++) ps.push(q.publish('work', i, { key: `k${i % 40}` }));
+    await Promise.all(ps);
+    await q.close(); // the embedded log is one process at a time
+    const handled = new Set<number>();
+    await runUntil('consumer-child.ts', [c.url(id), 'work', 'g'], (line) => {
+      if (line.startsWith('h ')) handled.add(Number(line.slice(2)));
+      return handled.size >= 400;
+    });
+    expect(handled.size).toBeGreaterThanOrEqual(400);
+    expect(handled.size).toBeLessThan(total);
+    // Restart: the group resumes from its last commit; the rest (and possibly some again) arrive.
+    q = await c.open({}, id);
+    const sub = await q.subscribe<number>('work', {
+      group: 'g',
+      ...FAST,
+      handler: (m) => void handled.add(m.value),
+    });
+    await waitFor(() => handled.size === total, 20_000, 'every message handled');
+    await sub.close();
+    expect([...handled].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i));
+    await q.close();
+  });
+
+  it('every publish acknowledged before the publisher was SIGKILLed is present after restart', async () => {
+    const id = uniqueId('kp');
+    let q = await c.open({}, id);
+    await q.createTopic('events', { partitions: 3 });
+    await q.close();
+    const acked: number[] = [];
+    await runUntil('publisher-child.ts', [c.url(id), 'events'], (line) => {
+      if (line.startsWith('ack ')) acked.push(Number(line.slice(4)));
+      return acked.length >= 800;
+    });
+    q = await c.open({}, id);
+    const present = new Set<number>();
+    for (let p = 0; p < 3; p++) {
+      let offset: number | undefined;
+      for (;;) {
+        const batch = await q.read<number>('events', p, offset === undefined ? 'earliest' : { offset }, 5000);
+        if (batch.length === 0) break;
+        for (const m of batch) present.add(m.value);
+        offset = batch[batch.length - 1]!.offset + 1;
+      }
+    }
+    const missing = acked.filter((i) => !present.has(i));
+    expect(acked.length).toBeGreaterThanOrEqual(800);
+    expect(missing).toEqual([]);
+    await q.close();
+  });
+});
