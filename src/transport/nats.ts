@@ -51,7 +51,7 @@ export class NatsTransport implements Transport {
   readonly kind = 'nats' as const;
   readonly nodeId: string;
   readonly namespace: string;
-  readonly maxPayloadBytes: number;
+  private maxPayload: number;
   private readonly servers: string[];
   private readonly prefix: string;
   private readonly inboxSubject: string;
@@ -76,8 +76,8 @@ export class NatsTransport implements Transport {
     this.servers = servers;
     this.nodeId = options.nodeId;
     this.namespace = namespace;
-    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    requireArg(this.maxPayloadBytes >= 64, 'maxPayloadBytes', 'must be >= 64');
+    this.maxPayload = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    requireArg(this.maxPayload >= 64, 'maxPayloadBytes', 'must be >= 64');
     this.maxBatch = options.maxBatch ?? 512;
     requireArg(Number.isInteger(this.maxBatch) && this.maxBatch >= 1, 'maxBatch', 'must be an integer >= 1');
     this.reconnectTimeWaitMs = options.reconnectTimeWaitMs ?? 250;
@@ -88,6 +88,11 @@ export class NatsTransport implements Transport {
       tickMs: options.timerTickMs ?? 5,
       onTimeout: () => this.counters.timeouts++,
     });
+  }
+
+  /** The configured maximum, lowered to the server's `max_payload` once connected. */
+  get maxPayloadBytes(): number {
+    return this.maxPayload;
   }
 
   async connect(): Promise<void> {
@@ -102,6 +107,10 @@ export class NatsTransport implements Transport {
       throw ppError('PP_ERR_UNAVAILABLE', { message: `cannot connect to NATS at ${this.servers.join(',')}`, cause: err });
     }
     const nc = this.nc;
+    // A frame larger than the server accepts would be refused by the server and the connection
+    // reset; never build one.
+    const serverMax = nc.info?.max_payload;
+    if (typeof serverMax === 'number' && serverMax > 0 && serverMax < this.maxPayload) this.maxPayload = serverMax;
     this.subs.add(nc.subscribe(`${this.prefix}.req.${this.nodeId}`, { callback: (err, msg) => this.onRequestFrame(err, msg) }));
     this.subs.add(nc.subscribe(this.inboxSubject, { callback: (err, msg) => this.onReplyFrame(err, msg) }));
     // Subscriptions must be registered on the server before anyone is told this node exists.
@@ -295,8 +304,8 @@ export class NatsTransport implements Transport {
   // ---- send ---------------------------------------------------------------------------------
 
   private checkSize(buf: Buffer, field: string): void {
-    if (buf.length + FRAME_HEADER_BYTES > this.maxPayloadBytes) {
-      throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: encoded size ${buf.length} B exceeds maxPayloadBytes ${this.maxPayloadBytes}` });
+    if (buf.length + FRAME_HEADER_BYTES > this.maxPayload) {
+      throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: encoded size ${buf.length} B exceeds maxPayloadBytes ${this.maxPayload}` });
     }
   }
 
@@ -305,7 +314,7 @@ export class NatsTransport implements Transport {
     if (box === undefined) {
       box = new Outbox(subject, reply);
       this.outboxes.set(subject, box);
-    } else if (box.bytes + buf.length + FRAME_HEADER_BYTES > this.maxPayloadBytes || box.bufs.length >= this.maxBatch) {
+    } else if (box.bytes + buf.length + FRAME_HEADER_BYTES > this.maxPayload || box.bufs.length >= this.maxBatch) {
       this.flushBox(box);
     }
     box.bufs.push(buf);
