@@ -1,5 +1,6 @@
 /**
- * Store benchmark: `npm run bench -- store [--ms=1000] [--rounds=2] [--no-pg]`.
+ * Store benchmark: `npm run bench -- store [--ms=700] [--rounds=2] [--no-pg]` (each measurement
+ * is one warm-up + `rounds` measured runs of `ms` per side).
  *
  * Point get, put and compare-and-set per second and p99 latency at concurrency 1 and 64, for
  * Powerplant on SQLite vs raw better-sqlite3 and Powerplant on PostgreSQL vs raw `pg`, measured
@@ -52,10 +53,15 @@ async function measure(op: (worker: number, i: number) => Promise<unknown>, conc
   return { opsPerSec: (done / elapsed) * 1000, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] ?? 0 };
 }
 
-/** Interleaves rounds of ours and peer; returns mean throughput and the worst p99 of the rounds. */
+/**
+ * Interleaves rounds of ours and peer after one unmeasured warm-up round of each (JIT, lazily
+ * opened pool connections); returns mean throughput and the worst p99 of the measured rounds.
+ */
 async function versus(ours: () => Promise<Result>, peer: () => Promise<Result>, rounds: number): Promise<{ ours: Result; peer: Result }> {
   const a: Result[] = [];
   const b: Result[] = [];
+  await ours();
+  await peer();
   for (let r = 0; r < rounds; r++) {
     a.push(await ours());
     b.push(await peer());
@@ -75,7 +81,7 @@ function rnd(n: number): number {
 type Row = Record<string, string | number>;
 
 export default async function main(args: string[]): Promise<Record<string, unknown>> {
-  const ms = Number(args.find((a) => a.startsWith('--ms='))?.slice(5) ?? 1000);
+  const ms = Number(args.find((a) => a.startsWith('--ms='))?.slice(5) ?? 700);
   const rounds = Number(args.find((a) => a.startsWith('--rounds='))?.slice(9) ?? 2);
   const withPg = !args.includes('--no-pg');
   const dir = mkdtempSync(join(tmpdir(), 'pp-bench-store-'));

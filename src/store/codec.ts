@@ -35,6 +35,19 @@ export function feedDoc(def: TableDef, raw: RawRow): Buffer {
   return packr.pack(decodeRow(def, raw));
 }
 
+/**
+ * The change-feed document of a row written with every column given (insert, upsert, CAS replace):
+ * the same bytes `feedDoc` makes from the row the engine returns, computed before the write so the
+ * PostgreSQL engine can send the record together with the write.
+ */
+export function feedDocOfValues(def: TableDef, values: readonly SqlValue[]): Buffer {
+  if (def.kind === 'kv') return values[1] as Buffer;
+  const raw: RawRow = {};
+  const cols = def.columns;
+  for (let i = 0; i < cols.length; i++) raw[cols[i]!.name] = values[i];
+  return packr.pack(decodeRow(def, raw));
+}
+
 /** JSON of primary-key values (bytes as {"b": base64}): the change record's key. */
 export function keyJson(key: readonly SqlValue[]): string {
   if (key.length === 1 && typeof key[0] === 'string') return JSON.stringify(key);

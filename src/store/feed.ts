@@ -17,8 +17,12 @@
  *  - TTL expiry is not a change event: records carry `expiresAtMs`, consumers apply it themselves.
  *  - Retention is bounded (`retainMax` records per shard, trimmed by the background sweeper);
  *    reading from a trimmed position fails with PP_ERR_FEED_TRUNCATED rather than skipping silently.
+ *    A trim first records its watermark, then deletes; a reader reads, then checks the watermark.
+ *    So a read that raced a trim and lost records always sees the watermark that explains it. A
+ *    subscriber that falls behind the watermark gets PP_ERR_FEED_TRUNCATED through `onError` and
+ *    stops following that shard (it must restart from a position it chooses).
  */
-import { ppError, requireArg } from '../errors/index.js';
+import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
 import { parseKeyJson, unpack } from './codec.js';
 import type { FeedRow, ShardEngine } from './engines/base.js';
 
@@ -146,13 +150,18 @@ export class ChangeFeed {
     requireArg(Number.isSafeInteger(after) && after >= 0, 'after', 'must be an integer >= 0');
     requireArg(Number.isInteger(limit) && limit >= 1 && limit <= FEED_BATCH_MAX_LIMIT, 'limit', `must be an integer in [1, ${FEED_BATCH_MAX_LIMIT}]`);
     const e = this.#engines[this.#shardIndex(shard)]!;
-    await this.#checkNotTrimmed(e, after);
     const rows = await e.readFeed(after, limit);
+    await this.#checkNotTrimmed(e, after);
     return rows.map((r) => decodeFeedRow(shard, r));
   }
 
+  /** Positions up to this one were trimmed from the shard (0 = none). */
+  async #trimmedThrough(e: ShardEngine): Promise<number> {
+    return (await e.loadOffset(TRIMMED_MARK)) ?? 0;
+  }
+
   async #checkNotTrimmed(e: ShardEngine, after: number): Promise<void> {
-    const trimmed = (await e.loadOffset(TRIMMED_MARK)) ?? 0;
+    const trimmed = await this.#trimmedThrough(e);
     if (after < trimmed) {
       throw ppError('PP_ERR_FEED_TRUNCATED', {
         field: 'after',
@@ -181,15 +190,19 @@ export class ChangeFeed {
     return out;
   }
 
-  /** Trims each shard to its newest `keepMax` records and records the watermark. */
+  /**
+   * Trims each shard to (about) its newest `keepMax` records — the newest record is always kept,
+   * it carries the head position. The watermark is stored before anything is deleted.
+   */
   async trim(keepMax: number): Promise<number> {
     requireArg(Number.isInteger(keepMax) && keepMax >= 0, 'keepMax', 'must be an integer >= 0');
     let n = 0;
     for (const e of this.#engines) {
       const head = await e.feedHead();
-      const removed = await e.trimFeed(keepMax);
-      if (removed > 0) await e.saveOffset(TRIMMED_MARK, Math.max(0, Math.min(head - keepMax, head - 1)));
-      n += removed;
+      const through = Math.min(head - keepMax, head - 1);
+      if (through <= (await this.#trimmedThrough(e))) continue;
+      await e.saveOffset(TRIMMED_MARK, through);
+      n += await e.trimFeed(through);
     }
     return n;
   }
@@ -211,7 +224,7 @@ export class ChangeFeed {
       const stored = options.consumer === undefined ? undefined : await e.loadOffset(options.consumer);
       let start: number;
       if (stored !== undefined) start = stored;
-      else if (from === 'earliest') start = 0;
+      else if (from === 'earliest') start = await this.#trimmedThrough(e);
       else if (from === 'latest') start = await e.feedHead();
       else {
         const p = from[e.shard] ?? 0;
@@ -246,6 +259,16 @@ export class ChangeFeed {
         }
         if (rows.length === 0) {
           await waker.wait(pollMs);
+          continue;
+        }
+        try {
+          await this.#checkNotTrimmed(e, positions[shard]!);
+        } catch (err) {
+          if (closed) return;
+          report(err, shard);
+          // Truncated: this shard cannot be followed from here without losing records.
+          if (isPowerplantError(err, 'PP_ERR_FEED_TRUNCATED')) return;
+          await waker.wait(retryMs);
           continue;
         }
         try {

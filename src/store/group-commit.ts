@@ -1,6 +1,6 @@
 /**
  * Group commit: concurrent write requests to one shard share one transaction, so N writers pay
- * for one fsync (SQLite) or one WAL flush + two round trips (PostgreSQL) instead of N.
+ * for one fsync (SQLite) or one WAL flush and one round trip (PostgreSQL) instead of N.
  *
  * One committer per shard, one batch in flight at a time. A request waits at most until the next
  * flush: immediately after the in-flight batch, or, when idle, after `waitMs` (0 = the next event
@@ -9,8 +9,13 @@
  * PP_ERR_OVERLOADED (retryable) instead of growing memory without bound.
  *
  * A request's promise settles only after `engine.commit` resolved, i.e. after its transaction is
- * durable. If the commit itself fails (engine down, connection lost), every request of the batch
- * is rejected with that error; none of them was acknowledged.
+ * durable. If the commit itself fails (engine down, connection lost, timeout), every request of
+ * the batch is rejected with that error; none of them was acknowledged.
+ *
+ * `close()` stops accepting writes and lets the queued ones commit, for at most `drainTimeoutMs`;
+ * then the writes not yet in a batch fail with PP_ERR_CLOSED (they were never sent) and close
+ * waits only for the batch in flight, which the engine bounds (PostgreSQL: statement and query
+ * timeouts; SQLite: synchronous, busy timeout). Nothing hangs, nothing is acknowledged unwritten.
  */
 import { invariant, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import type { RequestResult, ShardEngine, WriteRequest } from './engines/base.js';
@@ -22,9 +27,11 @@ export interface GroupCommitOptions {
   readonly waitMs?: number;
   /** Requests waiting before PP_ERR_OVERLOADED. Default 10000. */
   readonly queueMax?: number;
+  /** Longest `close()` lets queued writes commit before failing them with PP_ERR_CLOSED. Default 10000. */
+  readonly drainTimeoutMs?: number;
 }
 
-export const GROUP_COMMIT_DEFAULTS = { batchMax: 256, waitMs: 0, queueMax: 10_000 } as const;
+export const GROUP_COMMIT_DEFAULTS = { batchMax: 256, waitMs: 0, queueMax: 10_000, drainTimeoutMs: 10_000 } as const;
 export const BATCH_MAX_LIMIT = 10_000;
 export const WAIT_MS_LIMIT = 1_000;
 
@@ -46,6 +53,8 @@ export class GroupCommitter {
   readonly #batchMax: number;
   readonly #waitMs: number;
   readonly #queueMax: number;
+  readonly #drainTimeoutMs: number;
+  #timer: NodeJS.Timeout | undefined;
   #queue: Pending[] = [];
   #inFlight = false;
   #scheduled = false;
@@ -60,6 +69,8 @@ export class GroupCommitter {
     this.#batchMax = options.batchMax ?? GROUP_COMMIT_DEFAULTS.batchMax;
     this.#waitMs = options.waitMs ?? GROUP_COMMIT_DEFAULTS.waitMs;
     this.#queueMax = options.queueMax ?? GROUP_COMMIT_DEFAULTS.queueMax;
+    this.#drainTimeoutMs = options.drainTimeoutMs ?? GROUP_COMMIT_DEFAULTS.drainTimeoutMs;
+    requireArg(Number.isInteger(this.#drainTimeoutMs) && this.#drainTimeoutMs >= 0 && this.#drainTimeoutMs <= 600_000, 'groupCommit.drainTimeoutMs', 'must be an integer in [0, 600000]');
     requireArg(Number.isInteger(this.#batchMax) && this.#batchMax >= 1 && this.#batchMax <= BATCH_MAX_LIMIT, 'groupCommit.batchMax', `must be an integer in [1, ${BATCH_MAX_LIMIT}]`);
     requireArg(Number.isFinite(this.#waitMs) && this.#waitMs >= 0 && this.#waitMs <= WAIT_MS_LIMIT, 'groupCommit.waitMs', `must be in [0, ${WAIT_MS_LIMIT}]`);
     requireArg(Number.isInteger(this.#queueMax) && this.#queueMax >= this.#batchMax, 'groupCommit.queueMax', 'must be an integer >= batchMax');
@@ -76,6 +87,12 @@ export class GroupCommitter {
     }
     return new Promise<RequestResult>((resolve, reject) => {
       this.#queue.push({ req, resolve, reject });
+      // A full batch does not wait out `waitMs`.
+      if (this.#timer !== undefined && this.#queue.length >= this.#batchMax) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+        this.#scheduled = false;
+      }
       this.#schedule();
     });
   }
@@ -84,11 +101,12 @@ export class GroupCommitter {
     if (this.#inFlight || this.#scheduled) return;
     this.#scheduled = true;
     if (this.#waitMs === 0 || this.#queue.length >= this.#batchMax) setImmediate(this.#flush);
-    else setTimeout(this.#flush, this.#waitMs);
+    else this.#timer = setTimeout(this.#flush, this.#waitMs);
   }
 
   readonly #flush = (): void => {
     this.#scheduled = false;
+    this.#timer = undefined;
     if (this.#inFlight || this.#queue.length === 0) {
       this.#checkIdle();
       return;
@@ -101,23 +119,31 @@ export class GroupCommitter {
     this.stats.requests += batch.length;
     if (batch.length > this.stats.batchMaxSeen) this.stats.batchMaxSeen = batch.length;
     const reqs = batch.map((p) => p.req);
-    this.#engine.commit(reqs, Date.now()).then(
-      (results) => {
-        invariant(results.length === batch.length, 'one result per request');
-        let top = 0;
-        for (let i = 0; i < batch.length; i++) {
-          const r = results[i]!;
-          if (r.ok) for (const o of r.outcomes) if (o.position > top) top = o.position;
-          batch[i]!.resolve(r);
-        }
+    let top = 0;
+    // Whatever happens below, every request of the batch settles and the committer moves on.
+    Promise.resolve()
+      .then(() => this.#engine.commit(reqs, Date.now()))
+      .then(
+        (results) => {
+          invariant(results.length === batch.length, 'one result per request');
+          for (let i = 0; i < batch.length; i++) {
+            const r = results[i]!;
+            if (r.ok) for (const o of r.outcomes) if (o.position > top) top = o.position;
+            batch[i]!.resolve(r);
+          }
+        },
+        (err: unknown) => {
+          for (const p of batch) p.reject(err as PowerplantError);
+        },
+      )
+      .catch((err: unknown) => {
+        // Only an invariant failure lands here; a promise settles once, so resolved ones stay.
+        for (const p of batch) p.reject(err);
+      })
+      .finally(() => {
         this.#done();
         if (top > 0) this.onCommitted?.(top);
-      },
-      (err: unknown) => {
-        for (const p of batch) p.reject(err as PowerplantError);
-        this.#done();
-      },
-    );
+      });
   };
 
   #done(): void {
@@ -133,10 +159,29 @@ export class GroupCommitter {
     for (const f of w) f();
   }
 
-  /** Stops accepting writes and resolves when every accepted one has settled. */
+  /**
+   * Stops accepting writes; resolves when every accepted one has settled. Queued writes get
+   * `drainTimeoutMs` to commit, then fail with PP_ERR_CLOSED; the batch in flight always settles.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     if (!this.#inFlight && this.#queue.length === 0 && !this.#scheduled) return;
-    await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    const idle = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.#drainTimeoutMs)));
+    const late = await Promise.race([idle.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      const dropped = this.#queue;
+      this.#queue = [];
+      for (const p of dropped) p.reject(ppError('PP_ERR_CLOSED', { message: `shard ${this.#engine.shard} closed before this write was sent; it was not written` }));
+      if (this.#timer !== undefined) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+        this.#scheduled = false;
+      }
+      this.#checkIdle();
+      await idle;
+    }
   }
 }

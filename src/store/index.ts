@@ -18,6 +18,7 @@ export {
   type EngineOptions,
   type SqliteOptions,
   type PostgresOptions,
+  type PostgresWriteStats,
   type ShardEngine,
   type Migration,
 } from './engines/index.js';

@@ -39,7 +39,17 @@ export interface TableSpec<S extends TObject> extends TableOptions<S> {
 }
 
 export interface StoreStats {
-  readonly shards: readonly { readonly shard: string; readonly batches: number; readonly requests: number; readonly batchMaxSeen: number; readonly pending: number }[];
+  readonly shards: readonly {
+    readonly shard: string;
+    /** Group-commit batches (transactions) and the write requests they carried. */
+    readonly batches: number;
+    readonly requests: number;
+    readonly batchMaxSeen: number;
+    /** Requests waiting for the next batch. */
+    readonly pending: number;
+    /** Engine counters (PostgreSQL: commits, roundTrips, diagnosed; SQLite: none). */
+    readonly engine: Readonly<Record<string, number>>;
+  }[];
 }
 
 export class Store {
@@ -162,11 +172,14 @@ export class Store {
 
   stats(): StoreStats {
     return {
-      shards: this.#committers.map((c, i) => ({ shard: this.shards[i]!, ...c.stats, pending: c.pending })),
+      shards: this.#committers.map((c, i) => ({ shard: this.shards[i]!, ...c.stats, pending: c.pending, engine: { ...this.#engines[i]!.stats } })),
     };
   }
 
-  /** Waits for accepted writes to commit, stops the sweeper and closes every shard. */
+  /**
+   * Stops accepting writes, lets accepted ones commit (at most `groupCommit.drainTimeoutMs`, after
+   * which writes not yet sent fail with PP_ERR_CLOSED), stops the sweeper, closes every shard.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

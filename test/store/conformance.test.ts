@@ -199,16 +199,22 @@ describe.each(cases)('store conformance: $name', (engine) => {
         paid: i % 2 === 0,
         ...(i % 5 === 0 ? {} : { status: i % 3 === 0 ? 'open' : 'done' }),
       }));
-      await t.batch(rows.map((row) => ({ op: 'insert' as const, row })));
+      const written = await t.batch(rows.map((row) => ({ op: 'insert' as const, row })));
       // Primary key order across shards.
       const all = await t.query({ limit: 1000 });
       expect(all.items.map((r) => `${r.row.user}/${r.row.id}`)).toEqual(
         [...rows].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : a.id - b.id)).map((r) => `${r.user}/${r.id}`),
       );
       expect(all.cursor).toBeUndefined();
-      // Partition key in where: one shard.
-      expect(t.explain({ where: { user: 'u1' } }).shards).toHaveLength(1);
-      expect(t.explain({ index: 'byTotal' }).shards).toHaveLength(3);
+      // Partition key in where: exactly the one shard its rows were written to; otherwise all shards.
+      const shardOfUser = new Map(rows.map((r, i) => [r.user, written[i]!.shard]));
+      expect(new Set(written.map((w) => w.shard)).size).toBeGreaterThan(1);
+      for (const [user, shard] of shardOfUser) {
+        expect(rows.every((r, i) => r.user !== user || written[i]!.shard === shard)).toBe(true);
+        expect(t.explain({ where: { user } }).shards).toEqual([shard]);
+        expect(t.explain({ index: 'byStatus', where: { user, status: 'open' } }).shards).toEqual([shard]);
+      }
+      expect(t.explain({ index: 'byTotal' }).shards).toEqual(s.shards);
       const u1 = await t.query({ where: { user: 'u1' }, order: 'desc' });
       expect(u1.items.map((r) => r.row.id)).toEqual(rows.filter((r) => r.user === 'u1').map((r) => r.id).reverse());
       // Index range with cursor pages, ordered by (total, user, id).
@@ -243,6 +249,9 @@ describe.each(cases)('store conformance: $name', (engine) => {
       expect((await byRange.insert({ day: 100, id: 'b' })).shard).toBe('s1');
       expect((await byRange.insert({ day: 250, id: 'c' })).shard).toBe('s2');
       expect((await byRange.query()).items.map((r) => r.row.id)).toEqual(['a', 'b', 'c']);
+      expect(byRange.explain({ where: { day: 150 } }).shards).toEqual(['s1']);
+      expect((await byRange.query({ where: { day: 100 } })).items.map((r) => r.row.id)).toEqual(['b']);
+      expect(await byRange.count({ where: { day: 250 } })).toBe(1);
       const Acct = Type.Object({ region: Type.String(), id: Type.String() });
       const byList = await s.table('acct', {
         schema: Acct,
@@ -251,6 +260,10 @@ describe.each(cases)('store conformance: $name', (engine) => {
       });
       expect((await byList.insert({ region: 'fr', id: '1' })).shard).toBe('s2');
       expect((await byList.insert({ region: 'us', id: '2' })).shard).toBe('s0');
+      expect((await byList.insert({ region: 'de', id: '4' })).shard).toBe('s2');
+      expect(byList.explain({ where: { region: 'de' } }).shards).toEqual(['s2']);
+      expect((await byList.query({ where: { region: 'fr' } })).items.map((r) => r.row.id)).toEqual(['1']);
+      expect((await byList.query({ order: 'desc' })).items.map((r) => `${r.row.region}/${r.row.id}`)).toEqual(['us/2', 'fr/1', 'de/4']);
       await expectCode(byList.insert({ region: 'jp', id: '3' }), 'PP_ERR_PARTITION_UNMAPPED');
       await expectCode(() => s.table('bad', { schema: Acct, primaryKey: ['region', 'id'], partitioning: { kind: 'list', partitions: [{ name: 'x', shard: 's9', values: ['x'] }] } }), 'PP_ERR_UNKNOWN_SHARD');
     });
@@ -362,19 +375,7 @@ describe.each(cases)('store conformance: $name', (engine) => {
     });
   });
 
-  describe('group commit and the change feed', () => {
-    it('concurrent writes share transactions; every write is acknowledged and readable', async () => {
-      const s = await open({ shards: 1, groupCommit: { batchMax: 16 } });
-      const kv = await s.kv<number>('gc');
-      const res = await Promise.all(Array.from({ length: 200 }, (_, i) => kv.put(`k${i}`, i)));
-      const st = s.stats().shards[0]!;
-      expect(st.requests).toBe(200);
-      expect(st.batches).toBeLessThan(200);
-      expect(st.batchMaxSeen).toBeLessThanOrEqual(16);
-      expect(new Set(res.map((r) => r.position)).size).toBe(200);
-      expect(await kv.count()).toBe(200);
-    });
-
+  describe('the change feed (group commit: group-commit.test.ts)', () => {
     it('every committed write appears once, in position order per shard, with its row', async () => {
       const s = await open();
       const kv = await s.kv<{ i: number }>('feed');
@@ -396,6 +397,47 @@ describe.each(cases)('store conformance: $name', (engine) => {
       expect(upd).toMatchObject({ name: 'ft', op: 'put', key: ['x'], row: { id: 'x', n: 2 } });
       expect(all.find((r) => r.op === 'delete')).toMatchObject({ source: 'kv', name: 'feed', key: ['k0'], version: 0 });
       expect(all.find((r) => r.source === 'kv' && r.key[0] === 'k5')?.value).toEqual({ i: 5 });
+    });
+
+    it('a change record holds the row after the write, every column type, the same on every engine', async () => {
+      const s = await open({ shards: 1 });
+      const t = await s.table('typed', orderSpec);
+      const row = { user: 'ü', id: -3, total: 2.5, paid: true, status: "it's", tags: ['x', 'y'], blob: new Uint8Array([0, 255]) };
+      const w1 = await t.insert(row);
+      const w2 = await t.upsert({ user: 'ü', id: -3, total: 0, paid: false }, { version: 1 });
+      const w3 = await t.update({ user: 'ü', id: -3 }, { status: 'x' });
+      const w4 = await t.insert({ user: 'v', id: 1, total: 1, paid: false }, { ttlMs: 60_000 });
+      const recs = await s.feed.read('s0', 0);
+      expect(recs.map((r) => r.position)).toEqual([w1.position, w2.position, w3.position, w4.position]);
+      const norm = (r: ChangeRecord): unknown => ({ ...r, row: { ...r.row, ...(r.row?.blob === undefined ? {} : { blob: [...(r.row.blob as Uint8Array)] }) } });
+      expect(norm(recs[0]!)).toMatchObject({ op: 'put', key: ['ü', -3], version: 1, expiresAtMs: null, row: { ...row, blob: [0, 255] } });
+      expect(recs[1]!.row).toEqual({ user: 'ü', id: -3, total: 0, paid: false });
+      expect(recs[2]!.row).toEqual({ user: 'ü', id: -3, total: 0, paid: false, status: 'x' });
+      expect(recs[3]!.expiresAtMs).toBe((await t.get({ user: 'v', id: 1 }))?.expiresAtMs);
+    });
+
+    it('subscribe from a position: only later records, per shard', async () => {
+      const s = await open({ shards: 1 });
+      const kv = await s.kv<number>('from');
+      for (let i = 0; i < 5; i++) await kv.put(`a${i}`, i);
+      const mid = (await s.feed.heads()).s0!;
+      for (let i = 0; i < 3; i++) await kv.put(`b${i}`, i);
+      const got: string[] = [];
+      let sub: Awaited<ReturnType<typeof s.feed.subscribe>> | undefined;
+      await new Promise<void>((resolve) => {
+        void s.feed
+          .subscribe({
+            from: { s0: mid },
+            handler: (recs) => {
+              for (const r of recs) got.push(r.key[0] as string);
+              if (got.length >= 3) resolve();
+            },
+          })
+          .then((x) => (sub = x));
+      });
+      await sub?.close();
+      expect(got).toEqual(['b0', 'b1', 'b2']);
+      expect(sub?.positions().s0).toBe((await s.feed.heads()).s0);
     });
 
     it('subscribe: at least once, redelivers after a handler error, resumable by consumer name', async () => {
@@ -464,6 +506,33 @@ describe.each(cases)('store conformance: $name', (engine) => {
       const tail = await s.feed.read('s0', head - 3);
       expect(tail.map((r) => r.value)).toEqual([7, 8, 9]);
       await expectCode(s.feed.subscribe({ handler: () => undefined, from: { s0: 1 } }), 'PP_ERR_FEED_TRUNCATED');
+      // 'earliest' means the oldest record still held.
+      const fromEarliest: number[] = [];
+      const sub1 = await s.feed.subscribe({ handler: (recs) => void fromEarliest.push(...recs.map((r) => r.value as number)) });
+      while (fromEarliest.length < 3) await new Promise((r) => setTimeout(r, 5));
+      await sub1.close();
+      expect(fromEarliest).toEqual([7, 8, 9]);
+      // A subscriber that falls behind a trim is told, and stops: it never skips records silently.
+      const errors: unknown[] = [];
+      let calls = 0;
+      let gate!: () => void;
+      const blocked = new Promise<void>((r) => (gate = r));
+      const sub2 = await s.feed.subscribe({
+        from: { s0: head - 3 },
+        batchMax: 1,
+        onError: (e) => errors.push(e),
+        handler: async () => {
+          if (calls++ === 0) await blocked; // hold the first record while the feed moves on
+        },
+      });
+      while (calls === 0) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 10; i < 20; i++) await kv.put(`k${i}`, i);
+      await s.feed.trim(2);
+      gate();
+      while (errors.length === 0) await new Promise((r) => setTimeout(r, 5));
+      await sub2.close();
+      expect(errors[0]).toMatchObject({ code: 'PP_ERR_FEED_TRUNCATED' });
+      expect(calls).toBe(1);
     });
   });
 });

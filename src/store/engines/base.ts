@@ -121,6 +121,8 @@ export interface ShardEngine {
   readonly dialect: 'sqlite' | 'postgres';
   /** Where the shard lives, with any password removed. */
   readonly location: string;
+  /** Engine-specific counters (PostgreSQL: commits, roundTrips, diagnosed), for stats and tests. */
+  readonly stats?: Readonly<Record<string, number>>;
 
   open(): Promise<void>;
   /** Creates the table or applies additive migrations (recorded); PP_ERR_INCOMPATIBLE_SCHEMA otherwise. */
@@ -144,8 +146,8 @@ export interface ShardEngine {
   feedHead(): Promise<number>;
   /** Lowest retained position (0 if the feed is empty). */
   feedTail(): Promise<number>;
-  /** Keeps the newest `keepMax` records; returns how many were removed. */
-  trimFeed(keepMax: number): Promise<number>;
+  /** Deletes the records with position <= `through` (the caller keeps the newest); returns how many. */
+  trimFeed(through: number): Promise<number>;
   loadOffset(consumer: string): Promise<number | undefined>;
   saveOffset(consumer: string, position: number): Promise<void>;
 

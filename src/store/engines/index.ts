@@ -9,12 +9,12 @@
 import { join } from 'node:path';
 import { requireArg } from '../../errors/index.js';
 import type { ShardEngine } from './base.js';
-import { PostgresShard, type PostgresOptions } from './postgres.js';
+import { PostgresShard, parsePgUrl, type PostgresOptions } from './postgres.js';
 import { SqliteShard, type SqliteOptions } from './sqlite.js';
 
 export type { ShardEngine, WriteOp, WriteRequest, OpOutcome, RequestResult, RawRow, ScanPlan, RangeCond, FeedRow, Migration, OpKind } from './base.js';
 export { SqliteShard, type SqliteOptions } from './sqlite.js';
-export { PostgresShard, type PostgresOptions } from './postgres.js';
+export { PostgresShard, type PostgresOptions, type PostgresWriteStats } from './postgres.js';
 
 /** Upper bound on shards one store opens (each is a file or a connection pool). */
 export const SHARDS_MAX = 256;
@@ -46,6 +46,7 @@ export function createEngines(engine: string | readonly string[], options: Engin
     } else if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
       let u = url;
       if (urls.length === 1 && n > 1) {
+        parsePgUrl(url); // validates the URL and the schema name before deriving per-shard schemas
         const parsed = new URL(url);
         parsed.searchParams.set('schema', `${parsed.searchParams.get('schema') ?? 'powerplant'}_${i}`);
         u = parsed.href;

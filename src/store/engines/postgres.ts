@@ -3,13 +3,18 @@
  * "powerplant"); several URLs are several shards.
  *
  * Reads go through a bounded pool with named prepared statements. Writes go through ONE dedicated
- * connection per shard (the group-commit writer), a batch per transaction:
- *   round trip 1: BEGIN; advisory lock; every op's statement (values inlined as literals, so the
- *                 whole batch is one simple-query message);
- *   round trip 2: one multi-row INSERT into the outbox + COMMIT.
- * If some request's condition failed, its ops are diagnosed inside the transaction, the
- * transaction is rolled back and the batch re-runs without it (conflicts are rare; the common
- * path is two round trips for up to `batchMax` writes).
+ * connection per shard (the group-commit writer), a batch per transaction, normally in ONE round
+ * trip: a single simple-query message `BEGIN; advisory lock; <each write with its outbox record,
+ * one data-modifying CTE per op, values inlined as literals>; COMMIT`. A request whose condition
+ * fails aborts that message (see `writeWithFeedLiteral`); the batch is then diagnosed on the
+ * two-trip path (writes RETURNING rows, then outbox + COMMIT), which drops the failed request and
+ * commits the others. Batches holding an update also take that path (the feed document is the row
+ * after the patch, known only once written).
+ *
+ * Every wait is bounded: connect and pool checkout (`connectTimeoutMs`), every statement, lock
+ * waits included (`statement_timeout` = `queryTimeoutMs`: cancelled, nothing commits), and a
+ * client-side backstop 1 s later for a server that does not answer. A writer connection that
+ * failed is ended at once and replaced on the next batch. DDL runs on a pooled connection.
  *
  * Durability: the writer session sets synchronous_commit = on, so COMMIT returns only after the
  * WAL record is flushed to disk on the primary (given the server runs with fsync = on).
@@ -20,8 +25,8 @@
  * never misses a smaller position that commits later), even with several writer processes.
  */
 import pg from 'pg';
-import { PowerplantError, ppError, invariant } from '../../errors/index.js';
-import { feedDoc, keyJson } from '../codec.js';
+import { PowerplantError, ppError, invariant, requireArg } from '../../errors/index.js';
+import { feedDoc, feedDocOfValues, keyJson } from '../codec.js';
 import { defToJSON, diffDefs, type SqlValue, type TableDef } from '../schema.js';
 import type { FeedRow, Migration, OpOutcome, RawRow, RequestResult, ScanPlan, ShardEngine, WriteOp, WriteRequest } from './base.js';
 import { TplCache, failure, feedOp, judge, opStatement, probeStatement } from './ops.js';
@@ -42,6 +47,8 @@ import {
   scanTpl,
   sweepTpl,
   upsertManyLiteral,
+  upsertManyWithFeedLiteral,
+  writeWithFeedLiteral,
   type Dialect,
   type Tpl,
 } from './sql.js';
@@ -52,8 +59,34 @@ const UPSERT_ROWS_MAX = 1000;
 export interface PostgresOptions {
   /** Connections for reads, per shard. Default 4. */
   readonly readPoolMax?: number;
-  /** Connect timeout. Default 5000. */
+  /** Connect timeout, and the longest a read waits for a pooled connection. Default 5000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Longest a statement may run, lock waits included (server `statement_timeout`: the transaction
+   * is cancelled and nothing of it commits -> PP_ERR_TIMEOUT). The client gives up 1 s later if
+   * the server does not answer at all (outcome unknown -> PP_ERR_TIMEOUT). Default 30000.
+   */
+  readonly queryTimeoutMs?: number;
+}
+
+/** What the PostgreSQL write path did (for tests and the benchmark). */
+// A type alias (not an interface) so it is assignable to ShardEngine's Record<string, number>.
+export type PostgresWriteStats = {
+  /** Batches committed or attempted. */
+  commits: number;
+  /** Messages sent to the server by the write path. */
+  roundTrips: number;
+  /** Batches that took the diagnosing path (an update in the batch, or a failed condition). */
+  diagnosed: number;
+};
+
+/** The schema name is an identifier we quote into SQL: keep it to a strict, short pattern. */
+const SCHEMA_RE = /^[A-Za-z_][A-Za-z0-9_]{0,54}$/;
+
+/** Our signal that a request's condition failed on the one-trip path (see `writeWithFeedLiteral`). */
+function isConditionFailed(err: unknown): boolean {
+  const e = err as { code?: unknown; table?: unknown; column?: unknown };
+  return e.code === '23502' && e.table === 'pp_feed' && e.column === 'ver';
 }
 
 const INT8_OID = 20;
@@ -81,10 +114,14 @@ export function mapPgError(err: unknown): PowerplantError {
   const message = err instanceof Error ? err.message : String(err);
   // Class 08 = connection exceptions, 57P = operator intervention (shutdown), 53 = resources,
   // 40001/40P01 serialization/deadlock; node socket errors have string codes like ECONNREFUSED.
+  // 57014 = query_canceled: our statement_timeout fired, the transaction did not commit.
+  if (code === '57014' || /Query read timeout/.test(message)) {
+    return ppError('PP_ERR_TIMEOUT', { message: `postgres: ${message}`, cause: err, data: { pgCode: typeof code === 'string' ? code : null } });
+  }
   if (typeof code === 'string' && (/^(08|57P|53|40001|40P01)/.test(code) || code.startsWith('E'))) {
     return ppError('PP_ERR_UNAVAILABLE', { message: `postgres: ${message}`, cause: err, data: { pgCode: code } });
   }
-  if (/Connection terminated|not queryable|Client has encountered a connection error/i.test(message)) {
+  if (/Connection terminated|not queryable|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message)) {
     return ppError('PP_ERR_UNAVAILABLE', { message: `postgres: ${message}`, cause: err });
   }
   return ppError('PP_ERR_INTERNAL', { message: `postgres: ${message}`, cause: err, data: { pgCode: typeof code === 'string' ? code : null } });
@@ -92,8 +129,16 @@ export function mapPgError(err: unknown): PowerplantError {
 
 /** Splits our `schema` parameter off a postgres:// URL. */
 export function parsePgUrl(url: string): { connectionString: string; schema: string; location: string } {
-  const u = new URL(url);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'engine', message: 'engine: not a valid postgres:// URL' });
+  }
   const schema = u.searchParams.get('schema') ?? 'powerplant';
+  if (!SCHEMA_RE.test(schema)) {
+    throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'engine', message: `engine: schema must match ${SCHEMA_RE.source}` });
+  }
   u.searchParams.delete('schema');
   const location = new URL(u.href);
   location.password = '';
@@ -119,6 +164,10 @@ export class PostgresShard implements ShardEngine {
   #writer: pg.Client | undefined;
   #writerBroken = false;
   readonly #names = new Map<string, string>();
+  /** Point-read statement per table definition: no text rendering or key building per get. */
+  #getQueries = new WeakMap<TableDef, { name: string; text: string }>();
+  readonly #queryTimeoutMs: number;
+  readonly stats: PostgresWriteStats = { commits: 0, roundTrips: 0, diagnosed: 0 };
 
   constructor(
     readonly shard: string,
@@ -130,6 +179,10 @@ export class PostgresShard implements ShardEngine {
     this.#schema = p.schema;
     this.location = p.location;
     this.#options = options;
+    this.#queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
+    requireArg(Number.isInteger(this.#queryTimeoutMs) && this.#queryTimeoutMs >= 1 && this.#queryTimeoutMs <= 3_600_000, 'postgres.queryTimeoutMs', 'must be an integer in [1, 3600000]');
+    requireArg(options.readPoolMax === undefined || (Number.isInteger(options.readPoolMax) && options.readPoolMax >= 1 && options.readPoolMax <= 100), 'postgres.readPoolMax', 'must be an integer in [1, 100]');
+    requireArg(options.connectTimeoutMs === undefined || (Number.isInteger(options.connectTimeoutMs) && options.connectTimeoutMs >= 1), 'postgres.connectTimeoutMs', 'must be a positive integer');
     this.#lockKey = lockKeyOf(p.schema);
     const s = q(p.schema);
     this.#d = {
@@ -165,8 +218,26 @@ export class PostgresShard implements ShardEngine {
     return `${q(this.#schema)}.${q(name)}`;
   }
 
+  /** Connection settings shared by the writer and the read pool: every wait is bounded. */
+  #clientConfig(role: 'writer' | 'reader'): pg.ClientConfig {
+    return {
+      connectionString: this.#connectionString,
+      types,
+      connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5000,
+      statement_timeout: this.#queryTimeoutMs,
+      query_timeout: this.#queryTimeoutMs + 1000,
+      application_name: `powerplant:${this.shard}:${role}`,
+    };
+  }
+
+  #newPool(): pg.Pool {
+    const pool = new pg.Pool({ ...this.#clientConfig('reader'), max: this.#options.readPoolMax ?? 4, idleTimeoutMillis: 10_000 });
+    pool.on('error', () => undefined); // idle client errors: the pool discards the client
+    return pool;
+  }
+
   async #newClient(): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: this.#connectionString, types, connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5000 });
+    const c = new pg.Client(this.#clientConfig('writer'));
     // A dropped connection emits 'error'; without a listener Node would crash the process.
     c.on('error', () => {
       if (this.#writer === c) this.#writerBroken = true;
@@ -174,6 +245,9 @@ export class PostgresShard implements ShardEngine {
     await c.connect();
     // Literals in writes rely on standard strings; durability relies on synchronous commit.
     await c.query("SET standard_conforming_strings = on; SET synchronous_commit = on; SET client_encoding = 'UTF8'");
+    // PostgreSQL >= 14: a backend whose client is gone stops waiting (e.g. on a lock) and rolls
+    // back instead of committing a batch nobody will be told about. Older servers lack the setting.
+    await c.query('SET client_connection_check_interval = 1000').catch(() => undefined);
     return c;
   }
 
@@ -196,15 +270,7 @@ export class PostgresShard implements ShardEngine {
 
   async open(): Promise<void> {
     if (this.#pool !== undefined) return;
-    const pool = new pg.Pool({
-      connectionString: this.#connectionString,
-      types,
-      max: this.#options.readPoolMax ?? 4,
-      connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: 10_000,
-    });
-    pool.on('error', () => undefined); // idle client errors: the pool discards the client
-    this.#pool = pool;
+    this.#pool = this.#newPool();
     try {
       const c = await this.#writerClient();
       await c.query('BEGIN');
@@ -225,9 +291,21 @@ export class PostgresShard implements ShardEngine {
     }
   }
 
+  /**
+   * DDL runs on a pooled connection, never on the writer: a batch in flight on the writer spans
+   * two messages on the diagnosing path, and a BEGIN/COMMIT interleaved there would commit half
+   * of it. The advisory lock serializes DDL with write transactions on the shard.
+   */
   async ensureTable(def: TableDef): Promise<readonly Migration[]> {
-    const c = await this.#writerClient();
+    let c: pg.PoolClient;
+    try {
+      c = await this.#p.connect();
+    } catch (err) {
+      throw mapPgError(err);
+    }
     const d = this.#d;
+    let migrated = false;
+    let broken = false;
     try {
       await c.query('BEGIN');
       await c.query(`SELECT pg_advisory_xact_lock(${this.#lockKey})`);
@@ -262,29 +340,26 @@ export class PostgresShard implements ShardEngine {
         }
       }
       await c.query('COMMIT');
-      if (changes.length > 0) {
+      migrated = changes.length > 0;
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => (broken = true));
+      throw mapPgError(err);
+    } finally {
+      c.release(broken);
+      if (migrated) {
         // `SELECT *` prepared statements would keep the old row shape on pooled connections.
         this.#names.clear();
         await this.#resetPool();
       }
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw mapPgError(err);
     }
   }
 
   async #resetPool(): Promise<void> {
     const old = this.#pool;
     invariant(old !== undefined, 'pool is open');
-    this.#pool = new pg.Pool({
-      connectionString: this.#connectionString,
-      types,
-      max: this.#options.readPoolMax ?? 4,
-      connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: 10_000,
-    });
-    this.#pool.on('error', () => undefined);
+    this.#pool = this.#newPool();
+    this.#getQueries = new WeakMap();
     await old.end();
   }
 
@@ -297,13 +372,18 @@ export class PostgresShard implements ShardEngine {
   }
 
   /** A pooled read with a named (server-side prepared) statement per SQL text. */
-  async #read<R extends object = RawRow>(text: string, values: readonly unknown[]): Promise<R[]> {
+  #nameOf(text: string): string {
     let name = this.#names.get(text);
     if (name === undefined) {
       if (this.#names.size >= 1024) this.#names.clear();
       name = `pp_${this.#names.size}_${lockKeyOf(text) >>> 0}`;
       this.#names.set(text, name);
     }
+    return name;
+  }
+
+  async #read<R extends object = RawRow>(text: string, values: readonly unknown[]): Promise<R[]> {
+    const name = this.#nameOf(text);
     try {
       const r = await this.#p.query<R>({ name, text, values: values as unknown[] });
       return r.rows;
@@ -317,9 +397,18 @@ export class PostgresShard implements ShardEngine {
   }
 
   async get(def: TableDef, key: readonly SqlValue[], nowMs: number): Promise<RawRow | undefined> {
-    const t = this.#tpls.get(`g|${def.physical}`, () => getTpl(this.#d, def));
-    const rows = await this.#read(this.#tplText(t), key.length === 1 ? [key[0], nowMs] : [...key, nowMs]);
-    return rows[0];
+    let gq = this.#getQueries.get(def);
+    if (gq === undefined) {
+      const text = this.#tplText(this.#tpls.get(`g|${def.physical}`, () => getTpl(this.#d, def)));
+      gq = { name: this.#nameOf(text), text };
+      this.#getQueries.set(def, gq);
+    }
+    try {
+      const r = await this.#p.query<RawRow>({ name: gq.name, text: gq.text, values: key.length === 1 ? [key[0], nowMs] : [...key, nowMs] });
+      return r.rows[0];
+    } catch (err) {
+      throw mapPgError(err);
+    }
   }
 
   async getMany(def: TableDef, keys: readonly (readonly SqlValue[])[], nowMs: number): Promise<RawRow[]> {
@@ -339,8 +428,167 @@ export class PostgresShard implements ShardEngine {
     return rows[0]!.n;
   }
 
+  /**
+   * Runs a batch in one transaction. The common path is ONE round trip: BEGIN, the advisory lock,
+   * every write with its outbox record (one statement each, see `writeWithFeedLiteral`; runs of
+   * unconditional upserts as one multi-row statement), COMMIT — a single simple-query message, so
+   * a write at concurrency 1 costs what the raw driver's autocommit costs. If a request's
+   * condition failed (a conflict, a missing row), the message aborts at that statement and
+   * nothing of it commits; the batch then goes through `#commitDiagnosed`, which names the failed
+   * request(s) and commits the others.
+   */
   async commit(requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[]> {
     const c = await this.#writerClient();
+    this.stats.commits++;
+    let oneTrip = true;
+    for (const r of requests) for (const op of r.ops) if (op.kind === 'update') oneTrip = false;
+    if (oneTrip) {
+      const done = await this.#commitOneTrip(c, requests, nowMs);
+      if (done !== undefined) return done;
+    }
+    return this.#commitDiagnosed(c, requests, nowMs);
+  }
+
+  /** The one-round-trip path; undefined when some request's condition failed (rolled back). */
+  async #commitOneTrip(c: pg.Client, requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[] | undefined> {
+    const feed = this.#meta('pp_feed');
+    let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
+    // Per op, in request order: the statement that wrote it and, for a multi-row statement, its key.
+    const opStmt: number[] = [];
+    const opKey: string[] = [];
+    // Per statement: whether it is a multi-row upsert (its records are matched by key).
+    const multi: boolean[] = [];
+    let stmt = 0;
+    let group: { def: TableDef; ops: WriteOp[]; keys: Set<string> } | undefined;
+    const flush = (): void => {
+      if (group === undefined) return;
+      const g = group;
+      group = undefined;
+      multi.push(g.ops.length > 1);
+      if (g.ops.length === 1) {
+        sql += `${this.#oneWithFeed(feed, g.ops[0]!, nowMs)};`;
+      } else {
+        const rows = g.ops.map((op) => ({ values: op.values!, key: op.key, exp: op.expiresAtMs ?? null, keyJson: keyJson(op.key), doc: feedDocOfValues(op.table, op.values!) }));
+        sql += `${upsertManyWithFeedLiteral(this.#d, g.def, feed, rows, nowMs)};`;
+      }
+      stmt++;
+    };
+    for (const req of requests) {
+      const single = req.ops.length === 1;
+      for (const op of req.ops) {
+        if (single && op.kind === 'upsert' && op.expectVersion === undefined) {
+          // Runs of unconditional single-op upserts on one table with distinct keys become one
+          // multi-row statement (same effect: no two touch the same row, none can fail).
+          const k = keyJson(op.key);
+          if (group !== undefined && (group.def !== op.table || group.keys.has(k) || group.ops.length >= UPSERT_ROWS_MAX)) flush();
+          if (group === undefined) group = { def: op.table, ops: [], keys: new Set() };
+          group.ops.push(op);
+          group.keys.add(k);
+          opStmt.push(stmt);
+          opKey.push(k);
+          continue;
+        }
+        flush();
+        sql += `${this.#oneWithFeed(feed, op, nowMs)};`;
+        multi.push(false);
+        opStmt.push(stmt++);
+        opKey.push('');
+      }
+    }
+    flush();
+    sql += 'COMMIT';
+    let res: pg.QueryResult<{ pos: number; ver: number; key?: string }>[];
+    try {
+      this.stats.roundTrips++;
+      res = (await c.query(sql)) as unknown as pg.QueryResult<{ pos: number; ver: number; key?: string }>[];
+    } catch (err) {
+      if (isConditionFailed(err)) {
+        this.stats.roundTrips++;
+        await c.query('ROLLBACK').catch(() => undefined);
+        return undefined;
+      }
+      throw await this.#failed(c, err, true);
+    }
+    invariant(Array.isArray(res) && res.length === stmt + 3, 'one result per statement');
+    // Positions: every record of statement i precedes every record of statement i + 1.
+    let prevMax = 0;
+    const byKey = new Map<number, Map<string, { pos: number; ver: number }>>();
+    for (let i = 0; i < stmt; i++) {
+      const rows = res[i + 2]!.rows;
+      let min = Infinity;
+      let max = 0;
+      for (const r of rows) {
+        if (r.pos < min) min = r.pos;
+        if (r.pos > max) max = r.pos;
+      }
+      invariant(rows.length === 0 || min > prevMax, 'positions increase statement by statement');
+      if (rows.length > 0) prevMax = max;
+      if (multi[i]!) byKey.set(i, new Map(rows.map((r) => [r.key!, r])));
+    }
+    const results: RequestResult[] = [];
+    let k = 0;
+    for (const req of requests) {
+      const outcomes: OpOutcome[] = [];
+      for (const op of req.ops) {
+        const st = opStmt[k]!;
+        const key = opKey[k++]!;
+        const rec = multi[st]! ? byKey.get(st)!.get(key) : res[st + 2]!.rows[0];
+        if (rec === undefined) {
+          invariant(op.kind === 'delete' && op.expectVersion === undefined, 'only an unconditional delete may leave no record');
+          outcomes.push({ applied: false, version: 0, position: 0 });
+        } else {
+          outcomes.push({ applied: true, version: rec.ver, position: rec.pos });
+        }
+      }
+      results.push({ ok: true, outcomes });
+    }
+    return results;
+  }
+
+  /** One op's statement together with its outbox record. */
+  #oneWithFeed(feed: string, op: WriteOp, nowMs: number): string {
+    const st = opStatement(this.#tpls, op, nowMs);
+    const write = renderLiterals(st.tpl, st.params);
+    const del = op.kind === 'delete';
+    const fields = {
+      feed,
+      tbl: op.table.physical,
+      op: feedOp(op),
+      key: keyJson(op.key),
+      doc: del ? null : feedDocOfValues(op.table, op.values!),
+      exp: del ? null : (op.expiresAtMs ?? null),
+      ts: nowMs,
+    };
+    return writeWithFeedLiteral(write, fields, !del ? 'must' : op.expectVersion === undefined ? 'ifLive' : 'mustDelete');
+  }
+
+  /**
+   * After a failed write round trip: roll back if the session may be in a transaction, and drop
+   * the connection unless the error was an ordinary statement error (a lost or timed-out
+   * connection may still be running the transaction: its outcome is unknown, reported as a
+   * retryable PP_ERR_UNAVAILABLE / PP_ERR_TIMEOUT, never as success).
+   */
+  async #failed(c: pg.Client, err: unknown, inTx: boolean): Promise<PowerplantError> {
+    const mapped = mapPgError(err);
+    let drop = mapped.retryable || mapped.code === 'PP_ERR_INTERNAL';
+    if (!drop && inTx) await c.query('ROLLBACK').catch(() => (drop = true));
+    if (drop) {
+      // Ended now, not on the next write: a session left inside a transaction would keep the
+      // shard's advisory lock and stall every other writer of the shard.
+      if (this.#writer === c) this.#writer = undefined;
+      c.end().catch(() => undefined);
+    }
+    return mapped;
+  }
+
+  /**
+   * The diagnosing path: writes first (RETURNING their rows), then the outbox records + COMMIT, two
+   * round trips. Used when a batch holds an update (its feed document is the row after the patch,
+   * known only once written) and to find which request's condition failed after the one-trip
+   * path aborted. Each pass commits the remaining requests or drops at least one failed one.
+   */
+  async #commitDiagnosed(c: pg.Client, requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[]> {
+    this.stats.diagnosed++;
     const results = new Array<RequestResult | undefined>(requests.length);
     let live: number[] = requests.map((_, i) => i);
     let inTx = false;
@@ -380,6 +628,7 @@ export class PostgresShard implements ShardEngine {
         }
         flushGroup();
         inTx = true;
+        this.stats.roundTrips++;
         const res = (await c.query(sql)) as unknown as pg.QueryResult<RawRow>[];
         invariant(Array.isArray(res) && res.length === stmt + 2, 'one result per statement');
         // Rows of multi-row statements, matched back to their slots by primary key.
@@ -401,11 +650,13 @@ export class PostgresShard implements ShardEngine {
             failedReqs.add(s.req);
             // Diagnose while the transaction still sees this batch's earlier writes.
             const p = probeStatement(this.#tpls, s.op);
+            this.stats.roundTrips++;
             const pr = await c.query<RawRow>(renderLiterals(p.tpl, p.params));
             results[s.req] = { ok: false, error: failure(s.op, pr.rows[0], nowMs) };
           }
         }
         if (failedReqs.size > 0) {
+          this.stats.roundTrips++;
           await c.query('ROLLBACK');
           inTx = false;
           live = live.filter((r) => !failedReqs.has(r));
@@ -425,10 +676,12 @@ export class PostgresShard implements ShardEngine {
         }
         let positions: number[] = [];
         if (values.length > 0) {
+          this.stats.roundTrips++;
           const r2 = (await c.query(`INSERT INTO ${this.#meta('pp_feed')} (${FEED_COLUMNS}) VALUES ${values.join(', ')} RETURNING "pos";COMMIT`)) as unknown as pg.QueryResult<{ pos: number }>[];
           positions = r2[0]!.rows.map((x) => x.pos);
           invariant(positions.length === values.length, 'one position per appended record');
         } else {
+          this.stats.roundTrips++;
           await c.query('COMMIT');
         }
         inTx = false;
@@ -453,10 +706,7 @@ export class PostgresShard implements ShardEngine {
         live = [];
       }
     } catch (err) {
-      if (inTx) await c.query('ROLLBACK').catch(() => undefined);
-      // A connection lost mid-commit leaves the outcome unknown; the caller sees UNAVAILABLE.
-      this.#writerBroken = this.#writerBroken || !(err instanceof PowerplantError);
-      throw mapPgError(err);
+      throw await this.#failed(c, err, inTx);
     }
     return results.map((r) => {
       invariant(r !== undefined, 'every request has a result');
@@ -488,11 +738,11 @@ export class PostgresShard implements ShardEngine {
     return r[0]?.p ?? 0;
   }
 
-  async trimFeed(keepMax: number): Promise<number> {
+  async trimFeed(through: number): Promise<number> {
     const head = await this.feedHead();
     try {
       // Never removes the newest record, so max(pos) stays the head after a trim.
-      const r = await this.#p.query(`DELETE FROM ${this.#meta('pp_feed')} WHERE "pos" <= $1 AND "pos" < $2`, [head - keepMax, head]);
+      const r = await this.#p.query(`DELETE FROM ${this.#meta('pp_feed')} WHERE "pos" <= $1 AND "pos" < $2`, [through, head]);
       return r.rowCount ?? 0;
     } catch (err) {
       throw mapPgError(err);

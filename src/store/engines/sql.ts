@@ -310,3 +310,62 @@ export function upsertManyLiteral(d: Dialect, def: TableDef, rows: readonly { va
     `ON CONFLICT (${def.primaryKey.map(q).join(', ')}) DO UPDATE SET ${names.map((n) => `${n} = excluded.${n}`).join(', ')}, "_v" = x."_v" + 1, "_exp" = excluded."_exp" RETURNING *`
   );
 }
+
+/** The client-known fields of one outbox record (everything but the row version). */
+export interface FeedFields {
+  /** Qualified, quoted outbox table. */
+  readonly feed: string;
+  readonly tbl: string;
+  readonly op: number;
+  readonly key: string;
+  readonly doc: Buffer | null;
+  readonly exp: number | null;
+  readonly ts: number;
+}
+
+/**
+ * How a write's outbox record is derived from what the write returned (`w`):
+ *  - 'must': the write must apply. If its condition failed, `w` is empty, the record's "ver" is
+ *    NULL and pp_feed's NOT NULL constraint aborts the transaction (SQLSTATE 23502 on
+ *    pp_feed.ver): the signal, without a server-side function, that a request's condition failed.
+ *  - 'mustDelete': the same for a conditional delete (its record carries version 0).
+ *  - 'ifLive': an unconditional delete: a record only if it removed a live row, no error otherwise.
+ */
+export type FeedMode = 'must' | 'mustDelete' | 'ifLive';
+
+/**
+ * PostgreSQL only: a write and its outbox record in ONE statement (a data-modifying CTE), so a
+ * whole batch — BEGIN, lock, every write with its record, COMMIT — is one simple-query message,
+ * one round trip. `write` is the op's statement with its RETURNING clause. Returns "pos", "ver".
+ */
+export function writeWithFeedLiteral(write: string, f: FeedFields, mode: FeedMode): string {
+  const ver = mode === 'must' ? 'w."_v"' : mode === 'mustDelete' ? 'w."_v" * 0' : '0';
+  const from = mode === 'ifLive' ? ` FROM w WHERE w."_exp" IS NULL OR w."_exp" > ${f.ts}` : ' FROM (VALUES (1)) AS o LEFT JOIN w ON true';
+  return (
+    `WITH w AS (${write}) INSERT INTO ${f.feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(f.tbl)}, ${f.op}, ${pgLiteral(f.key)}, ` +
+    `${f.doc === null ? 'NULL::bytea' : pgLiteral(f.doc)}, ${ver}, CAST(${pgLiteral(f.exp)} AS BIGINT), ${f.ts}${from} RETURNING "pos", "ver"`
+  );
+}
+
+/**
+ * PostgreSQL only: the multi-row upsert of `upsertManyLiteral` and one outbox record per row, in
+ * one statement. Records are matched to rows by primary key (keys are distinct within a group) and
+ * appended in input order. Returns "pos", "key", "ver" per row.
+ */
+export function upsertManyWithFeedLiteral(
+  d: Dialect,
+  def: TableDef,
+  feed: string,
+  rows: readonly { values: readonly SqlValue[]; key: readonly SqlValue[]; exp: number | null; keyJson: string; doc: Buffer }[],
+  ts: number,
+): string {
+  const pk = def.primaryKey;
+  const dcols = ['"o"', ...pk.map((_, i) => `"c${i}"`), '"key"', '"doc"', '"exp"'];
+  const tuples = rows.map((r, o) => `(${o}, ${r.key.map(pgLiteral).join(', ')}, ${pgLiteral(r.keyJson)}, ${pgLiteral(r.doc)}, CAST(${pgLiteral(r.exp)} AS BIGINT))`);
+  const on = pk.map((c, i) => `w.${q(c)} = d."c${i}"`).join(' AND ');
+  return (
+    `WITH w AS (${upsertManyLiteral(d, def, rows)}) INSERT INTO ${feed} (${FEED_COLUMNS}) ` +
+    `SELECT ${pgLiteral(def.physical)}, 1, d."key", d."doc", w."_v", d."exp", ${ts} FROM (VALUES ${tuples.join(', ')}) AS d(${dcols.join(', ')}) ` +
+    `JOIN w ON ${on} ORDER BY d."o" RETURNING "pos", "key", "ver"`
+  );
+}

@@ -85,6 +85,8 @@ export class SqliteShard implements ShardEngine {
   readonly #stmts = new Map<string, Database.Statement>();
   readonly #tpls = new TplCache(DIALECT);
   #getStmts = new WeakMap<TableDef, Database.Statement>();
+  /** Prepared statement per template object: a write does not re-join its SQL text per op. */
+  #tplStmts = new WeakMap<Tpl, Database.Statement>();
 
   constructor(
     readonly shard: string,
@@ -105,10 +107,7 @@ export class SqliteShard implements ShardEngine {
   #stmt(sql: string): Database.Statement {
     let s = this.#stmts.get(sql);
     if (s === undefined) {
-      if (this.#stmts.size >= STATEMENT_CACHE_MAX) {
-        this.#stmts.clear();
-        this.#getStmts = new WeakMap();
-      }
+      if (this.#stmts.size >= STATEMENT_CACHE_MAX) this.#forgetStatements();
       s = this.#d.prepare(sql);
       this.#stmts.set(sql, s);
     }
@@ -116,7 +115,18 @@ export class SqliteShard implements ShardEngine {
   }
 
   #tplStmt(t: Tpl): Database.Statement {
-    return this.#stmt(renderQ(t));
+    let s = this.#tplStmts.get(t);
+    if (s === undefined) {
+      s = this.#stmt(renderQ(t));
+      this.#tplStmts.set(t, s);
+    }
+    return s;
+  }
+
+  #forgetStatements(): void {
+    this.#stmts.clear();
+    this.#getStmts = new WeakMap();
+    this.#tplStmts = new WeakMap();
   }
 
   async open(): Promise<void> {
@@ -172,8 +182,7 @@ export class SqliteShard implements ShardEngine {
           out.push({ id: r.id, table: def.physical, change: ch, appliedAtMs: now });
         }
         // Statements prepared against the old shape would miss new columns (SELECT * is expanded at prepare).
-        this.#stmts.clear();
-        this.#getStmts = new WeakMap();
+        this.#forgetStatements();
         return out;
       }).immediate();
     } catch (err) {
@@ -326,10 +335,10 @@ export class SqliteShard implements ShardEngine {
     return r.p ?? 0;
   }
 
-  async trimFeed(keepMax: number): Promise<number> {
-    const head = await this.feedHead();
+  async trimFeed(through: number): Promise<number> {
     try {
-      return this.#stmt('DELETE FROM "pp_feed" WHERE "pos" <= ?').run(head - keepMax).changes;
+      // The head survives trimming in sqlite_sequence (AUTOINCREMENT), whatever is deleted.
+      return this.#stmt('DELETE FROM "pp_feed" WHERE "pos" <= ?').run(through).changes;
     } catch (err) {
       throw mapSqliteError(err);
     }
@@ -351,7 +360,7 @@ export class SqliteShard implements ShardEngine {
   async close(): Promise<void> {
     const db = this.#db;
     this.#db = undefined;
-    this.#stmts.clear();
+    this.#forgetStatements();
     db?.close();
   }
 }
