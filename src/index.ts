@@ -1,8 +1,9 @@
 /**
  * Powerplant's public entry.
  *
- * - The error catalogue and the runtime-level APIs a service author calls (`openStore`, …) are
- *   exported flat: `import { openStore, ppError } from 'powerplant'`.
+ * - The error catalogue and the runtime-level APIs a service author calls (`openStore`,
+ *   `openQueue`, …) are exported flat: `import { openStore, ppError } from 'powerplant'`. Types whose
+ *   names several folders share (`SubscribeOptions`) stay in their namespace (`store.`, `queue.`).
  * - The algorithmic building blocks are namespaces (`partition.createJump`,
  *   `balance.createBalancer`, `resilience.CircuitBreaker`), so names several folders share
  *   (`formatTable`, `RandomSource`) never collide.
@@ -23,6 +24,7 @@ export type {
   WriteResult,
   ChangeRecord,
   Positions,
-  SubscribeOptions,
-  Subscription,
 } from './store/index.js';
+export * as queue from './queue/index.js';
+export { openQueue, Queue, createOutbox } from './queue/index.js';
+export type { QueueOptions, TopicOptions, PublishOptions, PublishResult, Delivery } from './queue/index.js';
