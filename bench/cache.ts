@@ -189,7 +189,7 @@ function benchL1(ms: number, rounds: number): L1Row[] {
 
 const UNIVERSE = 100_000;
 
-function makeTraces(len: number): Record<string, Int32Array> {
+export function makeTraces(len: number): Record<string, Int32Array> {
   const out: Record<string, Int32Array> = {};
   for (const [name, s] of [['zipf-0.8', 0.8], ['zipf-0.99', 0.99]] as const) {
     const z = zipfSampler(UNIVERSE, s, prng(7));
