@@ -18,8 +18,10 @@ function collect(frame: Uint8Array): { seen: Seen[]; result: DecodeResult } {
   return { seen, result };
 }
 
-// JSON-like values (what params and results are); msgpack keeps them exactly.
+// JSON-like values (what params and results are). msgpack keeps them as JSON does, -0 included:
+// both turn it into 0 (msgpack writes it as the integer 0), so the expectation is the JSON form.
 const value = fc.jsonValue().map((v) => (v === undefined ? null : v));
+const asJson = (v: unknown): unknown => JSON.parse(JSON.stringify(v)) as unknown;
 
 describe('codec: versioned msgpack envelope', () => {
   it('round-trips any batch of envelopes in order', () => {
@@ -37,9 +39,9 @@ describe('codec: versioned msgpack envelope', () => {
       expect(result).toEqual({ envelopes: envs.length, malformed: 0, unknownVersion: false });
       envs.forEach((e, i) => {
         const s = seen[i]!;
-        if (e.k === 'req') expect(s).toEqual(['req', e.id, e.action, e.params, e.timeoutMs, e.rid === undefined ? undefined : { requestId: e.rid }]);
-        else if (e.k === 'ok') expect(s).toEqual(['rep', e.id, true, e.result]);
-        else expect(s).toEqual(['evt', e.payload]);
+        if (e.k === 'req') expect(s).toEqual(['req', e.id, e.action, asJson(e.params), e.timeoutMs, e.rid === undefined ? undefined : { requestId: e.rid }]);
+        else if (e.k === 'ok') expect(s).toEqual(['rep', e.id, true, asJson(e.result)]);
+        else expect(s).toEqual(['evt', asJson(e.payload)]);
       });
     }));
   });
