@@ -24,7 +24,7 @@
  * ideal 1/(N+1) moves (the paper bounds it by O(1/ε²) times ideal); measured in docs/partition.md.
  */
 import { invariant, requireArg } from '../errors/index.js';
-import { assertSlotCount, DEFAULT_SLOT_COUNT, hash32, mix32, slotOfHash } from './hash.js';
+import { assertSeed, assertSlotCount, DEFAULT_SLOT_COUNT, hash32, mix32, slotOfHash } from './hash.js';
 import { checkShards, type Placement } from './placement.js';
 import { RingPlacement } from './ring.js';
 
@@ -83,7 +83,7 @@ export class BoundedLoadPlacement implements Placement {
     this.slotCount = options.slotCount ?? DEFAULT_SLOT_COUNT;
     assertSlotCount(this.slotCount);
     this.#seed = options.seed ?? 0;
-    requireArg(this.#seed >>> 0 === this.#seed, 'seed', 'must be an integer in [0, 2^32)');
+    assertSeed(this.#seed);
     const ring = new RingPlacement(this.shards, { vnodes: options.vnodes ?? DEFAULT_BOUNDED_VNODES });
     const n = this.shards.length;
     this.capacity = boundedCapacity(this.slotCount, n, this.epsilon);

@@ -15,8 +15,7 @@
  * The 64-bit key is the 32-bit hash zero-extended, so results equal the reference C++ for any
  * key < 2^32 (checked against a BigInt transcription in the tests).
  */
-import { requireArg } from '../errors/index.js';
-import { hash32 } from './hash.js';
+import { assertSeed, hash32 } from './hash.js';
 import { checkShards, type Placement } from './placement.js';
 
 // 2862933555777941757 = 0x27BB2EE6_87B0B0FD.
@@ -69,7 +68,7 @@ export class JumpPlacement implements Placement {
     this.shards = checkShards(shards);
     this.#bucketCount = this.shards.length;
     this.#seed = options.seed ?? 0;
-    requireArg(this.#seed >>> 0 === this.#seed, 'seed', 'must be an integer in [0, 2^32)');
+    assertSeed(this.#seed);
   }
 
   shardIndexOf(hash: number): number {

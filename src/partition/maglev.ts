@@ -11,7 +11,7 @@
  * the per-shard share to be within ~1%.
  */
 import { requireArg } from '../errors/index.js';
-import { hash32 } from './hash.js';
+import { assertSeed, hash32 } from './hash.js';
 import { checkShards, type Placement } from './placement.js';
 
 /** Default table size: a prime, 65537 = 2^16 + 1. */
@@ -55,7 +55,7 @@ export class MaglevPlacement implements Placement {
     requireArg(m >= n, 'tableSize', `must be >= the shard count (${n})`);
     this.tableSize = m;
     this.#seed = options.seed ?? 0;
-    requireArg(this.#seed >>> 0 === this.#seed, 'seed', 'must be an integer in [0, 2^32)');
+    assertSeed(this.#seed);
 
     // position[i] walks shard i's permutation: offset, offset + skip, ... (mod m). skip in
     // [1, m-1] and m prime make every permutation visit every entry exactly once.

@@ -12,7 +12,7 @@
  * function of the shard list.
  */
 import { requireArg } from '../errors/index.js';
-import { hash32 } from './hash.js';
+import { assertSeed, hash32 } from './hash.js';
 import { checkShards, type Placement } from './placement.js';
 
 export const DEFAULT_VNODES = 1000;
@@ -42,7 +42,7 @@ export class RingPlacement implements Placement {
     const total = n * this.vnodes;
     requireArg(total <= MAX_RING_POINTS, 'vnodes', `shards × vnodes must be <= ${MAX_RING_POINTS}`);
     this.#seed = options.seed ?? 0;
-    requireArg(this.#seed >>> 0 === this.#seed, 'seed', 'must be an integer in [0, 2^32)');
+    assertSeed(this.#seed);
 
     // Sort (point, shard index) pairs as one double each: point * 2^16 + index < 2^48, exact.
     const packed = new Float64Array(total);

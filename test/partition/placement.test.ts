@@ -172,6 +172,20 @@ describe('rendezvous (HRW)', () => {
     expect(() => new RendezvousPlacement(['a', 'b'], { weights: [1, 0] })).toThrow(expect.objectContaining({ field: 'weights[1]' }));
     expect(() => new RendezvousPlacement(['a', 'b'], { weights: [1] })).toThrow(expect.objectContaining({ field: 'weights' }));
   });
+
+  it('only weight ratios matter: huge weights do not overflow the scores into ties', () => {
+    // Unnormalised, -2^1023 / ln(u) is Infinity whenever u > 1/e: a tie the lowest name won.
+    const huge = new RendezvousPlacement(['a', 'b', 'c'], { weights: [2 ** 1023, 2 ** 1023, 2 ** 1022] });
+    const counts = { a: 0, b: 0, c: 0 } as Record<string, number>;
+    for (const h of SAMPLE) counts[huge.shardOf(h)]!++;
+    expect(counts.a! / SAMPLE.length).toBeGreaterThan(0.35);
+    expect(counts.b! / SAMPLE.length).toBeGreaterThan(0.35);
+    expect(counts.c! / SAMPLE.length).toBeGreaterThan(0.15);
+    // Same ratios, same placement (powers of two: the normalised weights are exactly equal).
+    const big = new RendezvousPlacement(['a', 'b'], { weights: [2 ** 1023, 2 ** 1021] });
+    const plain = new RendezvousPlacement(['a', 'b'], { weights: [4, 1] });
+    for (const h of SAMPLE) expect(big.shardOf(h)).toBe(plain.shardOf(h));
+  });
 });
 
 describe('ring with virtual nodes', () => {
