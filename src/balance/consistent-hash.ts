@@ -92,7 +92,7 @@ export class ConsistentHashBalancer extends BaseBalancer {
     const ring = this.positions;
     const size = ring.length;
     if (size === 0) return undefined;
-    const h = key === undefined ? Math.floor(this.random() * 4294967296) >>> 0 : hash32(key, this.hashSeed);
+    const h = key === undefined ? Math.floor(this.uniform() * 4294967296) >>> 0 : hash32(key, this.hashSeed);
     // First position >= h; past the end wraps to 0.
     let lo = 0;
     let hi = size;

@@ -29,6 +29,7 @@
  * unmeasured requests and the window covers all M measured ones (a steady-state measurement).
  */
 import { invariant, requireArg } from '../errors/index.js';
+import { formatTable as formatCells } from '../partition/index.js';
 import type { BalancerName } from './base.js';
 import { EndpointSet, type Endpoint } from './endpoint.js';
 import { createBalancer, BALANCER_NAMES } from './registry.js';
@@ -64,6 +65,11 @@ export interface SimulationRow {
   p99Ms: number;
   /** Highest in-flight count any server reached. */
   peakInFlight: number;
+  /**
+   * Simulated ms from the first measured arrival to the last: the same for every strategy of a
+   * run, since the arrivals do not depend on the picks.
+   */
+  windowMs: number;
   /** The alternative metric: worst server's utilisation (busy slot-time / slot-time) / mean. */
   utilMaxOverMean: number;
   /** Mean over servers of the utilisation (at most 1). */
@@ -106,8 +112,14 @@ export function simulateBalance(opts: SimulateOptions = {}): SimulationRow[] {
     ewmaDecayMs: opts.ewmaDecayMs ?? 3 * median,
     warmupRequests,
   };
-  requireArg(cfg.slowEveryMs >= 0, 'slowEveryMs', 'slowEveryMs must be > 0 and slowForMs >= 0');
-  requireArg(cfg.slowFraction >= 0 && cfg.slowFraction <= 1 && cfg.slowFactor >= 1, 'slowFraction', 'slowFraction must be in [0, 1] and slowFactor >= 1');
+  requireArg(Number.isInteger(cfg.seed), 'seed', 'must be an integer');
+  requireArg(cfg.latencySigma >= 0 && cfg.latencySigma <= 5, 'latencySigma', 'must be a number in [0, 5]');
+  requireArg(cfg.jitterSigma >= 0 && cfg.jitterSigma <= 5, 'jitterSigma', 'must be a number in [0, 5]');
+  requireArg(opts.slowEveryMs === undefined || (cfg.slowEveryMs > 0 && Number.isFinite(cfg.slowEveryMs)), 'slowEveryMs', 'must be a finite number > 0');
+  requireArg(opts.slowForMs === undefined || (cfg.slowForMs >= 0 && Number.isFinite(cfg.slowForMs)), 'slowForMs', 'must be a finite number >= 0');
+  requireArg(cfg.slowFraction >= 0 && cfg.slowFraction <= 1, 'slowFraction', 'must be a number in [0, 1]');
+  requireArg(cfg.slowFactor >= 1 && Number.isFinite(cfg.slowFactor), 'slowFactor', 'must be a finite number >= 1');
+  requireArg(Number.isInteger(cfg.keySpace) && cfg.keySpace >= 1 && cfg.keySpace <= 2 ** 32, 'keySpace', 'must be an integer in [1, 2^32]');
   return strategies.map((s) => runOne(s, cfg));
 }
 
@@ -140,9 +152,16 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
   const { servers: n, concurrency: c } = cfg;
   const pre = cfg.warmupRequests;
   const m = pre + cfg.requests; // requests simulated; the first `pre` are not measured
-  // Separate streams: the workload (servers, arrivals, service times, slowdowns) is identical for
-  // every strategy; only the balancer's own random choices differ between strategies.
+  // Separate streams, each drawn in an order no strategy can change: base latencies up front,
+  // arrival times and keys per arrival, each request's jitter at its arrival (not when it starts
+  // service, which depends on where it was sent), slowdowns per slowdown epoch. So the workload
+  // (servers, arrivals, keys, service-time factors, slowdowns) is identical for every strategy;
+  // only the balancer's own random choices differ. (One shared stream, drawn as events happened,
+  // gave each strategy a different sample of the same distributions.)
   const wl = seededRandom(cfg.seed);
+  const arrivalRand = seededRandom(cfg.seed ^ 0x2545f491);
+  const jitterRand = seededRandom(cfg.seed ^ 0x68e31da4);
+  const slowRand = seededRandom(cfg.seed ^ 0x1b873593);
   const balRand = seededRandom(cfg.seed ^ 0x5bd1e995);
 
   const baseMs = new Float64Array(n);
@@ -167,6 +186,7 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
   const arrivalMs = new Float64Array(m);
   const serverOf = new Int32Array(m);
   const latencyMs = new Float64Array(m);
+  const jitterOf = new Float64Array(m); // service-time factor, drawn at arrival
   const nextInQueue = new Int32Array(m).fill(-1);
   // Per server.
   const busy = new Int32Array(n);
@@ -235,12 +255,12 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
   const startService = (r: number, i: number): void => {
     busy[i] = (busy[i] as number) + 1;
     const slow = nowMs < (slowUntilMs[i] as number) ? cfg.slowFactor : 1;
-    const st = (baseMs[i] as number) * slow * Math.exp(jitterMu + cfg.jitterSigma * normal(wl));
+    const st = (baseMs[i] as number) * slow * (jitterOf[r] as number);
     heapPush(nowMs + st, r);
   };
 
   const key = new Uint8Array(4);
-  let nextArrivalMs = -Math.log(1 - wl()) / arrivalRatePerMs;
+  let nextArrivalMs = -Math.log(1 - arrivalRand()) / arrivalRatePerMs;
   let nextSlowMs = slowEveryMs;
   const slowCount = Math.round(cfg.slowFraction * n);
   let arrived = 0;
@@ -249,7 +269,7 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
     const arrival = arrived < m && (heapSize === 0 || nextArrivalMs <= (heapTime[0] as number));
     const t = arrival ? nextArrivalMs : (heapTime[0] as number);
     while (nextSlowMs <= t) {
-      for (let k = 0; k < slowCount; k++) slowUntilMs[Math.floor(wl() * n)] = nextSlowMs + slowForMs;
+      for (let k = 0; k < slowCount; k++) slowUntilMs[Math.floor(slowRand() * n)] = nextSlowMs + slowForMs;
       nextSlowMs += slowEveryMs;
     }
     nowMs = t;
@@ -260,7 +280,8 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
         endMs = nowMs;
         for (let i = 0; i < n; i++) touch(i); // close the window for every server
       }
-      const k = Math.floor(wl() * cfg.keySpace);
+      const k = Math.floor(arrivalRand() * cfg.keySpace);
+      jitterOf[r] = Math.exp(jitterMu + cfg.jitterSigma * normal(jitterRand));
       key[0] = k & 0xff;
       key[1] = (k >>> 8) & 0xff;
       key[2] = (k >>> 16) & 0xff;
@@ -282,7 +303,7 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
         nextInQueue[queueTail[i] as number] = r;
         queueTail[i] = r;
       }
-      nextArrivalMs = nowMs - Math.log(1 - wl()) / arrivalRatePerMs;
+      nextArrivalMs = nowMs - Math.log(1 - arrivalRand()) / arrivalRatePerMs;
     } else {
       const r = heapPop();
       const i = serverOf[r] as number;
@@ -327,6 +348,7 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
     p50Ms: quantile(measured, 0.5),
     p99Ms: quantile(measured, 0.99),
     peakInFlight,
+    windowMs,
     utilMaxOverMean: meanUtil > 0 ? maxUtil / meanUtil : 0,
     meanUtil,
   };
@@ -339,20 +361,18 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[i] as number;
 }
 
-/** A plain-text table of simulation rows, one strategy per line. */
+/** A plain-text table of simulation rows, one strategy per line (partition's `formatTable`). */
 export function formatTable(rows: readonly SimulationRow[]): string {
-  const header = ['strategy', 'load max/mean', 'mean load', 'max load', 'util max/mean', 'p50 ms', 'p99 ms', 'peak in-flight'];
-  const body = rows.map((r) => [
-    r.strategy,
-    r.maxOverMean.toFixed(3),
-    r.meanLoad.toFixed(3),
-    r.maxLoad.toFixed(3),
-    r.utilMaxOverMean.toFixed(3),
-    r.p50Ms.toFixed(2),
-    r.p99Ms.toFixed(2),
-    String(r.peakInFlight),
-  ]);
-  const widths = header.map((h, j) => Math.max(h.length, ...body.map((row) => (row[j] as string).length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, j) => (j === 0 ? cell.padEnd(widths[j] as number) : cell.padStart(widths[j] as number))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  return formatCells(
+    rows.map((r) => ({
+      strategy: r.strategy,
+      'load max/mean': r.maxOverMean.toFixed(3),
+      'mean load': r.meanLoad.toFixed(3),
+      'max load': r.maxLoad.toFixed(3),
+      'util max/mean': r.utilMaxOverMean.toFixed(3),
+      'p50 ms': r.p50Ms.toFixed(2),
+      'p99 ms': r.p99Ms.toFixed(2),
+      'peak in-flight': r.peakInFlight,
+    })),
+  );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatTable, simulateBalance } from '../../src/balance/index.js';
+import { formatTable, simulateBalance, type SimulateOptions } from '../../src/balance/index.js';
 
 describe('simulateBalance', () => {
   const small = { servers: 20, requests: 3000 } as const;
@@ -51,8 +51,31 @@ describe('simulateBalance', () => {
     expect(() => simulateBalance({ ...small, warmupRequests: -1 })).toThrow(/warmupRequests/);
   });
 
-  it('rejects bad options with PP_ERR_INVALID_ARGUMENT', () => {
-    expect(() => simulateBalance({ servers: 1 })).toThrow(/servers/);
-    expect(() => simulateBalance({ loadFactor: 0 })).toThrow(/loadFactor/);
+  it('rejects bad options with PP_ERR_INVALID_ARGUMENT naming the field', () => {
+    const bad: Array<[SimulateOptions, string]> = [
+      [{ servers: 1 }, 'servers'],
+      [{ loadFactor: 0 }, 'loadFactor'],
+      [{ seed: Number.NaN }, 'seed'],
+      [{ latencySigma: Number.NaN }, 'latencySigma'],
+      [{ jitterSigma: -1 }, 'jitterSigma'],
+      [{ slowEveryMs: 0 }, 'slowEveryMs'],
+      [{ slowForMs: Number.POSITIVE_INFINITY }, 'slowForMs'],
+      [{ slowFraction: 2 }, 'slowFraction'],
+      [{ slowFactor: 0.5 }, 'slowFactor'],
+      [{ keySpace: 0 }, 'keySpace'],
+    ];
+    for (const [opts, field] of bad) {
+      expect(() => simulateBalance({ ...small, ...opts }), field).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field }));
+    }
+  });
+
+  it('every strategy sees the same workload: the arrivals do not depend on where requests went', () => {
+    // A shared stream drawn as events happened (service starts, completions) gave each strategy
+    // different arrival times; fixed streams give every strategy the same measured window.
+    for (const seed of [1, 2, 3]) {
+      const rows = simulateBalance({ ...small, seed, warmupRequests: 500 });
+      for (const r of rows) expect(r.windowMs, r.strategy).toBe(rows[0]!.windowMs);
+      expect(rows[0]!.windowMs).toBeGreaterThan(0);
+    }
   });
 });
