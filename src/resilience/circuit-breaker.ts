@@ -8,10 +8,14 @@
  *   half-open --(any probe counted as a failure)--> open (openMs grows if backoff is configured)
  *
  * The hot path (acquire/onSuccess/onFailure) allocates nothing: outcomes go into typed-array ring
- * buffers and state is a few numbers. It reads the clock but sets no timers.
+ * buffers and state is a few numbers. It sets no timers. A closed breaker with a count window does
+ * not even read the clock (only state changes do): the default clock, `performance.now()`,
+ * allocates a heap number per call in Node 20 (measured: 5M calls, ~40 scavenges; none without
+ * it). A time window must read the clock on every outcome.
  */
 import { PowerplantError, invariant, ppError, requireArg } from '../errors/index.js';
 import { monotonicClock, type Clock } from './clock.js';
+import { RollingCounters } from './rolling.js';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -70,6 +74,8 @@ export function isBreakerFailure(err: unknown): boolean {
 
 /** Outcomes over a window: record one, read totals. Implementations are allocation-free. */
 interface OutcomeWindow {
+  /** Whether totals depend on the time passed in (false: `nowMs` is ignored). */
+  readonly timed: boolean;
   record(failed: boolean, nowMs: number): void;
   calls(nowMs: number): number;
   failures(nowMs: number): number;
@@ -78,6 +84,7 @@ interface OutcomeWindow {
 
 /** Last N outcomes in a ring of bytes (1 = failure). */
 class CountWindow implements OutcomeWindow {
+  readonly timed = false;
   private readonly ring: Uint8Array;
   private head = 0;
   private filled = 0;
@@ -114,66 +121,33 @@ class CountWindow implements OutcomeWindow {
   }
 }
 
-/** Outcomes in the last windowMs, in `buckets` slots with running sums. */
+/** Outcomes in the last windowMs, in `buckets` slots (calls, failures). */
 class TimeWindow implements OutcomeWindow {
-  private readonly bucketMs: number;
-  private readonly callCounts: Uint32Array;
-  private readonly failCounts: Uint32Array;
-  private callSum = 0;
-  private failSum = 0;
-  private headIndex = -Infinity;
+  readonly timed = true;
+  private readonly counts: RollingCounters;
 
   constructor(windowMs: number, buckets: number) {
-    this.bucketMs = windowMs / buckets;
-    this.callCounts = new Uint32Array(buckets);
-    this.failCounts = new Uint32Array(buckets);
-  }
-
-  private advance(nowMs: number): number {
-    const n = this.callCounts.length;
-    const index = Math.floor(nowMs / this.bucketMs);
-    if (index > this.headIndex) {
-      // At most n slots to clear however long the gap: a breaker idle for an hour costs O(buckets).
-      const from = index - this.headIndex > n ? index - n + 1 : this.headIndex + 1;
-      for (let i = from; i <= index; i++) {
-        const slot = ((i % n) + n) % n;
-        this.callSum -= this.callCounts[slot] as number;
-        this.failSum -= this.failCounts[slot] as number;
-        this.callCounts[slot] = 0;
-        this.failCounts[slot] = 0;
-      }
-      this.headIndex = index;
-    }
-    return ((this.headIndex % n) + n) % n;
+    this.counts = new RollingCounters(windowMs, buckets);
   }
 
   record(failed: boolean, nowMs: number): void {
-    const slot = this.advance(nowMs);
-    this.callCounts[slot] = (this.callCounts[slot] as number) + 1;
-    this.callSum++;
-    if (failed) {
-      this.failCounts[slot] = (this.failCounts[slot] as number) + 1;
-      this.failSum++;
-    }
-    invariant(this.failSum >= 0 && this.failSum <= this.callSum, 'time window failures within [0, calls]');
+    this.counts.advance(nowMs);
+    this.counts.add(1, failed ? 1 : 0);
+    invariant(this.counts.sumB <= this.counts.sumA, 'time window failures within [0, calls]');
   }
 
   calls(nowMs: number): number {
-    this.advance(nowMs);
-    return this.callSum;
+    this.counts.advance(nowMs);
+    return this.counts.sumA;
   }
 
   failures(nowMs: number): number {
-    this.advance(nowMs);
-    return this.failSum;
+    this.counts.advance(nowMs);
+    return this.counts.sumB;
   }
 
   reset(): void {
-    this.callCounts.fill(0);
-    this.failCounts.fill(0);
-    this.callSum = 0;
-    this.failSum = 0;
-    this.headIndex = -Infinity;
+    this.counts.reset();
   }
 }
 
@@ -286,9 +260,9 @@ export class CircuitBreaker {
    * Every admitted permit must be settled exactly once with onSuccess, onFailure or onIgnore.
    */
   acquire(): number {
-    const nowMs = this.clock.now();
-    this.refresh(nowMs);
+    // Closed stays closed until an outcome trips it: no clock needed.
     if (this.stateCode === CLOSED) return this.generation;
+    this.refresh(this.clock.now());
     if (this.stateCode === HALF_OPEN && this.probesInFlight < this.halfOpenMaxProbes) {
       this.probesInFlight++;
       return this.generation;
@@ -304,13 +278,12 @@ export class CircuitBreaker {
   /** Records a success for a call admitted with `permit` (default: the current generation). */
   onSuccess(permit: number = this.generation): void {
     if (permit !== this.generation) return;
-    const nowMs = this.clock.now();
     if (this.stateCode === CLOSED) {
-      this.window.record(false, nowMs);
+      this.window.record(false, this.window.timed ? this.clock.now() : 0);
     } else if (this.stateCode === HALF_OPEN && this.probesInFlight > 0) {
       this.probesInFlight--;
       this.probeSuccesses++;
-      if (this.probeSuccesses >= this.successesToClose) this.transition(CLOSED, nowMs);
+      if (this.probeSuccesses >= this.successesToClose) this.transition(CLOSED, this.clock.now());
     }
   }
 
@@ -321,15 +294,15 @@ export class CircuitBreaker {
       return;
     }
     if (permit !== this.generation) return;
-    const nowMs = this.clock.now();
     if (this.stateCode === CLOSED) {
+      const nowMs = this.window.timed ? this.clock.now() : 0; // 0: a count window ignores time
       this.window.record(true, nowMs);
       const calls = this.window.calls(nowMs);
       if (calls >= this.minimumThroughput && this.window.failures(nowMs) >= this.failureRateThreshold * calls) {
-        this.transition(OPEN, nowMs);
+        this.transition(OPEN, this.window.timed ? nowMs : this.clock.now());
       }
     } else if (this.stateCode === HALF_OPEN && this.probesInFlight > 0) {
-      this.transition(OPEN, nowMs);
+      this.transition(OPEN, this.clock.now());
     }
   }
 

@@ -60,6 +60,11 @@ const SUSPECT = 1;
 const DEAD = 2;
 const STATUS_NAMES: readonly NodeStatus[] = ['alive', 'suspect', 'dead'];
 
+/** A time passed in by the caller: NaN would poison a node's history (every later interval NaN). */
+function checkNow(nowMs: number): void {
+  requireArg(Number.isFinite(nowMs), 'nowMs', 'must be a finite number (ms on the detector\'s clock)');
+}
+
 /** Softplus in base 10: log10(1 + e^x), without overflow for large x. Non-decreasing in x. */
 function log10OnePlusExp(x: number): number {
   return (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))) / Math.LN10;
@@ -188,6 +193,7 @@ export class FailureDetector {
    * heartbeat interval; adding it would blunt detection for the next maxSamples beats.
    */
   heartbeat(nodeId: string, nowMs: number = this.clock.now()): void {
+    checkNow(nowMs);
     const history = this.histories.get(nodeId);
     if (history === undefined) {
       if (this.histories.size >= this.maxNodes) {
@@ -206,11 +212,13 @@ export class FailureDetector {
 
   /** phi for `nodeId` now; throws PP_ERR_NOT_FOUND for an unknown node. */
   phi(nodeId: string, nowMs: number = this.clock.now()): number {
+    checkNow(nowMs);
     return this.phiOf(this.get(nodeId), nowMs);
   }
 
   /** Evaluates (and, if changed, reports) the status of `nodeId`; PP_ERR_NOT_FOUND if unknown. */
   status(nodeId: string, nowMs: number = this.clock.now()): NodeStatus {
+    checkNow(nowMs);
     const history = this.get(nodeId);
     this.setStatus(nodeId, history, this.evaluate(history, nowMs), nowMs);
     return STATUS_NAMES[history.status] as NodeStatus;
@@ -218,6 +226,7 @@ export class FailureDetector {
 
   /** Re-evaluates every node, firing the listener for each transition. Call it every checkIntervalMs. */
   check(nowMs: number = this.clock.now()): void {
+    checkNow(nowMs);
     for (const [nodeId, history] of this.histories) this.setStatus(nodeId, history, this.evaluate(history, nowMs), nowMs);
   }
 

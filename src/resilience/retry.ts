@@ -5,6 +5,7 @@
  */
 import { invariant, isRetryable, ppError, requireArg } from '../errors/index.js';
 import { abortError, defaultRandom, monotonicClock, realSleep, type Clock, type RandomSource, type Sleep } from './clock.js';
+import { RollingCounters } from './rolling.js';
 import type { Deadline } from './timeout.js';
 
 /**
@@ -36,21 +37,16 @@ export interface RetryBudgetOptions {
  *     retries + 1 <= ratio * requests + minRetriesPerSec * windowMs / 1000
  *
  * so retries can add at most `ratio` extra load (plus a small fixed reserve) when the downstream is
- * failing, instead of multiplying load by maxAttempts. The window is `buckets` ring-buffer slots,
- * so recording is O(1) amortised and allocation-free.
+ * failing, instead of multiplying load by maxAttempts. The window is `buckets` ring-buffer slots
+ * (`RollingCounters`, shared with the breaker's time window): O(1) amortised and allocation-free.
  */
 export class RetryBudget {
   readonly ratio: number;
   readonly reserve: number;
   readonly windowMs: number;
-  private readonly bucketMs: number;
   private readonly clock: Clock;
-  private readonly requests: Float64Array;
-  private readonly retries: Float64Array;
-  private requestsSum = 0;
-  private retriesSum = 0;
-  /** Absolute bucket index (floor(now / bucketMs)) of the newest slot. */
-  private headIndex = -Infinity;
+  /** (requests, retries) over the rolling window. */
+  private readonly counts: RollingCounters;
 
   constructor(options: RetryBudgetOptions = {}) {
     const { ratio = 0.2, minRetriesPerSec = 10, windowMs = 10_000, buckets = 10, clock = monotonicClock } = options;
@@ -61,53 +57,28 @@ export class RetryBudget {
     this.ratio = ratio;
     this.reserve = (minRetriesPerSec * windowMs) / 1000;
     this.windowMs = windowMs;
-    this.bucketMs = windowMs / buckets;
     this.clock = clock;
-    this.requests = new Float64Array(buckets);
-    this.retries = new Float64Array(buckets);
+    this.counts = new RollingCounters(windowMs, buckets);
   }
 
   /** Counts one request (call this once per logical call, not per attempt). */
   recordRequest(): void {
-    const slot = this.advance();
-    this.requests[slot] = (this.requests[slot] as number) + 1;
-    this.requestsSum += 1;
+    this.counts.advance(this.clock.now());
+    this.counts.add(1, 0);
   }
 
   /** Takes one retry from the budget if it allows one; false means do not retry. */
   tryWithdraw(): boolean {
-    const slot = this.advance();
-    if (this.retriesSum + 1 > this.ratio * this.requestsSum + this.reserve) return false;
-    this.retries[slot] = (this.retries[slot] as number) + 1;
-    this.retriesSum += 1;
+    this.counts.advance(this.clock.now());
+    if (this.counts.sumB + 1 > this.ratio * this.counts.sumA + this.reserve) return false;
+    this.counts.add(0, 1);
     return true;
   }
 
   /** Retries that could be withdrawn right now. */
   available(): number {
-    this.advance();
-    return Math.max(0, Math.floor(this.ratio * this.requestsSum + this.reserve - this.retriesSum));
-  }
-
-  /** Rolls the window forward to now, zeroing expired slots; returns the slot for now. */
-  private advance(): number {
-    const n = this.requests.length;
-    const index = Math.floor(this.clock.now() / this.bucketMs);
-    // A clock that goes backwards keeps writing into the newest slot rather than corrupting the ring.
-    if (index > this.headIndex) {
-      const from = index - this.headIndex > n ? index - n + 1 : this.headIndex + 1;
-      for (let i = from; i <= index; i++) {
-        const slot = ((i % n) + n) % n;
-        this.requestsSum -= this.requests[slot] as number;
-        this.retriesSum -= this.retries[slot] as number;
-        this.requests[slot] = 0;
-        this.retries[slot] = 0;
-      }
-      this.headIndex = index;
-      // Sums are of small integers, so they stay exact; this guards the arithmetic above.
-      invariant(this.requestsSum >= 0 && this.retriesSum >= 0, 'retry budget sums are non-negative');
-    }
-    return ((this.headIndex % n) + n) % n;
+    this.counts.advance(this.clock.now());
+    return Math.max(0, Math.floor(this.ratio * this.counts.sumA + this.reserve - this.counts.sumB));
   }
 }
 

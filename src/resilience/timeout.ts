@@ -116,6 +116,7 @@ export class Deadline {
 
   /** The earlier of this deadline and `ms` from now: for a per-attempt timeout inside a request. */
   within(ms: number): Deadline {
+    requireArg(ms >= 0, 'ms', 'must be >= 0');
     return new Deadline(Math.min(this.atMs, this.clock.now() + ms), this.clock);
   }
 

@@ -273,6 +273,22 @@ describe('CircuitBreaker', () => {
     }));
   });
 
+  it('a closed breaker with a count window reads no clock (the default clock allocates per read)', () => {
+    let reads = 0;
+    const clock = { now: (): number => { reads++; return 1_000; } };
+    const b = new CircuitBreaker({ minimumThroughput: 3, openMs: 100, clock });
+    succeed(b, 2);
+    fail(b, 1); // 1 of 3 failed: below the 0.5 threshold
+    expect(reads).toBe(0);
+    fail(b, 1); // 2 of 4: trips, and the state change is stamped with the time
+    expect(reads).toBeGreaterThan(0);
+    expect(b.state).toBe('open');
+    const timed = new CircuitBreaker({ window: { kind: 'time', windowMs: 1_000 }, clock });
+    reads = 0;
+    succeed(timed, 1);
+    expect(reads).toBe(1); // a time window must know when each outcome happened
+  });
+
   it('rejects invalid options with typed errors', () => {
     expect(() => new CircuitBreaker({ failureRateThreshold: 0 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'failureRateThreshold' }));
     expect(() => new CircuitBreaker({ window: { kind: 'count', size: 0 } })).toThrow(expect.objectContaining({ field: 'window.size' }));

@@ -171,5 +171,14 @@ describe('FailureDetector (phi accrual)', () => {
   it('rejects invalid options with typed errors', () => {
     expect(() => new FailureDetector({ suspectPhi: 5, deadPhi: 3 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'deadPhi' }));
     expect(() => new FailureDetector({ maxSamples: 1 })).toThrow(expect.objectContaining({ field: 'maxSamples' }));
+    // A NaN time would make every later interval NaN: refused before it touches the history.
+    const fd = new FailureDetector({ clock: new FakeClock(0) });
+    fd.heartbeat('a', 0);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => fd.heartbeat('a', bad)).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'nowMs' }));
+      expect(() => fd.status('a', bad)).toThrow(expect.objectContaining({ field: 'nowMs' }));
+    }
+    fd.heartbeat('a', 1_000);
+    expect(fd.stats('a').meanMs).toBeCloseTo(1_000, 6);
   });
 });

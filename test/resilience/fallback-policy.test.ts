@@ -79,4 +79,11 @@ describe('policy', () => {
       vi.useRealTimers();
     }
   });
+
+  it('rejects bad timeouts when the policy is built, naming the field', () => {
+    for (const bad of [-1, Number.NaN, 2 ** 31]) {
+      expect(() => policy({ timeoutMs: bad })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'timeoutMs' }));
+      expect(() => policy({ attemptTimeoutMs: bad })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'attemptTimeoutMs' }));
+    }
+  });
 });

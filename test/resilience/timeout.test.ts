@@ -133,6 +133,7 @@ describe('Deadline', () => {
     expect(d.expired()).toBe(true);
     expect(() => d.throwIfExpired()).toThrow(expect.objectContaining({ code: 'PP_ERR_TIMEOUT' }));
     expect(Deadline.never(clock).remainingMs()).toBe(Infinity);
+    expect(() => d.within(Number.NaN)).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'ms' }));
   });
 
   it('its signal aborts with PP_ERR_TIMEOUT at the deadline, and dispose clears the timer', async () => {
