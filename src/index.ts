@@ -28,3 +28,24 @@ export type {
 export * as queue from './queue/index.js';
 export { openQueue, Queue, createOutbox } from './queue/index.js';
 export type { QueueOptions, TopicOptions, PublishOptions, PublishResult, Delivery } from './queue/index.js';
+export * as transport from './transport/index.js';
+export { createTransport } from './transport/index.js';
+export type { Transport } from './transport/index.js';
+export * as service from './service/index.js';
+export { defineService, action, event, createNode, ServiceNode } from './service/index.js';
+export type {
+  ServiceRegistry,
+  Context,
+  CallOptions,
+  NodeConfig,
+  ParamsOf,
+  ResultOf,
+} from './service/index.js';
+export * as gateway from './gateway/index.js';
+export { createGateway } from './gateway/index.js';
+export type { Gateway, GatewayOptions, GatewayRoute } from './gateway/index.js';
+export * as observe from './observe/index.js';
+export { createLogger } from './observe/index.js';
+export type { Logger } from './observe/index.js';
+export * as cache from './cache/index.js';
+export { createCache, Cache, readThroughKv, readThroughTable, invalidateFromFeed } from './cache/index.js';
