@@ -49,3 +49,13 @@ describe('examples/quickstart', () => {
     expect(await bad.json()).toMatchObject({ error: { code: 'PP_ERR_VALIDATION' } });
   });
 });
+
+describe('README', () => {
+  it('shows examples/readme.ts verbatim (so the snippet in the README is the one tsc checks)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const file = readFileSync(new URL('../../examples/readme.ts', import.meta.url), 'utf8');
+    expect(file.length).toBeGreaterThan(200);
+    expect(readme).toContain('```ts\n' + file + '```');
+  });
+});
