@@ -44,6 +44,7 @@ export const ERRORS = {
 
   // ---- message queue -----------------------------------------------------------------------
   PP_ERR_UNKNOWN_TOPIC: { message: 'unknown topic', retryable: false, status: 404 },
+  PP_ERR_CORRUPT: { message: 'stored data failed its checksum', retryable: false, status: 500 },
 
   // ---- load balancing ----------------------------------------------------------------------
   PP_ERR_NO_ENDPOINT: { message: 'no endpoint available', retryable: true, status: 503 },

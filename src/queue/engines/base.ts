@@ -110,7 +110,13 @@ export interface GroupStore {
 
 /** Something the engine noticed while opening (torn tails, skipped files). */
 export interface RecoveryEvent {
-  readonly kind: 'torn-tail' | 'index-rebuilt' | 'stale-lock';
+  /**
+   * torn-tail: the end of a segment was cut (nothing valid followed the first bad frame);
+   * corrupt-records: a bad region with valid records after it was replaced by tombstones (the
+   * records after it are kept, the lost offsets are skipped by readers);
+   * index-rebuilt, stale-lock: informational.
+   */
+  readonly kind: 'torn-tail' | 'corrupt-records' | 'index-rebuilt' | 'stale-lock';
   readonly topic?: string;
   readonly partition?: number;
   readonly file?: string;
@@ -119,6 +125,9 @@ export interface RecoveryEvent {
   readonly droppedBytes?: number;
   /** Complete records kept in the cut segment. */
   readonly keptRecords?: number;
+  /** corrupt-records: the first lost offset and how many offsets were lost. */
+  readonly offset?: number;
+  readonly lostRecords?: number;
   readonly reason?: string;
 }
 

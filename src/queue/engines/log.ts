@@ -22,16 +22,22 @@
  * engine stops accepting appends (PP_ERR_UNAVAILABLE): after a failed fsync the file's state is
  * unknown, and reopening (recovery by checksum) is the only honest way on.
  *
- * Recovery: every segment without an index and the last segment of every partition are scanned;
- * the first frame that is incomplete, fails its checksum or carries an unexpected offset ends the
- * log there: the file is truncated and a 'torn-tail' event reports the cut. Complete records
- * before it are all kept.
+ * Recovery: every segment without an index and the last segment of every partition are scanned.
+ * A frame that is incomplete, fails its checksum or carries an unexpected offset is either a torn
+ * tail (a crash during the last flush: nothing after it was acknowledged) or damage in the middle
+ * (records after it were fsynced by earlier flushes and may have been acknowledged). The scan looks
+ * further on for a valid frame that can follow; if there is one, the damaged bytes are overwritten
+ * with tombstones (one per lost offset, skipped by readers and counted in `skipped`) and a
+ * 'corrupt-records' event reports them; if there is none, the file is truncated there and a
+ * 'torn-tail' event reports the cut. Either way every complete record is kept. Sealed segments
+ * with a valid index are not scanned on open: damage there surfaces when read (PP_ERR_CORRUPT),
+ * and drops the index so the next open scans and repairs that segment.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, fsyncSync } from 'node:fs';
-import { open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { invariant, ppError, requireArg } from '../../errors/index.js';
+import { invariant, isPowerplantError, ppError, requireArg, type PowerplantError } from '../../errors/index.js';
 import type {
   AppendResult,
   CommitEntry,
@@ -75,6 +81,8 @@ export const LOG_DEFAULTS = {
 const FRAME_HEADER_BYTES = 42;
 const FLAG_KEY = 1;
 const FLAG_ID = 2;
+/** A tombstone written by recovery in place of a corrupt record: readers skip it. */
+const FLAG_LOST = 4;
 /** Write buffers are allocated in chunks of this size (a bigger record gets its own). */
 const WRITE_CHUNK_BYTES = 1024 * 1024;
 /** Bytes read from a segment per disk read. */
@@ -83,6 +91,16 @@ const INDEX_ENTRY_BYTES = 24; // f64 offset, f64 position, f64 timestampMs
 const NAME_RE = /^[A-Za-z0-9_-]{1,100}$/;
 /** Roots opened by this process: a second open of the same directory would corrupt it. */
 const openRoots = new Set<string>();
+
+/** Makes a directory's entries (files created, renamed in it) durable. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 function segmentName(base: number): string {
   return String(base).padStart(20, '0');
@@ -204,6 +222,32 @@ function parseFrame(buf: Buffer, pos: number, end: number, partition: number, fr
   if (headerBytes > 0) headers = JSON.parse(buf.toString('utf8', p, p + headerBytes)) as Record<string, string>;
   p += headerBytes;
   return { partition, offset, timestampMs, deliverAtMs, encoding, key, id, headers, payload: buf.subarray(p, pos + frameBytes) };
+}
+
+/**
+ * `count` tombstone frames for offsets `first`.. filling exactly `bytes` (>= 42 per frame; the
+ * bytes are spread evenly, so no frame is bigger than the largest record it replaces on average).
+ */
+function tombstones(first: number, count: number, bytes: number, tsMs: number): Buffer {
+  invariant(count >= 1 && bytes >= count * FRAME_HEADER_BYTES, 'room for the tombstones');
+  const buf = Buffer.alloc(bytes);
+  const each = Math.floor(bytes / count);
+  let extra = bytes - each * count;
+  let pos = 0;
+  for (let i = 0; i < count; i++) {
+    const len = each + (extra > 0 ? 1 : 0);
+    if (extra > 0) extra--;
+    buf.writeUInt32LE(len, pos);
+    buf.writeDoubleLE(first + i, pos + 8);
+    buf.writeDoubleLE(tsMs, pos + 16);
+    buf.writeDoubleLE(0, pos + 24);
+    buf[pos + 32] = 0;
+    buf[pos + 33] = FLAG_LOST;
+    buf.writeUInt32LE(crc32(buf.subarray(pos + 8, pos + len)), pos + 4);
+    pos += len;
+  }
+  invariant(pos === bytes, 'tombstones fill the region');
+  return buf;
 }
 
 class PartitionLog {
@@ -329,8 +373,9 @@ export class LogEngine implements QueueEngine {
   // ---- lifecycle ------------------------------------------------------------------------------
 
   async open(): Promise<void> {
-    mkdirSync(join(this.root, 'topics'), { recursive: true });
-    mkdirSync(join(this.root, 'groups'), { recursive: true });
+    const createdTopics = mkdirSync(join(this.root, 'topics'), { recursive: true }) !== undefined;
+    const createdGroups = mkdirSync(join(this.root, 'groups'), { recursive: true }) !== undefined;
+    if (createdTopics || createdGroups) fsyncDir(this.root);
     this.#lock();
     try {
       for (const name of readdirSync(join(this.root, 'topics'))) {
@@ -410,9 +455,19 @@ export class LogEngine implements QueueEngine {
     const dir = join(this.root, 'topics', name);
     mkdirSync(dir, { recursive: true });
     const tmp = join(dir, 'topic.json.tmp');
-    await writeFile(tmp, JSON.stringify(config));
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(config));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, join(dir, 'topic.json'));
+    // Partition directories and their first segments are created (and their entries fsynced)
+    // by #loadTopic; then the topic's own entries. A publish to a new topic survives power loss.
     await this.#loadTopic(name, dir, config);
+    fsyncDir(dir);
+    fsyncDir(join(this.root, 'topics'));
     return config;
   }
 
@@ -470,6 +525,8 @@ export class LogEngine implements QueueEngine {
     if (part.segments.length === 0) {
       const seg = new Segment(0, join(part.dir, `${segmentName(0)}.log`));
       closeSync(openSync(seg.path, 'a'));
+      // Its directory entry must be durable before records in it are acknowledged.
+      fsyncDir(part.dir);
       part.segments.push(seg);
     }
     const active = part.active;
@@ -526,7 +583,13 @@ export class LogEngine implements QueueEngine {
     renameSync(tmp, idxPath);
   }
 
-  /** Scans a segment frame by frame, rebuilding its index; cuts a torn or corrupt tail. */
+  /**
+   * Scans a segment frame by frame, rebuilding its index. A bad frame (incomplete, checksum,
+   * unexpected offset) is either a torn tail or corruption in the middle: if a valid frame that can
+   * follow it exists further on, the records from there on were written (and maybe acknowledged)
+   * by earlier flushes, so the bad region is overwritten with tombstones (one per lost offset) and
+   * the scan goes on; otherwise the file is cut there.
+   */
   async #scanSegment(part: PartitionLog, seg: Segment): Promise<void> {
     const fh = await open(seg.path, 'r+');
     try {
@@ -534,6 +597,7 @@ export class LogEngine implements QueueEngine {
       let pos = 0;
       let expected = seg.base;
       let kept = 0;
+      let repaired = false;
       let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
       let bufStart = 0;
       let bufEnd = 0;
@@ -548,7 +612,7 @@ export class LogEngine implements QueueEngine {
         let r = parseFrame(buf, pos - bufStart, bufEnd - bufStart, part.partition, this.#frameMaxBytes);
         if (r === 'incomplete' && bufEnd < size) {
           // The frame crosses the end of the buffer: read again from its start, bigger if needed.
-          const need = buf.length >= 8 && bufEnd - pos >= 4 ? buf.readUInt32LE(pos - bufStart) : 0;
+          const need = bufEnd - pos >= 4 ? buf.readUInt32LE(pos - bufStart) : 0;
           if (need > buf.length && need <= this.#frameMaxBytes) buf = Buffer.allocUnsafe(need);
           const n = Math.min(buf.length, size - pos);
           const { bytesRead } = await fh.read(buf, 0, n, pos);
@@ -556,18 +620,36 @@ export class LogEngine implements QueueEngine {
           bufEnd = pos + bytesRead;
           r = parseFrame(buf, 0, bufEnd - bufStart, part.partition, this.#frameMaxBytes);
         }
-        if (r === 'incomplete') {
-          reason = 'incomplete frame';
-          break;
+        if (r === 'incomplete') reason = 'incomplete frame';
+        else if (r === undefined) reason = 'checksum mismatch or malformed frame';
+        else if (r.offset !== expected) reason = `unexpected offset ${r.offset} (expected ${expected})`;
+        else reason = undefined;
+        if (reason !== undefined) {
+          const found = await this.#resync(fh, size, pos, expected, part.partition);
+          if (found === undefined) break; // nothing valid after it: a torn tail
+          const lost = found.offset - expected;
+          const tsMs = kept > 0 ? seg.lastTsMs : found.timestampMs;
+          await fh.write(tombstones(expected, lost, found.position - pos, tsMs), 0, found.position - pos, pos);
+          repaired = true;
+          this.recovery.push({
+            kind: 'corrupt-records',
+            topic: part.topic,
+            partition: part.partition,
+            file: seg.path,
+            position: pos,
+            droppedBytes: found.position - pos,
+            offset: expected,
+            lostRecords: lost,
+            reason,
+          });
+          if (kept === 0) seg.firstTsMs = tsMs;
+          seg.lastTsMs = tsMs;
+          expected = found.offset;
+          pos = found.position;
+          bufStart = bufEnd = 0; // re-read from the valid frame
+          continue;
         }
-        if (r === undefined) {
-          reason = 'checksum mismatch or malformed frame';
-          break;
-        }
-        if (r.offset !== expected) {
-          reason = `unexpected offset ${r.offset} (expected ${expected})`;
-          break;
-        }
+        invariant(r !== undefined && r !== 'incomplete', 'frame parsed');
         const frameBytes = buf.readUInt32LE(pos - bufStart);
         if (kept === 0) seg.firstTsMs = r.timestampMs;
         seg.lastTsMs = r.timestampMs;
@@ -578,7 +660,7 @@ export class LogEngine implements QueueEngine {
       }
       if (pos < size) {
         await fh.truncate(pos);
-        await fh.datasync();
+        repaired = true;
         this.recovery.push({
           kind: 'torn-tail',
           topic: part.topic,
@@ -590,11 +672,49 @@ export class LogEngine implements QueueEngine {
           reason: reason ?? 'trailing bytes',
         });
       }
+      if (repaired) await fh.datasync();
       seg.next = expected;
       seg.sizeBytes = pos;
     } finally {
       await fh.close();
     }
+  }
+
+  /**
+   * After a bad frame at `pos` that should have held offset `expected`: the first later position
+   * holding a valid frame (checksum passes) with an offset that can follow — greater than
+   * `expected`, with room before it for one frame per missing offset. Bounded by the segment size;
+   * only runs during recovery of a damaged segment.
+   */
+  async #resync(fh: FileHandle, size: number, pos: number, expected: number, partition: number): Promise<{ position: number; offset: number; timestampMs: number } | undefined> {
+    const frameMax = this.#frameMaxBytes;
+    const win = Buffer.allocUnsafe(READ_CHUNK_BYTES + frameMax);
+    let start = pos + 1;
+    while (start + FRAME_HEADER_BYTES <= size) {
+      const { bytesRead } = await fh.read(win, 0, Math.min(win.length, size - start), start);
+      const last = bytesRead - FRAME_HEADER_BYTES;
+      for (let i = 0; i <= last; i++) {
+        const len = win.readUInt32LE(i);
+        if (len < FRAME_HEADER_BYTES || len > frameMax) continue;
+        const q = start + i;
+        if (q + len > size) continue;
+        const off = win.readDoubleLE(i + 8);
+        const lost = off - expected;
+        const gap = q - pos;
+        if (!Number.isSafeInteger(off) || lost < 1 || lost * FRAME_HEADER_BYTES > gap || Math.ceil(gap / lost) > frameMax) continue;
+        let r: StoredRecord | undefined | 'incomplete';
+        if (i + len <= bytesRead) r = parseFrame(win, i, bytesRead, partition, frameMax);
+        else {
+          const one = Buffer.allocUnsafe(len);
+          await fh.read(one, 0, len, q);
+          r = parseFrame(one, 0, len, partition, frameMax);
+        }
+        if (r !== undefined && r !== 'incomplete' && r.offset === off) return { position: q, offset: off, timestampMs: r.timestampMs };
+      }
+      if (start + bytesRead >= size) break;
+      start += last + 1;
+    }
+    return undefined;
   }
 
   async #rebuildDedup(t: TopicState): Promise<void> {
@@ -604,10 +724,20 @@ export class LogEngine implements QueueEngine {
       // Bounded: at most dedupMax records per partition are read back.
       let off = Math.max(await this.offsetForTime(t.name, p.partition, since), p.durableNext - this.#limits.dedupMax, p.first);
       while (off < p.durableNext) {
-        const recs = await this.#readDisk(p, off, 4096);
-        if (recs.length === 0) break;
+        let r: { recs: StoredRecord[]; next: number };
+        try {
+          r = await this.#readDisk(p, off, 4096);
+        } catch (err) {
+          // A damaged sealed segment found while opening: repair it now (once), then go on.
+          const seg = isPowerplantError(err, 'PP_ERR_CORRUPT') ? p.segmentFor(off) : undefined;
+          if (seg === undefined || seg === p.active || (err as PowerplantError).data?.repaired === true) throw err;
+          await this.#repairSealed(p, seg);
+          continue;
+        }
+        const { recs, next } = r;
+        if (next <= off) break;
         for (const r of recs) if (r.id !== undefined) found.push({ id: r.id, partition: p.partition, offset: r.offset, tsMs: r.timestampMs });
-        off = recs[recs.length - 1]!.offset + 1;
+        off = next;
       }
     }
     found.sort((a, b) => a.tsMs - b.tsMs);
@@ -820,9 +950,7 @@ export class LogEngine implements QueueEngine {
     const seg = new Segment(base, join(part.dir, `${segmentName(base)}.log`));
     seg.writeFh = await open(seg.path, 'a+');
     // The new file's directory entry must be durable before records in it are acknowledged.
-    const dfd = openSync(part.dir, 'r');
-    fsyncSync(dfd);
-    closeSync(dfd);
+    fsyncDir(part.dir);
     part.segments.push(seg);
     return seg;
   }
@@ -831,12 +959,16 @@ export class LogEngine implements QueueEngine {
 
   /** Durable records from `from`, at most `max`: memory when still cached, else disk. */
   async read(topic: string, partition: number, from: number, max: number): Promise<StoredRecord[]> {
-    return this.#read(this.#part(topic, partition), from, max);
+    return (await this.#read(this.#part(topic, partition), from, max)).recs;
   }
 
-  async #read(part: PartitionLog, from: number, max: number): Promise<StoredRecord[]> {
+  /**
+   * Durable records from `from`, at most `max`, and the offset to read next (past tombstones and
+   * gaps, which yield no record: `next - from` may exceed `recs.length`).
+   */
+  async #read(part: PartitionLog, from: number, max: number): Promise<{ recs: StoredRecord[]; next: number }> {
     const end = part.durableNext;
-    if (from >= end) return [];
+    if (from >= end) return { recs: [], next: from };
     if (from >= part.cacheFirst) {
       const n = Math.min(max, end - from);
       const out = new Array<StoredRecord>(n);
@@ -846,41 +978,94 @@ export class LogEngine implements QueueEngine {
         invariant(r !== undefined && r.offset === from + i, 'tail cache holds every offset from cacheFirst');
         out[i] = r;
       }
-      return out;
+      return { recs: out, next: from + n };
     }
     return this.#readDisk(part, from, max);
   }
 
-  async #readDisk(part: PartitionLog, from: number, max: number): Promise<StoredRecord[]> {
-    const seg = part.segmentFor(from);
-    if (seg === undefined) return [];
-    const limit = seg === part.active ? Math.min(seg.sizeBytes, Infinity) : seg.sizeBytes;
-    let pos = seg.positionFor(from);
+  async #readDisk(part: PartitionLog, from: number, max: number): Promise<{ recs: StoredRecord[]; next: number }> {
     const out: StoredRecord[] = [];
-    const fh = await seg.reader();
-    while (out.length < max && pos < limit) {
-      const want = Math.min(READ_CHUNK_BYTES, limit - pos);
-      let buf = Buffer.allocUnsafe(want);
-      let { bytesRead } = await fh.read(buf, 0, want, pos);
-      let r = parseFrame(buf, 0, bytesRead, part.partition, this.#frameMaxBytes);
-      if (r === 'incomplete' && bytesRead >= 4) {
-        const need = buf.readUInt32LE(0);
-        invariant(need <= this.#frameMaxBytes && pos + need <= limit, 'a durable frame is complete');
-        buf = Buffer.allocUnsafe(need);
-        ({ bytesRead } = await fh.read(buf, 0, need, pos));
+    let next = from;
+    // At most `max` frames are parsed, so a run of tombstones cannot make one call unbounded.
+    let frames = 0;
+    while (frames < max) {
+      const seg = part.segmentFor(next);
+      if (seg === undefined) {
+        // Below the first segment (retention): continue at the first offset kept.
+        if (part.segments.length === 0 || next >= part.durableNext) break;
+        next = part.segments[0]!.base;
+        continue;
       }
-      let p = 0;
-      while (out.length < max) {
-        r = parseFrame(buf, p, bytesRead, part.partition, this.#frameMaxBytes);
-        if (r === 'incomplete') break;
-        invariant(r !== undefined, `durable frame at ${seg.path}:${pos + p} passes its checksum`);
-        p += buf.readUInt32LE(p);
-        if (r.offset >= from) out.push(r);
+      if (next >= seg.next) {
+        // Past this segment's end: the next segment starts later when recovery cut a damaged tail.
+        const i = part.segments.indexOf(seg);
+        const after = part.segments[i + 1];
+        if (after === undefined) break;
+        next = after.base;
+        continue;
       }
-      invariant(p > 0, 'disk read makes progress');
-      pos += p;
+      // Both taken together (a flush updates them together): a flush finishing while this reads
+      // must not move `next` past records beyond `limit`.
+      const limit = seg.sizeBytes;
+      const segNext = seg.next;
+      let pos = seg.positionFor(next);
+      const fh = await seg.reader();
+      while (frames < max && pos < limit) {
+        const want = Math.min(READ_CHUNK_BYTES, limit - pos);
+        let buf = Buffer.allocUnsafe(want);
+        let { bytesRead } = await fh.read(buf, 0, want, pos);
+        if (bytesRead >= 4) {
+          const need = buf.readUInt32LE(0);
+          if (need > bytesRead && need <= this.#frameMaxBytes && pos + need <= limit) {
+            buf = Buffer.allocUnsafe(need);
+            ({ bytesRead } = await fh.read(buf, 0, need, pos));
+          }
+        }
+        let p = 0;
+        while (frames < max) {
+          const at = p;
+          const r = parseFrame(buf, at, bytesRead, part.partition, this.#frameMaxBytes);
+          if (r === 'incomplete') break;
+          if (r === undefined) throw this.#corrupt(part, seg, pos + at);
+          p += buf.readUInt32LE(at);
+          if (r.offset < next) continue;
+          frames++;
+          next = r.offset + 1;
+          if ((buf[at + 33]! & FLAG_LOST) === 0) out.push(r);
+        }
+        if (p === 0) throw this.#corrupt(part, seg, pos);
+        pos += p;
+      }
+      if (frames < max) {
+        // This segment is exhausted: go on with the next one (or stop after the last).
+        if (next < segNext) next = segNext;
+        if (seg === part.segments[part.segments.length - 1]) break;
+      }
     }
-    return out;
+    return { recs: out, next };
+  }
+
+  /** Rescans a sealed segment found damaged while opening (tombstones or a cut) and rewrites its index. */
+  async #repairSealed(part: PartitionLog, seg: Segment): Promise<void> {
+    await seg.closeHandles();
+    seg.idxOffsets = [];
+    seg.idxPositions = [];
+    seg.idxTimes = [];
+    seg.lastIndexedPos = -Infinity;
+    await this.#scanSegment(part, seg);
+    this.#writeIndex(seg, join(part.dir, `${segmentName(seg.base)}.idx`));
+    this.recovery.push({ kind: 'index-rebuilt', topic: part.topic, partition: part.partition, file: seg.path });
+  }
+
+  /** A frame below the durable end that fails its checksum: the segment is damaged on disk. */
+  #corrupt(part: PartitionLog, seg: Segment, position: number): Error {
+    // Sealed segments are not scanned on open; dropping the index makes the next open scan this
+    // one, replacing the damaged records by tombstones and keeping everything after them.
+    if (seg !== part.active) rmSync(join(part.dir, `${segmentName(seg.base)}.idx`), { force: true });
+    return ppError('PP_ERR_CORRUPT', {
+      message: `queue segment ${seg.path} is damaged at byte ${position} (checksum); reopen the queue to repair it`,
+      data: { topic: part.topic, partition: part.partition, position },
+    });
   }
 
   async openReader(topic: string, partition: number, from: ReadFrom): Promise<PartitionReader> {
@@ -895,12 +1080,17 @@ export class LogEngine implements QueueEngine {
   }
 
   /** Used by LogReader. */
-  readPart(part: PartitionLog, from: number, max: number): Promise<StoredRecord[]> {
+  readPart(part: PartitionLog, from: number, max: number): Promise<{ recs: StoredRecord[]; next: number }> {
     return this.#read(part, from, max);
   }
 
   isLive(part: PartitionLog): boolean {
     return !this.#closed && this.#topics.get(part.topic)?.parts[part.partition] === part;
+  }
+
+  goneError(part: PartitionLog): Error {
+    if (this.#closed) return ppError('PP_ERR_CLOSED', { message: 'the queue is closed' });
+    return ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `topic "${part.topic}" was deleted`, data: { topic: part.topic } });
   }
 
   async bounds(topic: string, partition: number): Promise<PartitionBounds> {
@@ -919,10 +1109,10 @@ export class LogEngine implements QueueEngine {
     let off = seg.base;
     for (let i = 0; i < seg.idxPositions.length; i++) if (seg.idxPositions[i] === pos) off = seg.idxOffsets[i]!;
     while (off < seg.next) {
-      const recs = await this.#readDisk(part, off, 1024);
-      if (recs.length === 0) break;
+      const { recs, next } = await this.#readDisk(part, off, 1024);
+      if (next <= off) break;
       for (const r of recs) if (r.timestampMs >= timeMs) return r.offset;
-      off = recs[recs.length - 1]!.offset + 1;
+      off = next;
     }
     return seg.next;
   }
@@ -969,8 +1159,11 @@ class LogReader implements PartitionReader {
   }
 
   async next(max: number, waitMs: number): Promise<readonly StoredRecord[]> {
-    for (let round = 0; round < 2 && !this.#closed; round++) {
-      if (!this.#engine.isLive(this.#part)) return [];
+    let waited = false;
+    while (!this.#closed) {
+      // A deleted topic or a closed engine is an error, not an empty read: a caller polling in a
+      // loop would otherwise spin without ever yielding to the event loop.
+      if (!this.#engine.isLive(this.#part)) throw this.#engine.goneError(this.#part);
       const first = this.#part.first;
       if (this.#pos < first) {
         // Retention removed what this reader had not read yet: move on, and count it.
@@ -978,13 +1171,17 @@ class LogReader implements PartitionReader {
         this.#pos = first;
       }
       if (this.#pos < this.#part.durableNext) {
-        const recs = await this.#engine.readPart(this.#part, this.#pos, max);
-        if (recs.length > 0) {
-          this.#pos = recs[recs.length - 1]!.offset + 1;
-          return recs;
+        const { recs, next } = await this.#engine.readPart(this.#part, this.#pos, max);
+        if (next > this.#pos) {
+          // Tombstones (records lost to corruption) and gaps yield no record: count them.
+          this.skipped += next - this.#pos - recs.length;
+          this.#pos = next;
+          if (recs.length > 0) return recs;
+          continue;
         }
       }
-      if (round === 1 || waitMs <= 0) break;
+      if (waited || waitMs <= 0) break;
+      waited = true;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, waitMs);
         const part = this.#part;
@@ -1124,7 +1321,8 @@ export class LogGroupStore implements GroupStore {
       if (!g.dirty) return;
       g.dirty = false;
       const path = this.#path(topic, group);
-      mkdirSync(join(this.#dir, topic), { recursive: true });
+      const dir = join(this.#dir, topic);
+      if (mkdirSync(dir, { recursive: true }) !== undefined) fsyncDir(this.#dir);
       const tmp = `${path}.tmp`;
       const fh = await open(tmp, 'w');
       try {
@@ -1134,6 +1332,9 @@ export class LogGroupStore implements GroupStore {
         await fh.close();
       }
       await rename(tmp, path);
+      // Without this a power loss could bring back the previous offsets (more redelivery) or,
+      // for a new group, none (it would restart from `from`).
+      fsyncDir(dir);
     });
     return g.writing;
   }
