@@ -77,5 +77,26 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Fast group settings for tests: short heartbeats so rebalancing happens within a second. */
-export const FAST = { heartbeatMs: 50, sessionTimeoutMs: 600 } as const;
+/**
+ * Fast group settings for tests: short heartbeats so a graceful rebalance happens within a few
+ * ticks. The session (lease) is long enough that a loaded CI machine stalling the event loop does
+ * not expire a live member's lease (which would move partitions and redeliver); no test waits for
+ * a FAST lease to expire.
+ */
+export const FAST = { heartbeatMs: 50, sessionTimeoutMs: 5000 } as const;
+
+/**
+ * A barrier instead of a sleep: publishes one sentinel to every partition and waits until `seen`
+ * reports each. Records are handed out in offset order per partition, so once every sentinel was
+ * seen, anything published before them that was going to be (re)delivered has been.
+ */
+export async function barrier(q: Queue, topic: string, seen: (tag: string) => boolean, timeoutMs = 10_000): Promise<void> {
+  const cfg = await q.topic(topic);
+  const tags: string[] = [];
+  for (let p = 0; p < cfg!.partitions; p++) {
+    const tag = `sentinel-${p}-${seq++}`;
+    tags.push(tag);
+    await q.publish(topic, { sentinel: tag }, { partition: p });
+  }
+  await waitFor(() => tags.every(seen), timeoutMs, `sentinels on ${topic}`);
+}
