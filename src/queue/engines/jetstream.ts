@@ -5,8 +5,15 @@
  *  - A topic is a stream `<ns>_<topic>` with one subject per partition, `<ns>.<topic>.<p>`; file
  *    storage, retention by `max_bytes` / `max_age` (discard old), dedup by `Nats-Msg-Id` over
  *    `duplicate_window`. The partition count is kept in the stream's description.
- *  - An offset is the stream sequence (shared by a topic's partitions: per partition offsets are
- *    increasing but not dense). A reader is an ordered consumer filtered on the partition's subject.
+ *  - Batching (group commit over the wire): appends without an id to the same partition made in
+ *    one event-loop turn travel as one JetStream message (header `pp-batch: <n>`, body: the records
+ *    one after another), so the server stores and acknowledges many records with one PubAck.
+ *    Batches are pipelined (the next turn's batch does not wait for the previous PubAck), sent in
+ *    call order on one connection, so per-partition order is kept. A record with an id goes alone
+ *    with `Nats-Msg-Id` (the server's dedup works per message), after the partition's open batch.
+ *  - An offset is `stream sequence * 1024 + index in the message` (shared by a topic's partitions:
+ *    per partition offsets are increasing but not dense). A reader is an ephemeral pull consumer
+ *    filtered on the partition's subject, starting at the message that holds its offset.
  *  - Consumer groups live in the KV bucket `<ns>_groups`: one entry per (topic, group, partition)
  *    holding the lease (owner, expiry) and the committed offset, updated by compare-and-set on the
  *    entry's revision (so renewing a lease and committing an offset are one atomic step), and one
@@ -19,7 +26,7 @@
  * runs with `sync_interval: always` (or a replicated stream, R3). See docs/queue.md.
  */
 import { AckPolicy, connect, DeliverPolicy, DiscardPolicy, headers as natsHeaders, RetentionPolicy, StorageType, type Consumer, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type KV, type NatsConnection } from 'nats';
-import { invariant, ppError, requireArg } from '../../errors/index.js';
+import { invariant, isPowerplantError, ppError, requireArg } from '../../errors/index.js';
 import {
   ENCODING_BYTES,
   ENCODING_MSGPACK,
@@ -44,11 +51,40 @@ export interface JetStreamOptions {
   readonly connectTimeoutMs?: number;
   /** PubAck wait, in ms. Default 10000. */
   readonly publishTimeoutMs?: number;
-  /** Messages an ordered consumer buffers ahead of the reader. Default 512. */
+  /** Records a reader buffers ahead of the consumer. Default 512. */
   readonly readBufferMax?: number;
+  /** Body bytes of one batch message (capped by the server's max_payload). Default 256 KiB. */
+  readonly batchBytesMax?: number;
+  /** Appended bytes not yet acknowledged by the server before appends fail with PP_ERR_OVERLOADED. Default 64 MiB. */
+  readonly pendingBytesMax?: number;
 }
 
-export const JETSTREAM_DEFAULTS = { namespace: 'pp', connectTimeoutMs: 5000, publishTimeoutMs: 10_000, readBufferMax: 512 } as const;
+export const JETSTREAM_DEFAULTS = { namespace: 'pp', connectTimeoutMs: 5000, publishTimeoutMs: 10_000, readBufferMax: 512, batchBytesMax: 256 * 1024, pendingBytesMax: 64 * 1024 * 1024 } as const;
+
+/** offset = stream sequence * OFFSET_SCALE + index of the record in its message. */
+export const OFFSET_SCALE = 1024;
+const H_BATCH = 'pp-batch';
+/** Per record in a batch body: u32 entryBytes | u8 encoding | u8 flags | u16 keyBytes | f64 deliverAtMs | u32 headerBytes | key | headers JSON | payload. */
+const ENTRY_HEADER_BYTES = 20;
+const F_KEY = 1;
+const F_HEADERS = 2;
+/** Room kept in a message for NATS headers and the protocol line. */
+const HEADER_ROOM_BYTES = 4096;
+
+interface PendingRecord {
+  readonly rec: OutRecord;
+  readonly headersJson: string | undefined;
+  readonly bytes: number;
+  readonly resolve: (r: AppendResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface OpenBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly recs: PendingRecord[];
+  bytes: number;
+}
 
 const H_KEY = 'pp-key';
 const H_AT = 'pp-at';
@@ -80,11 +116,19 @@ export class JetStreamEngine implements QueueEngine {
   #jsm: JetStreamManager | undefined;
   #groups: JetStreamGroupStore | undefined;
   readonly #readers = new Set<JetStreamReader>();
+  /** Open batches by `topic\0partition`, sent on the next event-loop turn. */
+  #batches = new Map<string, OpenBatch>();
+  #scheduled = false;
+  /** Bytes appended and not yet settled by a PubAck (bounded by pendingBytesMax). */
+  #pendingBytes = 0;
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(servers: string, limits: EngineLimits, options: JetStreamOptions = {}) {
     this.#opts = { ...JETSTREAM_DEFAULTS, ...options };
     requireArg(NS_RE.test(this.#opts.namespace), 'jetstream.namespace', 'must match [A-Za-z0-9_-]{1,40}');
     requireArg(Number.isInteger(this.#opts.readBufferMax) && this.#opts.readBufferMax >= 1 && this.#opts.readBufferMax <= 100_000, 'jetstream.readBufferMax', 'must be an integer in [1, 100000]');
+    requireArg(Number.isInteger(this.#opts.batchBytesMax) && this.#opts.batchBytesMax >= 0, 'jetstream.batchBytesMax', 'must be an integer >= 0 (0 = no batching)');
+    requireArg(Number.isInteger(this.#opts.pendingBytesMax) && this.#opts.pendingBytesMax >= 65536, 'jetstream.pendingBytesMax', 'must be an integer >= 65536');
     this.namespace = this.#opts.namespace;
     this.#servers = servers;
     this.#limits = limits;
@@ -116,6 +160,9 @@ export class JetStreamEngine implements QueueEngine {
   }
 
   async close(): Promise<void> {
+    // Everything accepted is sent and its PubAck awaited before the connection drains.
+    this.#flushAll();
+    await Promise.allSettled([...this.#inFlight]);
     for (const r of this.#readers) await r.close();
     const nc = this.#nc;
     this.#nc = undefined;
@@ -187,20 +234,134 @@ export class JetStreamEngine implements QueueEngine {
     for (const n of names) await jsm.streams.delete(n).catch(() => false);
   }
 
-  async append(topic: string, partition: number, rec: OutRecord): Promise<AppendResult> {
-    const { js } = this.#m();
+  #maxPayload(): number {
+    return this.#nc?.info?.max_payload ?? 1024 * 1024;
+  }
+
+  append(topic: string, partition: number, rec: OutRecord): Promise<AppendResult> {
+    try {
+      this.#m();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const headersJson = rec.headers === undefined ? undefined : JSON.stringify(rec.headers);
+    const bytes = ENTRY_HEADER_BYTES + (rec.key === undefined ? 0 : Buffer.byteLength(rec.key)) + (headersJson === undefined ? 0 : Buffer.byteLength(headersJson)) + rec.payload.length;
+    const room = this.#maxPayload() - HEADER_ROOM_BYTES;
+    if (bytes > room) {
+      return Promise.reject(ppError('PP_ERR_TOO_LARGE', { field: 'message', message: `message: ${bytes} bytes with its key and headers exceed the NATS server's max_payload (${room} usable)`, data: { sizeBytes: bytes, maxBytes: room } }));
+    }
+    if (this.#pendingBytes + bytes > this.#opts.pendingBytesMax) {
+      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `JetStream publish buffer full (${this.#opts.pendingBytesMax} bytes waiting for PubAcks)` }));
+    }
+    this.#pendingBytes += bytes;
+    const k = `${topic}\u0000${partition}`;
+    const batchMax = Math.min(this.#opts.batchBytesMax, room);
+    return new Promise<AppendResult>((resolve, reject) => {
+      const p: PendingRecord = { rec, headersJson, bytes, resolve, reject };
+      let b = this.#batches.get(k);
+      if (rec.id !== undefined || bytes > batchMax) {
+        // Alone (dedup is per message), after whatever this partition has open: order is kept.
+        if (b !== undefined) this.#send(k, b);
+        this.#sendOne(topic, partition, p);
+        return;
+      }
+      if (b !== undefined && (b.recs.length >= OFFSET_SCALE || b.bytes + bytes > batchMax)) {
+        this.#send(k, b);
+        b = undefined;
+      }
+      if (b === undefined) {
+        b = { topic, partition, recs: [], bytes: 0 };
+        this.#batches.set(k, b);
+      }
+      b.recs.push(p);
+      b.bytes += bytes;
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flushAll());
+      }
+    });
+  }
+
+  #flushAll(): void {
+    this.#scheduled = false;
+    const all = this.#batches;
+    this.#batches = new Map();
+    for (const [k, b] of all) this.#send(k, b, all);
+  }
+
+  /** Sends an open batch (removing it from the open set). One record goes as a plain message. */
+  #send(k: string, b: OpenBatch, from: Map<string, OpenBatch> = this.#batches): void {
+    from.delete(k);
+    if (b.recs.length === 1) {
+      this.#sendOne(b.topic, b.partition, b.recs[0]!);
+      return;
+    }
+    const body = Buffer.allocUnsafe(b.bytes);
+    let pos = 0;
+    for (const { rec, headersJson, bytes } of b.recs) {
+      const keyBytes = rec.key === undefined ? 0 : Buffer.byteLength(rec.key);
+      const headerBytes = headersJson === undefined ? 0 : Buffer.byteLength(headersJson);
+      body.writeUInt32LE(bytes, pos);
+      body[pos + 4] = rec.encoding;
+      body[pos + 5] = (rec.key === undefined ? 0 : F_KEY) | (headersJson === undefined ? 0 : F_HEADERS);
+      body.writeUInt16LE(keyBytes, pos + 6);
+      body.writeDoubleLE(rec.deliverAtMs, pos + 8);
+      body.writeUInt32LE(headerBytes, pos + 16);
+      let p = pos + ENTRY_HEADER_BYTES;
+      if (rec.key !== undefined) p += body.write(rec.key, p, 'utf8');
+      if (headersJson !== undefined) p += body.write(headersJson, p, 'utf8');
+      body.set(rec.payload, p);
+      pos += bytes;
+      invariant(p + rec.payload.length === pos, 'batch entry length matches its encoding');
+    }
+    invariant(pos === b.bytes, 'batch body length matches its entries');
+    const h = natsHeaders();
+    h.set(H_BATCH, String(b.recs.length));
+    this.#track(b.topic, this.#publish(b.topic, b.partition, body, h, undefined), b.recs, (ack, i) => ({ partition: b.partition, offset: ack.seq * OFFSET_SCALE + i, duplicate: false }));
+  }
+
+  #sendOne(topic: string, partition: number, p: PendingRecord): void {
+    const { rec } = p;
     const h = natsHeaders();
     if (rec.key !== undefined) h.set(H_KEY, rec.key);
     if (rec.deliverAtMs > 0) h.set(H_AT, String(rec.deliverAtMs));
     if (rec.encoding === ENCODING_MSGPACK) h.set(H_ENC, 'm');
     if (rec.headers !== undefined) for (const k of Object.keys(rec.headers)) h.set(k, rec.headers[k]!);
+    this.#track(topic, this.#publish(topic, partition, rec.payload, h, rec.id), [p], (ack) => ({ partition, offset: ack.seq * OFFSET_SCALE, duplicate: ack.duplicate }));
+  }
+
+  #publish(topic: string, partition: number, data: Uint8Array, h: ReturnType<typeof natsHeaders>, id: string | undefined): Promise<{ seq: number; duplicate: boolean }> {
     try {
-      const ack = await js.publish(this.subject(topic, partition), rec.payload, { headers: h, ...(rec.id === undefined ? {} : { msgID: rec.id }) });
-      return { partition, offset: ack.seq, duplicate: ack.duplicate };
+      const { js } = this.#m();
+      return js.publish(this.subject(topic, partition), data, { headers: h, ...(id === undefined ? {} : { msgID: id }) });
     } catch (err) {
-      if (isNoResponders(err)) throw ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } });
-      throw ppError('PP_ERR_UNAVAILABLE', { message: `JetStream publish failed: ${(err as Error).message}`, cause: err });
+      return Promise.reject(err);
     }
+  }
+
+  /** Settles the records of one message when its PubAck (or failure) arrives. */
+  #track(topic: string, sent: Promise<{ seq: number; duplicate: boolean }>, recs: readonly PendingRecord[], result: (ack: { seq: number; duplicate: boolean }, i: number) => AppendResult): void {
+    const done = sent.then(
+      (ack) => {
+        for (let i = 0; i < recs.length; i++) {
+          this.#pendingBytes -= recs[i]!.bytes;
+          recs[i]!.resolve(result(ack, i));
+        }
+      },
+      (err: unknown) => {
+        const e = isPowerplantError(err)
+          ? err
+          : isNoResponders(err)
+          ? ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } })
+          : ppError('PP_ERR_UNAVAILABLE', { message: `JetStream publish failed: ${(err as Error).message}`, cause: err });
+        for (const r of recs) {
+          this.#pendingBytes -= r.bytes;
+          r.reject(e);
+        }
+      },
+    );
+    this.#inFlight.add(done);
+    void done.finally(() => this.#inFlight.delete(done));
   }
 
   /**
@@ -220,10 +381,11 @@ export class JetStreamEngine implements QueueEngine {
     if (from === 'earliest') cfg.deliver_policy = DeliverPolicy.All;
     else if (from === 'latest') cfg.deliver_policy = DeliverPolicy.New;
     else if ('offset' in from) {
-      if (from.offset <= 1) cfg.deliver_policy = DeliverPolicy.All;
+      const seq = Math.floor(from.offset / OFFSET_SCALE);
+      if (seq <= 1) cfg.deliver_policy = DeliverPolicy.All;
       else {
         cfg.deliver_policy = DeliverPolicy.StartSequence;
-        cfg.opt_start_seq = from.offset;
+        cfg.opt_start_seq = seq;
       }
     } else {
       cfg.deliver_policy = DeliverPolicy.StartTime;
@@ -259,7 +421,7 @@ export class JetStreamEngine implements QueueEngine {
     try {
       const si = await jsm.streams.info(this.#stream(topic));
       // Stream-wide: offsets are stream sequences; reading a partition from `first` yields its first record.
-      return { first: si.state.first_seq, next: si.state.last_seq + 1 };
+      return { first: si.state.first_seq * OFFSET_SCALE, next: (si.state.last_seq + 1) * OFFSET_SCALE };
     } catch (err) {
       if (isNotFound(err)) throw ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } });
       throw err;
@@ -271,7 +433,7 @@ export class JetStreamEngine implements QueueEngine {
     const { consumer, name } = await this.#consumer(topic, partition, { timeMs });
     try {
       const batch = await consumer.fetch({ max_messages: 1, expires: 1000 });
-      for await (const m of batch) return m.seq;
+      for await (const m of batch) return m.seq * OFFSET_SCALE;
       return (await this.bounds(topic, partition)).next;
     } finally {
       await jsm.consumers.delete(this.#stream(topic), name).catch(() => false);
@@ -309,7 +471,8 @@ class JetStreamReader implements PartitionReader {
     try {
       for await (const m of this.#messages) {
         if (this.#closed) break;
-        this.#buf.push(toRecord(this.#partition, m));
+        // A batch's records before the start offset (the reader starts at the message holding it).
+        for (const r of toRecords(this.#partition, m)) if (r.offset >= this.#expected) this.#buf.push(r);
         this.#wake?.();
         // Bounded: stop pulling from the iterator while the buffer is full.
         while (this.#buf.length - this.#head >= this.#max && !this.#closed) await new Promise<void>((r) => (this.#space = r));
@@ -360,6 +523,35 @@ class JetStreamReader implements PartitionReader {
   }
 }
 
+/** The records of one JetStream message: a batch (`pp-batch`) or one plain message. */
+function toRecords(partition: number, m: JsMsg): StoredRecord[] {
+  const n = Number(m.headers?.get(H_BATCH) ?? '');
+  if (!(n >= 2)) return [toRecord(partition, m)];
+  const timestampMs = Math.floor(m.info.timestampNanos / NANOS_PER_MS);
+  const data = m.data;
+  const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Array<StoredRecord>(n);
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    invariant(pos + ENTRY_HEADER_BYTES <= body.length, 'batch entry within its message');
+    const bytes = body.readUInt32LE(pos);
+    const encoding = body[pos + 4] === ENCODING_MSGPACK ? ENCODING_MSGPACK : ENCODING_BYTES;
+    const flags = body[pos + 5]!;
+    const keyBytes = body.readUInt16LE(pos + 6);
+    const deliverAtMs = body.readDoubleLE(pos + 8);
+    const headerBytes = body.readUInt32LE(pos + 16);
+    let p = pos + ENTRY_HEADER_BYTES;
+    const key = (flags & F_KEY) !== 0 ? body.toString('utf8', p, p + keyBytes) : undefined;
+    p += keyBytes;
+    const headers = (flags & F_HEADERS) !== 0 ? (JSON.parse(body.toString('utf8', p, p + headerBytes)) as Record<string, string>) : undefined;
+    p += headerBytes;
+    invariant(bytes >= p - pos && pos + bytes <= body.length, 'batch entry length');
+    out[i] = { partition, offset: m.seq * OFFSET_SCALE + i, timestampMs, deliverAtMs, encoding, key, id: undefined, headers, payload: body.subarray(p, pos + bytes) };
+    pos += bytes;
+  }
+  return out;
+}
+
 function toRecord(partition: number, m: JsMsg): StoredRecord {
   const h = m.headers;
   let key: string | undefined;
@@ -377,7 +569,7 @@ function toRecord(partition: number, m: JsMsg): StoredRecord {
       else (headers ??= {})[k] = v;
     }
   }
-  return { partition, offset: m.seq, timestampMs: Math.floor(m.info.timestampNanos / NANOS_PER_MS), deliverAtMs, encoding, key, id, headers, payload: m.data };
+  return { partition, offset: m.seq * OFFSET_SCALE, timestampMs: Math.floor(m.info.timestampNanos / NANOS_PER_MS), deliverAtMs, encoding, key, id, headers, payload: m.data };
 }
 
 class JetStreamGroupStore implements GroupStore {
