@@ -4,54 +4,24 @@
  * every publish acknowledged before a publisher was killed is in the log after restart. Children
  * are killed in afterEach even when a test fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { killChildren, runUntilKilled } from '../helpers/child.js';
 import { needEngine } from '../helpers/engines.js';
 import { FAST, jetstreamCase, logCase, uniqueId, waitFor, type QueueCase } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 const natsUp = await needEngine('nats');
 const cases: QueueCase[] = [logCase(), ...(natsUp ? [jetstreamCase()] : [])];
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
-  children.clear();
-});
+afterEach(killChildren);
 afterAll(async () => {
   await Promise.all(cases.map((c) => c.cleanup()));
 });
 
-/** Runs a fixture, feeds its stdout lines to `onLine`; SIGKILLs it when `onLine` returns true. */
+/** Runs a fixture of this folder; SIGKILLs it when `onLine` returns true. */
 function runUntil(fixture: string, args: string[], onLine: (line: string) => boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', fixture), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let buf = '';
-    let stderr = '';
-    let killed = false;
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!killed && onLine(line)) {
-          killed = true;
-          child.kill('SIGKILL');
-        }
-      }
-    });
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (_code, signal) => {
-      children.delete(child);
-      if (killed && signal === 'SIGKILL') resolve();
-      else reject(new Error(`child ${fixture} exited on its own (${String(signal)}): ${stderr}`));
-    });
-  });
+  return runUntilKilled(join(here, 'fixtures', fixture), args, onLine);
 }
 
 describe.each(cases)('faults: $name', (c) => {

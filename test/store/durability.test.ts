@@ -2,56 +2,33 @@
  * Durability on both engines: a child process acknowledges writes, is killed with SIGKILL (no
  * shutdown, no flush), and after reopening every acknowledged write is present.
  */
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type } from '@sinclair/typebox';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
+import { runUntilKilled, killChildren } from '../helpers/child.js';
 import { needEngine } from '../helpers/engines.js';
 import { postgresCase, sqliteCase, type EngineCase } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 const pgUp = await needEngine('postgres');
 const cases: EngineCase[] = [sqliteCase(), ...(pgUp ? [postgresCase()] : [])];
 afterAll(async () => {
+  killChildren();
   await Promise.all(cases.map((c) => c.cleanup()));
 });
 
 const ACKS_BEFORE_KILL = 400;
 
 /** Runs the child until it has acknowledged `n` writes, then SIGKILLs it. Returns the acked ids. */
-function runAndKill(url: string, shards: number, n: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'durable-child.ts'), url, String(shards)], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const acked: number[] = [];
-    let buf = '';
-    let stderr = '';
-    let killed = false;
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('ack ')) acked.push(Number(line.slice(4)));
-        if (!killed && acked.length >= n) {
-          killed = true;
-          child.kill('SIGKILL');
-        }
-      }
-    });
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (_code, signal) => {
-      if (signal === 'SIGKILL' && killed) resolve(acked);
-      else reject(new Error(`child exited early (${String(signal)}): ${stderr}`));
-    });
-  });
+async function runAndKill(url: string, shards: number, n: number): Promise<number[]> {
+  const acked: number[] = [];
+  await runUntilKilled(join(here, 'fixtures', 'durable-child.ts'), [url, String(shards)], (line) => {
+    if (line.startsWith('ack ')) acked.push(Number(line.slice(4)));
+    return acked.length >= n;
+  }, { deliverAfterKill: true });
+  return acked;
 }
 
 describe.each(cases)('durability: $name', (engine) => {
