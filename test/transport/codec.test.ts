@@ -20,8 +20,15 @@ function collect(frame: Uint8Array): { seen: Seen[]; result: DecodeResult } {
 
 // JSON-like values (what params and results are). msgpack keeps them as JSON does, -0 included:
 // both turn it into 0 (msgpack writes it as the integer 0), so the expectation is the JSON form.
+// One deliberate difference: msgpackr decodes a key named "__proto__" as "__proto_" (so a message
+// can never set an object's prototype); fast-check's JSON values do contain such keys, rarely
+// (this made the round-trip property fail about one run in twenty).
 const value = fc.jsonValue().map((v) => (v === undefined ? null : v));
-const asJson = (v: unknown): unknown => JSON.parse(JSON.stringify(v)) as unknown;
+const asJson = (v: unknown): unknown => JSON.parse(JSON.stringify(v), function (this: Record<string, unknown>, key, val: unknown) {
+  if (key !== '__proto__') return val;
+  this.__proto_ = val;
+  return undefined;
+}) as unknown;
 
 describe('codec: versioned msgpack envelope', () => {
   it('round-trips any batch of envelopes in order', () => {
@@ -44,6 +51,16 @@ describe('codec: versioned msgpack envelope', () => {
         else expect(s).toEqual(['evt', asJson(e.payload)]);
       });
     }));
+  });
+
+  it('never lets a message set a prototype: a "__proto__" key arrives renamed', () => {
+    const params = JSON.parse('{"__proto__":{"polluted":true},"a":1}') as unknown;
+    const buf = encodeRequest(1, 'x', params, 1_000, undefined);
+    const { seen } = collect(buildFrame([buf], buf.length));
+    const got = seen[0]![3] as Record<string, unknown>;
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+    expect(got).toEqual({ __proto_: { polluted: true }, a: 1 });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it('carries catalogue errors as JSON', () => {
