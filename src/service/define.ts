@@ -24,19 +24,21 @@ export function event<P extends TSchema = TUnknown>(def: EventDef<P>): EventDef<
   return def;
 }
 
-export interface ServiceInput<N extends string, A extends Record<string, AnyAction>> {
+export interface ServiceInput<N extends string, A extends Record<string, AnyAction>, E extends Record<string, AnyEvent> = Record<string, AnyEvent>> {
   name: N;
   /** Integer >= 1; announced with the service (informational for now: calls do not pick by version). */
   version?: number;
   actions?: A;
-  events?: Record<string, AnyEvent>;
+  /** Subscriptions, by topic; `event({...})` around each so its payload type is inferred. */
+  events?: E;
   started?: (ctx: Context) => void | Promise<void>;
   stopped?: (ctx: Context) => void | Promise<void>;
 }
 
-export function defineService<const N extends string, A extends Record<string, AnyAction> = Record<never, AnyAction>>(
-  input: ServiceInput<N, A>,
-): ServiceDef<N, A> {
+export function defineService<const N extends string, A extends Record<string, AnyAction> = Record<never, AnyAction>,
+  E extends Record<string, AnyEvent> = Record<never, AnyEvent>>(
+  input: ServiceInput<N, A, E>,
+): ServiceDef<N, A, E> {
   requireArg(typeof input.name === 'string' && NAME_RE.test(input.name), 'name', 'must be a letter then up to 63 letters, digits, "_" or "-" (no dots)');
   const version = input.version ?? 1;
   requireArg(Number.isInteger(version) && version >= 1, 'version', 'must be an integer >= 1');
@@ -50,7 +52,7 @@ export function defineService<const N extends string, A extends Record<string, A
     requireArg(def.balancer === undefined || BALANCER_NAMES.includes(def.balancer), `${field}.balancer`, `must be one of ${BALANCER_NAMES.join(', ')}`);
     requireArg(def.keyParam === undefined || (typeof def.keyParam === 'string' && def.keyParam.length > 0), `${field}.keyParam`, 'must be a param name');
   }
-  const events = input.events ?? {};
+  const events = (input.events ?? {}) as E;
   for (const [topic, def] of Object.entries(events)) {
     const field = `events.${topic}`;
     requireArg(isTopic(topic) && !topic.startsWith('$'), field, 'topics are dot-separated tokens and may not start with "$" (reserved)');

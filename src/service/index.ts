@@ -12,4 +12,5 @@ export { compileValidator } from './validate.js';
 export type { Validator } from './validate.js';
 export type {
   ServiceRegistry, Context, CallOptions, ActionDef, EventDef, AnyAction, AnyEvent, ServiceDef, ActionAt, ParamsOf, ResultOf, CheckActionName,
+  EventAt, PayloadOf, CheckTopic,
 } from './types.js';

@@ -1,7 +1,8 @@
 /**
  * A node: hosts services, finds the others, and makes calls through balancer + resilience.
  *
- * CALL PATH (caller side, `invoke`): look up the action's Route -> deadline = min(own timeout,
+ * CALL PATH (caller side, `dispatch`): look up the action's Route (none yet: wait for it to be
+ * discovered, at most discoveryWaitMs and within the deadline) -> deadline = min(own timeout,
  * parent's deadline) -> per attempt: balancer pick (excluding suspect nodes and the instances this
  * call already failed on) -> the endpoint's circuit breaker -> the action's caller-side bulkhead
  * -> send (a direct function call when the endpoint is this node, else the transport) with the
@@ -9,7 +10,8 @@
  * breaker. A retryable failure is retried on ANOTHER instance after a jittered backoff, within the
  * deadline and the node's retry budget: errors proving the call never ran (breaker open, bulkhead
  * full, node draining, action not there) for every action; timeouts and dead instances only for
- * idempotent actions.
+ * idempotent actions. The path is synchronous until something is asynchronous: a call served by a
+ * synchronous handler on this node returns its value with no promise (the gateway benchmark's case).
  *
  * SERVE PATH (`handle`): refuse while draining (PP_ERR_SHUTTING_DOWN, retryable) -> serve-side
  * bulkhead -> validate params against the compiled schema (PP_ERR_VALIDATION naming the field) ->
@@ -26,16 +28,18 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import { BALANCER_NAMES, type BalancerName } from '../balance/index.js';
+import { BALANCER_NAMES, type BalancerName, type Endpoint } from '../balance/index.js';
 import { invariant, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import {
   Bulkhead, Deadline, FailureDetector, REJECTED, RetryBudget, backoffDelayMs,
-  type CircuitBreakerOptions, type CircuitState, type FailureDetectorOptions, type NodeStatusChange, type RetryBudgetOptions,
+  type CircuitBreaker, type CircuitBreakerOptions, type CircuitState, type FailureDetectorOptions, type NodeStatusChange, type RetryBudgetOptions,
 } from '../resilience/index.js';
 import { createLogger, silentLogger, MetricsRegistry, type Logger, type LogOptions, type Counter, type CounterSeries, type Histogram, type HistogramSeries } from '../observe/index.js';
 import { createTransport, PendingCalls, isToken, type CallMeta, type Transport, type Unsubscribe } from '../transport/index.js';
-import { Registry, type NodeInfo, type ServiceDescriptor } from './registry.js';
-import type { CallOptions, CheckActionName, Context, ParamsOf, ResultOf, ServiceDef, AnyAction, AnyEvent } from './types.js';
+import { Registry, type NodeInfo, type Route, type ServiceDescriptor } from './registry.js';
+import type {
+  CallOptions, CheckActionName, CheckTopic, Context, ParamsOf, PayloadOf, ResultOf, ServiceDef, AnyAction, AnyEvent, TSchema,
+} from './types.js';
 import { compileValidator, type Validator } from './validate.js';
 
 export interface CallDefaults {
@@ -56,6 +60,12 @@ export interface CallDefaults {
   maxConcurrentPerAction?: number;
   /** Default strategy. Default 'p2c'. */
   balancer?: BalancerName;
+  /**
+   * A call to an action no known node offers waits this long for one to be discovered (a node that
+   * has just started has not heard the others' announcements yet), never past its deadline; then
+   * PP_ERR_NO_ENDPOINT. At most maxConcurrentPerAction calls wait at once. 0 fails at once. Default 1_000 ms.
+   */
+  discoveryWaitMs?: number;
 }
 
 export interface NodeConfig {
@@ -188,13 +198,43 @@ class CallContext implements Context {
     return this.node.invoke(name, params, opts, this);
   }
 
-  emit(topic: string, payload: unknown): void {
-    this.node.emit(topic, payload);
+  emit<T extends string>(topic: T & CheckTopic<T>, payload: PayloadOf<T>): void {
+    this.node.emitDynamic(topic, payload);
   }
 
-  broadcast(topic: string, payload: unknown): void {
-    this.node.broadcast(topic, payload);
+  broadcast<T extends string>(topic: T & CheckTopic<T>, payload: PayloadOf<T>): void {
+    this.node.broadcastDynamic(topic, payload);
   }
+
+  emitDynamic(topic: string, payload: unknown): void {
+    this.node.emitDynamic(topic, payload);
+  }
+
+  broadcastDynamic(topic: string, payload: unknown): void {
+    this.node.broadcastDynamic(topic, payload);
+  }
+}
+
+/** One call in progress on the caller side: its budget, and the bookkeeping of its current attempt. */
+class OutgoingCall {
+  attempts = 0;
+  exclude: Set<string> | undefined = undefined;
+  lastErr: PowerplantError | undefined = undefined;
+  ep: Endpoint | undefined = undefined;
+  breaker: CircuitBreaker | undefined = undefined;
+  permit = 0;
+  sentMs = 0;
+  constructor(
+    readonly name: string,
+    readonly params: unknown,
+    readonly route: Route,
+    readonly cs: ActionCallState,
+    readonly startMs: number,
+    readonly deadlineAtMs: number,
+    readonly idempotent: boolean,
+    readonly key: string | undefined,
+    readonly requestId: string | undefined,
+  ) {}
 }
 
 export class ServiceNode {
@@ -225,6 +265,10 @@ export class ServiceNode {
   private readonly retryMaxDelayMs: number;
   private readonly maxConcurrentPerAction: number;
   private readonly drainTimeoutMs: number;
+  private readonly discoveryWaitMs: number;
+  /** Calls waiting for an action to be discovered, by action; woken by announcements. */
+  private readonly routeWaiters = new Map<string, Set<() => void>>();
+  private routeWaiterCount = 0;
   private readonly validateResults: boolean;
   /** Shared meta for calls without a request id: no object per call. */
   private readonly plainMeta: CallMeta;
@@ -276,6 +320,8 @@ export class ServiceNode {
     this.retryBaseDelayMs = call.retryBaseDelayMs ?? 5;
     this.retryMaxDelayMs = call.retryMaxDelayMs ?? 100;
     this.maxConcurrentPerAction = call.maxConcurrentPerAction ?? 1_000;
+    this.discoveryWaitMs = call.discoveryWaitMs ?? 1_000;
+    requireArg(this.discoveryWaitMs >= 0 && this.discoveryWaitMs <= 2_147_483_647, 'call.discoveryWaitMs', 'must be in [0, 2147483647]');
     requireArg(this.callTimeoutMs > 0 && this.callTimeoutMs <= 2_147_483_647, 'call.timeoutMs', 'must be in (0, 2147483647]');
     requireArg(this.attemptTimeoutMs > 0, 'call.attemptTimeoutMs', 'must be > 0');
     requireArg(Number.isInteger(this.maxAttempts) && this.maxAttempts >= 1 && this.maxAttempts <= 10, 'call.maxAttempts', 'must be an integer in [1, 10]');
@@ -346,12 +392,15 @@ export class ServiceNode {
         for (const [topic, def] of Object.entries(svc.events)) this.subscribeEvent(svc.name, topic, def);
       }
       await t.flush();
+      // Ask the others to announce before the started hooks run: a hook that calls another service
+      // then finds it (calls wait up to discoveryWaitMs for an action to be discovered).
+      t.publish(SYS_DISCOVER, { nodeId: this.nodeId });
       for (const svc of this.services) await svc.started?.(new CallContext(this, '', Infinity, undefined, undefined));
       this.registry.upsert({ nodeId: this.nodeId, instanceId: this.instanceId, services: this.describe(), local: true, status: 'alive' });
       t.serve(this.serveRemote);
       this.stateValue = 'running';
+      this.wakeRouteWaiters();
       this.announce();
-      t.publish(SYS_DISCOVER, { nodeId: this.nodeId });
       this.heartbeatTimer = setInterval(() => this.transport.publish(SYS_HEARTBEAT, { nodeId: this.nodeId, instanceId: this.instanceId }), this.heartbeatIntervalMs);
       this.checkTimer = setInterval(() => this.detector.check(), this.checkIntervalMs);
       this.heartbeatTimer.unref();
@@ -376,6 +425,7 @@ export class ServiceNode {
       return;
     }
     this.stateValue = 'draining';
+    this.wakeRouteWaiters(true);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.checkTimer);
     this.transport.publish(SYS_LEAVE, { nodeId: this.nodeId, instanceId: this.instanceId });
@@ -428,98 +478,213 @@ export class ServiceNode {
     return this.invoke(name, params, opts, undefined);
   }
 
-  emit(topic: string, payload: unknown): void {
+  /** A type-checked balanced event (see Context.emit). */
+  emit<T extends string>(topic: T & CheckTopic<T>, payload: PayloadOf<T>): void {
+    this.emitDynamic(topic, payload);
+  }
+
+  /** A type-checked broadcast event (see Context.broadcast). */
+  broadcast<T extends string>(topic: T & CheckTopic<T>, payload: PayloadOf<T>): void {
+    this.broadcastDynamic(topic, payload);
+  }
+
+  /** An unchecked balanced event. */
+  emitDynamic(topic: string, payload: unknown): void {
     this.transport.publish(`e.${topic}`, payload);
   }
 
-  broadcast(topic: string, payload: unknown): void {
+  /** An unchecked broadcast event. */
+  broadcastDynamic(topic: string, payload: unknown): void {
     this.transport.publish(`b.${topic}`, payload);
   }
 
-  /** @internal The call path; see the file comment. */
-  async invoke(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined): Promise<unknown> {
+  /** Schemas of an action this node hosts (the gateway serializes results with them); undefined otherwise. */
+  actionSchemas(name: string): { params: TSchema; result: TSchema | undefined } | undefined {
+    const la = this.localActions.get(name);
+    return la === undefined ? undefined : { params: la.def.params, result: la.def.result };
+  }
+
+  /** @internal `dispatch` as a promise. */
+  invoke(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined): Promise<unknown> {
+    try {
+      const out = this.dispatch(name, params, opts, parent, undefined);
+      return out instanceof Promise ? out : Promise.resolve(out);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * @internal The call path (see the file comment). Returns the result ITSELF when the call was
+   * served synchronously (an endpoint on this node with a synchronous handler), a promise
+   * otherwise; the failure of a synchronous call is thrown. The gateway uses this form so that an
+   * in-process action answers an HTTP request with no promise at all. `requestId` (when given)
+   * overrides `opts.requestId`, which saves the gateway an options object per request.
+   */
+  dispatch(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined, requestId: string | undefined): unknown {
     const startMs = performance.now();
     const route = this.registry.routes.get(name);
-    if (route === undefined) {
-      const err = ppError('PP_ERR_NO_ENDPOINT', { message: `no node offers '${name}'`, retryAfterMs: this.heartbeatIntervalMs, data: { action: name } });
-      this.callsTotal.labels('(unknown)', err.code).inc();
-      throw err;
-    }
-    const cs = this.callState(name);
+    if (route === undefined) return this.awaitRoute(name, params, opts, parent, requestId, startMs);
+    return this.begin(route, name, params, opts, parent, requestId, startMs);
+  }
+
+  private begin(route: Route, name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined,
+    requestId: string | undefined, startMs: number): unknown {
     const d = route.descriptor;
     let deadlineAtMs = startMs + (opts?.timeoutMs ?? d.timeoutMs ?? this.callTimeoutMs);
     if (parent !== undefined && parent.deadlineAtMs < deadlineAtMs) deadlineAtMs = parent.deadlineAtMs;
-    const idempotent = opts?.idempotent ?? d.idempotent;
     let key = opts?.key;
     if (key === undefined && d.keyParam !== undefined && typeof params === 'object' && params !== null) {
       const v: unknown = (params as Record<string, unknown>)[d.keyParam];
       if (v !== undefined) key = String(v);
     }
-    const requestId = opts?.requestId ?? parent?.requestId;
-    const meta: CallMeta = requestId === undefined ? this.plainMeta : { requestId, callerNodeId: this.nodeId };
     this.retryBudget?.recordRequest();
+    const c = new OutgoingCall(name, params, route, this.callState(name), startMs, deadlineAtMs, opts?.idempotent ?? d.idempotent, key,
+      requestId ?? opts?.requestId ?? parent?.requestId);
+    return this.attempt(c, startMs);
+  }
 
-    let exclude: Set<string> | undefined;
-    let lastErr: PowerplantError | undefined;
-    for (let attempt = 0; ; attempt++) {
-      const remainingMs = deadlineAtMs - performance.now();
-      if (remainingMs <= 0) throw this.fail(name, cs, startMs, lastErr ?? ppError('PP_ERR_TIMEOUT', { message: `'${name}': deadline exceeded` }));
+  /**
+   * No node offers `name` (yet): a node that has just started may not have heard the others'
+   * announcements. Wait for the action to appear, at most discoveryWaitMs and never past the
+   * call's deadline; woken by the announcement itself, not by polling. Bounded: at most
+   * maxConcurrentPerAction calls wait at once; beyond, or when waiting is off, fail at once.
+   */
+  private awaitRoute(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined,
+    requestId: string | undefined, startMs: number): Promise<unknown> {
+    let deadlineAtMs = startMs + (opts?.timeoutMs ?? this.callTimeoutMs);
+    if (parent !== undefined && parent.deadlineAtMs < deadlineAtMs) deadlineAtMs = parent.deadlineAtMs;
+    const waitMs = Math.min(this.discoveryWaitMs, deadlineAtMs - startMs);
+    const canWait = waitMs >= 1 && (this.stateValue === 'running' || this.stateValue === 'starting') && this.routeWaiterCount < this.maxConcurrentPerAction;
+    if (!canWait) throw this.noEndpoint(name);
+    return new Promise<void>((resolve) => {
+      let set = this.routeWaiters.get(name);
+      if (set === undefined) {
+        set = new Set();
+        this.routeWaiters.set(name, set);
+      }
+      const waiters = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        if (waiters.delete(done)) this.routeWaiterCount--;
+        if (waiters.size === 0 && this.routeWaiters.get(name) === waiters) this.routeWaiters.delete(name);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      waiters.add(done);
+      this.routeWaiterCount++;
+    }).then(() => {
+      const route = this.registry.routes.get(name);
+      if (route === undefined) throw this.noEndpoint(name);
+      return this.begin(route, name, params, opts, parent, requestId, startMs);
+    });
+  }
+
+  private noEndpoint(name: string): PowerplantError {
+    const err = ppError('PP_ERR_NO_ENDPOINT', { message: `no node offers '${name}'`, retryAfterMs: this.heartbeatIntervalMs, data: { action: name } });
+    this.callsTotal.labels('(unknown)', err.code).inc();
+    return err;
+  }
+
+  /** Wakes the calls waiting for actions that now have an endpoint (all of them when `all`). */
+  private wakeRouteWaiters(all = false): void {
+    if (this.routeWaiterCount === 0) return;
+    for (const [name, set] of [...this.routeWaiters]) {
+      if (!all && !this.registry.routes.has(name)) continue;
+      this.routeWaiters.delete(name);
+      for (const wake of [...set]) wake();
+    }
+  }
+
+  /**
+   * One attempt of call `c`, started at `nowMs`; on a retryable failure, the next attempts. Returns
+   * the result (synchronous local handler), a promise of it, or throws the final error.
+   */
+  private attempt(c: OutgoingCall, nowMs: number): unknown {
+    const route = c.route;
+    for (;;) {
+      const remainingMs = c.deadlineAtMs - nowMs;
+      if (remainingMs <= 0) throw this.fail(c, c.lastErr ?? ppError('PP_ERR_TIMEOUT', { message: `'${c.name}': deadline exceeded` }), nowMs);
       // Avoid suspect nodes and the instances this call already failed on, unless nothing else is left.
-      let ep = route.balancer.pick(key, exclude ?? (this.suspects.size > 0 ? this.suspects : undefined));
-      if (ep === undefined && exclude === undefined && this.suspects.size > 0) ep = route.balancer.pick(key);
+      let ep = route.balancer.pick(c.key, c.exclude ?? (this.suspects.size > 0 ? this.suspects : undefined));
+      if (ep === undefined && c.exclude === undefined && this.suspects.size > 0) ep = route.balancer.pick(c.key);
       if (ep === undefined) {
-        throw this.fail(name, cs, startMs, lastErr ?? ppError('PP_ERR_NO_ENDPOINT', { message: `no instance of '${name}' is available`, retryAfterMs: this.heartbeatIntervalMs }));
+        throw this.fail(c, c.lastErr ?? ppError('PP_ERR_NO_ENDPOINT', { message: `no instance of '${c.name}' is available`, retryAfterMs: this.heartbeatIntervalMs }), nowMs);
       }
       const breaker = route.breakers.get(ep.id);
       invariant(breaker !== undefined, 'every endpoint has a breaker');
       const permit = breaker.acquire();
       if (permit === REJECTED) {
         // Not an attempt: nothing was sent. Exclusion makes this loop end after at most set.size rounds.
-        lastErr = breaker.openError();
-        exclude ??= new Set(this.suspects);
-        exclude.add(ep.id);
+        c.lastErr = breaker.openError();
+        (c.exclude ??= new Set(this.suspects)).add(ep.id);
         continue;
       }
+      const cs = c.cs;
       if (!cs.bulkhead.tryAcquire()) {
         breaker.onIgnore(permit);
-        throw this.fail(name, cs, startMs, ppError('PP_ERR_BULKHEAD_FULL', {
-          message: `'${name}': ${this.maxConcurrentPerAction} calls already in flight from this node`, retryAfterMs: 10,
-        }));
+        throw this.fail(c, ppError('PP_ERR_BULKHEAD_FULL', {
+          message: `'${c.name}': ${this.maxConcurrentPerAction} calls already in flight from this node`, retryAfterMs: 10,
+        }), nowMs);
       }
       const attemptMs = remainingMs < this.attemptTimeoutMs ? remainingMs : this.attemptTimeoutMs;
       route.set.onStart(ep);
-      const sentMs = performance.now();
-      try {
-        const result = ep.id === this.nodeId
-          ? await this.invokeLocal(name, params, attemptMs, meta)
-          : await this.transport.request(ep.id, name, params, attemptMs, meta);
-        route.set.onFinish(ep, performance.now() - sentMs, true);
-        breaker.onSuccess(permit);
-        cs.bulkhead.release();
-        cs.ok.inc();
-        cs.duration.observe(performance.now() - startMs);
-        return result;
-      } catch (e) {
-        const err = isPowerplantError(e) ? e : ppError('PP_ERR_INTERNAL', { message: 'call failed', cause: e });
-        route.set.onFinish(ep, performance.now() - sentMs, false);
-        breaker.onFailure(err, permit);
-        cs.bulkhead.release();
-        lastErr = err;
-        const retry = err.retryable && (idempotent || NOT_EXECUTED.has(err.code)) && attempt + 1 < this.maxAttempts
-          && (this.retryBudget === undefined || this.retryBudget.tryWithdraw());
-        if (!retry) throw this.fail(name, cs, startMs, err);
-        cs.retries.inc();
-        exclude ??= new Set(this.suspects);
-        exclude.add(ep.id);
-        const delayMs = Math.min(backoffDelayMs(attempt, this.retryBaseDelayMs, this.retryMaxDelayMs), Math.max(0, deadlineAtMs - performance.now() - 1));
-        if (delayMs >= 1) await sleep(delayMs);
+      // Attempts of one call never overlap: the call object holds the current one's bookkeeping.
+      c.ep = ep;
+      c.breaker = breaker;
+      c.permit = permit;
+      c.sentMs = nowMs;
+      let out: unknown;
+      if (ep.id === this.nodeId) {
+        // Served right here: a function call, no transport.
+        try {
+          out = this.serve(c.name, c.params, attemptMs, c.requestId, this.nodeId);
+        } catch (e) {
+          return this.attemptFailed(c, e);
+        }
+        if (!(out instanceof Promise)) return this.attemptSucceeded(c, out);
+        out = this.raceLocal(out, attemptMs);
+      } else {
+        const meta: CallMeta = c.requestId === undefined ? this.plainMeta : { requestId: c.requestId, callerNodeId: this.nodeId };
+        out = this.transport.request(ep.id, c.name, c.params, attemptMs, meta);
       }
+      return (out as Promise<unknown>).then((v) => this.attemptSucceeded(c, v), (e: unknown) => this.attemptFailed(c, e));
     }
   }
 
-  private fail(name: string, cs: ActionCallState, startMs: number, err: PowerplantError): PowerplantError {
-    this.callsTotal.labels(name, err.code).inc();
-    cs.duration.observe(performance.now() - startMs);
+  private attemptSucceeded(c: OutgoingCall, value: unknown): unknown {
+    const endMs = performance.now();
+    c.route.set.onFinish(c.ep as Endpoint, endMs - c.sentMs, true);
+    (c.breaker as CircuitBreaker).onSuccess(c.permit);
+    c.cs.bulkhead.release();
+    c.cs.ok.inc();
+    c.cs.duration.observe(endMs - c.startMs);
+    return value;
+  }
+
+  /** Books a failed attempt, then throws the final error or returns the retry (a value or a promise). */
+  private attemptFailed(c: OutgoingCall, e: unknown): unknown {
+    const err = isPowerplantError(e) ? e : ppError('PP_ERR_INTERNAL', { message: 'call failed', cause: e });
+    const endMs = performance.now();
+    const ep = c.ep as Endpoint;
+    c.route.set.onFinish(ep, endMs - c.sentMs, false);
+    (c.breaker as CircuitBreaker).onFailure(err, c.permit);
+    c.cs.bulkhead.release();
+    c.lastErr = err;
+    const retry = err.retryable && (c.idempotent || NOT_EXECUTED.has(err.code)) && c.attempts + 1 < this.maxAttempts
+      && (this.retryBudget === undefined || this.retryBudget.tryWithdraw());
+    if (!retry) throw this.fail(c, err, endMs);
+    c.cs.retries.inc();
+    (c.exclude ??= new Set(this.suspects)).add(ep.id);
+    const delayMs = Math.min(backoffDelayMs(c.attempts, this.retryBaseDelayMs, this.retryMaxDelayMs), Math.max(0, c.deadlineAtMs - endMs - 1));
+    c.attempts++;
+    if (delayMs >= 1) return sleep(delayMs).then(() => this.attempt(c, performance.now()));
+    return this.attempt(c, endMs);
+  }
+
+  private fail(c: OutgoingCall, err: PowerplantError, nowMs: number): PowerplantError {
+    this.callsTotal.labels(c.name, err.code).inc();
+    c.cs.duration.observe(nowMs - c.startMs);
     return err;
   }
 
@@ -538,16 +703,16 @@ export class ServiceNode {
   }
 
   /**
-   * A call served by this very node: no transport. A handler that answers synchronously costs no
-   * promise and no deadline bookkeeping (it cannot overrun); an asynchronous one is raced against
-   * its deadline on the shared wheel, like a remote call. The gateway benchmark (in-process action
-   * behind Fastify) is the case this path is shaped for.
+   * An asynchronous handler on this node is raced against its deadline on the shared wheel, like a
+   * remote call. (A synchronous one needs nothing: it cannot overrun.)
    */
-  private invokeLocal(name: string, params: unknown, timeoutMs: number, meta: CallMeta): unknown {
-    const out = this.serve(name, params, timeoutMs, meta);
-    if (!(out instanceof Promise)) return out;
-    if (this.localPending.full()) return Promise.reject(this.localPending.fullError());
+  private raceLocal(out: Promise<unknown>, timeoutMs: number): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
+      if (this.localPending.full()) {
+        out.then(undefined, () => {}); // settles later; nobody waits for it
+        reject(this.localPending.fullError());
+        return;
+      }
       const id = this.localPending.add(this.nodeId, timeoutMs, resolve, reject);
       out.then(
         (value) => this.localPending.settle(id, true, value),
@@ -561,7 +726,7 @@ export class ServiceNode {
   /** The transport's request handler: always a promise. */
   private readonly serveRemote = (name: string, params: unknown, timeoutMs: number, meta: CallMeta | undefined): Promise<unknown> => {
     try {
-      const out = this.serve(name, params, timeoutMs, meta);
+      const out = this.serve(name, params, timeoutMs, meta?.requestId, meta?.callerNodeId);
       return out instanceof Promise ? out : Promise.resolve(out);
     } catch (err) {
       return Promise.reject(err);
@@ -572,7 +737,7 @@ export class ServiceNode {
    * Serves one request: the result, a promise of it, or a synchronous throw (always a catalogue
    * error). Synchronous where the handler is, so in-process calls skip the promise machinery.
    */
-  private serve(name: string, params: unknown, timeoutMs: number, meta: CallMeta | undefined): unknown {
+  private serve(name: string, params: unknown, timeoutMs: number, requestId: string | undefined, callerNodeId: string | undefined): unknown {
     if (this.stateValue !== 'running') {
       throw ppError('PP_ERR_SHUTTING_DOWN', { message: `node '${this.nodeId}' is ${this.stateValue}`, retryAfterMs: 0 });
     }
@@ -588,22 +753,22 @@ export class ServiceNode {
     try {
       const invalid = la.params.check(params);
       if (invalid !== undefined) throw invalid;
-      const ctx = new CallContext(this, name, performance.now() + timeoutMs, meta?.requestId, meta?.callerNodeId);
+      const ctx = new CallContext(this, name, performance.now() + timeoutMs, requestId, callerNodeId);
       out = la.def.handler(ctx, params);
     } catch (e) {
-      throw this.serveFailed(la, e, meta);
+      throw this.serveFailed(la, e, requestId);
     }
     if (out instanceof Promise) {
-      return out.then((value: unknown) => this.serveSucceeded(la, value, meta), (e: unknown) => { throw this.serveFailed(la, e, meta); });
+      return out.then((value: unknown) => this.serveSucceeded(la, value, requestId), (e: unknown) => { throw this.serveFailed(la, e, requestId); });
     }
-    return this.serveSucceeded(la, out, meta);
+    return this.serveSucceeded(la, out, requestId);
   }
 
   /** Bookkeeping of a successful request; returns the result (or throws if it fails validation). */
-  private serveSucceeded(la: LocalAction, value: unknown, meta: CallMeta | undefined): unknown {
+  private serveSucceeded(la: LocalAction, value: unknown, requestId: string | undefined): unknown {
     if (this.validateResults && la.result !== undefined) {
       const bad = la.result.check(value);
-      if (bad !== undefined) throw this.serveFailed(la, ppError('PP_ERR_INTERNAL', { message: `'${la.fullName}' returned an invalid result (${bad.message})` }), meta);
+      if (bad !== undefined) throw this.serveFailed(la, ppError('PP_ERR_INTERNAL', { message: `'${la.fullName}' returned an invalid result (${bad.message})` }), requestId);
     }
     la.servedOk.inc();
     this.release();
@@ -611,8 +776,8 @@ export class ServiceNode {
   }
 
   /** Bookkeeping of a failed request; returns the catalogue error to throw. */
-  private serveFailed(la: LocalAction, e: unknown, meta: CallMeta | undefined): PowerplantError {
-    const err = this.toCatalogue(e, la.fullName, meta);
+  private serveFailed(la: LocalAction, e: unknown, requestId: string | undefined): PowerplantError {
+    const err = this.toCatalogue(e, la.fullName, requestId);
     this.servedTotal.labels(la.fullName, err.code).inc();
     this.release();
     return err;
@@ -625,10 +790,10 @@ export class ServiceNode {
     if (this.inFlight === 0) this.drained?.();
   }
 
-  private toCatalogue(e: unknown, name: string, meta: CallMeta | undefined): PowerplantError {
+  private toCatalogue(e: unknown, name: string, requestId: string | undefined): PowerplantError {
     if (isPowerplantError(e)) return e;
     // A handler bug: log the details here, send the caller only a code.
-    this.logger.error({ err: e, action: name, requestId: meta?.requestId }, 'action handler threw a non-catalogue error');
+    this.logger.error({ err: e, action: name, requestId }, 'action handler threw a non-catalogue error');
     return ppError('PP_ERR_INTERNAL', { message: `'${name}' failed` });
   }
 
@@ -687,7 +852,7 @@ export class ServiceNode {
       return;
     }
     const msg = p as AnnounceMsg;
-    if (msg.nodeId === this.nodeId || this.stateValue !== 'running') return;
+    if (msg.nodeId === this.nodeId || !this.listening()) return;
     const known = this.registry.nodes.get(msg.nodeId);
     if (known !== undefined && known.instanceId !== msg.instanceId) this.dropNode(msg.nodeId, 'restarted');
     const info: NodeInfo = { nodeId: msg.nodeId, instanceId: msg.instanceId, services: msg.services, local: false, status: 'alive' };
@@ -698,12 +863,13 @@ export class ServiceNode {
     }
     this.suspects.delete(msg.nodeId);
     this.detector.heartbeat(msg.nodeId);
+    this.wakeRouteWaiters();
     if (outcome === 'added') this.logger.info({ nodeId: msg.nodeId, services: msg.services.map((s) => s.name) }, 'node joined');
   }
 
   private onHeartbeat(p: unknown): void {
     const msg = p as Partial<BeatMsg> | null;
-    if (msg === null || typeof msg !== 'object' || typeof msg.nodeId !== 'string' || msg.nodeId === this.nodeId || this.stateValue !== 'running') return;
+    if (msg === null || typeof msg !== 'object' || typeof msg.nodeId !== 'string' || msg.nodeId === this.nodeId || !this.listening()) return;
     const known = this.registry.nodes.get(msg.nodeId);
     if (known === undefined || known.instanceId !== msg.instanceId) {
       // We missed its announcement (joined later, or it was declared dead and came back): ask.
@@ -715,6 +881,11 @@ export class ServiceNode {
       return;
     }
     this.detector.heartbeat(msg.nodeId);
+  }
+
+  /** Discovery messages are taken from the moment the node asks for announcements until it drains. */
+  private listening(): boolean {
+    return this.stateValue === 'running' || this.stateValue === 'starting';
   }
 
   private onLeave(p: unknown): void {

@@ -52,10 +52,18 @@ export interface Context {
   call<N extends string>(name: N & CheckActionName<N>, params: ParamsOf<N>, opts?: CallOptions): Promise<ResultOf<N>>;
   /** An unchecked call by name (gateways, tools, services not in the registry). */
   callDynamic(name: string, params: unknown, opts?: CallOptions): Promise<unknown>;
-  /** Balanced event: one instance of each subscribing service (group) receives it. */
-  emit(topic: string, payload: unknown): void;
-  /** Broadcast event: every instance of every subscribing service receives it. */
-  broadcast(topic: string, payload: unknown): void;
+  /**
+   * Balanced event: one instance of each subscribing service (group) receives it. Type-checked:
+   * `topic` must be an event some service in ServiceRegistry subscribes to, `payload` must fit the
+   * params of every such subscription (each validates on receipt and drops what does not fit).
+   */
+  emit<T extends string>(topic: T & CheckTopic<T>, payload: PayloadOf<T>): void;
+  /** Broadcast event: every instance of every subscribing service receives it. Type-checked like emit. */
+  broadcast<T extends string>(topic: T & CheckTopic<T>, payload: PayloadOf<T>): void;
+  /** Unchecked emit (topics with subscribers outside the registry). */
+  emitDynamic(topic: string, payload: unknown): void;
+  /** Unchecked broadcast. */
+  broadcastDynamic(topic: string, payload: unknown): void;
 }
 
 export interface ActionDef<P extends TSchema = TSchema, R extends TSchema = TSchema> {
@@ -90,11 +98,13 @@ export interface EventDef<P extends TSchema = TSchema> {
 export type AnyAction = ActionDef<TSchema, TSchema>;
 export type AnyEvent = EventDef<TSchema>;
 
-export interface ServiceDef<N extends string = string, A extends Record<string, AnyAction> = Record<string, AnyAction>> {
+export interface ServiceDef<N extends string = string, A extends Record<string, AnyAction> = Record<string, AnyAction>,
+  E extends Record<string, AnyEvent> = Record<string, AnyEvent>> {
   readonly name: N;
   readonly version: number;
   readonly actions: A;
-  readonly events: Readonly<Record<string, AnyEvent>>;
+  /** Subscriptions: topic -> handler (the payload type of `emit(topic)` comes from these). */
+  readonly events: Readonly<E>;
   /** Runs when the node starts, before it announces the service. */
   readonly started: ((ctx: Context) => void | Promise<void>) | undefined;
   /** Runs when the node stops, after in-flight calls drained. */
@@ -124,5 +134,24 @@ export type ResultOf<N> = ActionAt<N> extends { result?: infer R } ? (R extends 
 
 /** `N` itself when it names a registered action; otherwise an object type no string matches. */
 export type CheckActionName<N> = [ActionAt<N>] extends [never] ? { 'unknown action: not in ServiceRegistry': N } : N;
+
+// Events are declared by their SUBSCRIBERS, under any service: a topic is looked up in every
+// registered service (a union over the registry). Emitting does not feed a handler's return type,
+// so this does not make a service's type depend on itself the way an action lookup would.
+type EventsOf<S> = S extends { readonly events: infer E } ? E : never;
+
+/** The subscriptions (EventDef) to topic `T` across ServiceRegistry, as a union; never when none. */
+export type EventAt<T> = {
+  [S in keyof ServiceRegistry]: T extends keyof EventsOf<ServiceRegistry[S]> ? EventsOf<ServiceRegistry[S]>[T] : never
+}[keyof ServiceRegistry];
+
+type PayloadOfEvent<E> = E extends { params?: infer P } ? ([P] extends [TSchema] ? Static<P> : unknown) : unknown;
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+
+/** What `emit(T, payload)` accepts: a payload every subscription to `T` accepts. */
+export type PayloadOf<T> = [EventAt<T>] extends [never] ? never : UnionToIntersection<PayloadOfEvent<EventAt<T>>>;
+
+/** `T` itself when some registered service subscribes to it; otherwise an object type no string matches. */
+export type CheckTopic<T> = [EventAt<T>] extends [never] ? { 'unknown event: no service in ServiceRegistry subscribes to it': T } : T;
 
 export type { Static, TSchema, TUnknown };

@@ -5,6 +5,7 @@ import { action, createNode, defineService, event, ppError } from './imports.js'
 import type { ServiceNode, NodeConfig } from '../../src/service/index.js';
 import { tcatalog, torders } from './fixtures.js';
 import { eventually } from '../transport/conformance.js';
+import { watchConviction } from './conviction.js';
 
 let busCounter = 0;
 const nodes: ServiceNode[] = [];
@@ -196,12 +197,12 @@ describe('service node', () => {
     const a = make({ nodeId: 'a', services: [listener(), listener('tother')] });
     const b = make({ nodeId: 'b', services: [listener()] });
     await Promise.all([a.start(), b.start()]);
-    a.emit('tthing.happened', { n: 1 });
+    a.emitDynamic('tthing.happened', { n: 1 });
     await eventually(() => got.length === 2, 'one per service group');
     expect(got.filter((g) => g.includes(':tlisten:')).length).toBe(1);
-    a.broadcast('tthing.happened', { n: 2 });
+    a.broadcastDynamic('tthing.happened', { n: 2 });
     await eventually(() => got.length === 5, 'every instance');
-    a.broadcast('tthing.happened', { n: 'not a number' });
+    a.broadcastDynamic('tthing.happened', { n: 'not a number' });
     await eventually(() => /pp_events_dropped_total\{topic="tthing.happened",reason="invalid"\}/.test(a.metrics.render() + b.metrics.render()), 'drop counted');
     expect(got.length).toBe(5);
   });
@@ -246,16 +247,70 @@ describe('service node', () => {
 
   it('declares a silent node dead within deadAfterMs + checkIntervalMs and drops it from the registry', async () => {
     const make = cluster();
-    const a = make({ nodeId: 'a', detector: { deadAfterMs: 300 } });
+    const a = make({ nodeId: 'a', detector: { deadAfterMs: 300 }, call: { discoveryWaitMs: 0 } });
     const b = make({ nodeId: 'b', services: [tcatalog] });
     await Promise.all([a.start(), b.start()]);
     await a.waitFor(['tcatalog.get']);
+    const conviction = watchConviction(a, 'b');
     // Simulate a crash: the transport goes away without a 'leave'.
     await b.transport.close();
     await eventually(() => !a.registry.nodes.has('b'), 'b dropped');
+    // Dropped by the detector at the first evaluation after deadAfterMs of silence, at the latest.
+    const c = conviction.result();
+    expect(c).toBeDefined();
+    expect(c!.silentMs - c!.sincePreviousCheckMs).toBeLessThan(300);
     expect(a.registry.routes.has('tcatalog.get')).toBe(false);
     expect(a.metrics.render()).toMatch(/pp_registry_nodes_left_total\{reason="dead"\} 1/);
     expect((await failure(a.callDynamic('tcatalog.get', { id: 'p1' }))).code).toBe('PP_ERR_NO_ENDPOINT');
+  });
+
+  it('drains within drainTimeoutMs: a request that never finishes does not hold stop() up', async () => {
+    const make = cluster();
+    let entered = false;
+    const stuck = defineService({
+      name: 'tstuck',
+      actions: { op: action({ params: Type.Object({}), handler: () => { entered = true; return new Promise<never>(() => {}); } }) },
+    });
+    const node = make({ nodeId: 'st', services: [stuck], drainTimeoutMs: 100 });
+    await node.start();
+    const call = node.callDynamic('tstuck.op', {}, { timeoutMs: 60_000 });
+    await eventually(() => entered, 'request in flight');
+    expect(node.health().inFlight).toBe(1);
+    // Without the bound this would wait for the handler forever (and the test time out).
+    await node.stop();
+    expect(node.state).toBe('stopped');
+    expect((await failure(call)).code).toBe('PP_ERR_SHUTTING_DOWN');
+  });
+
+  it('waits for discovery when no instance is known yet: a call made before the server announces succeeds', async () => {
+    const make = cluster();
+    const a = make({ nodeId: 'a' });
+    await a.start();
+    // No node offers tcatalog.get yet: the call waits (up to discoveryWaitMs) instead of failing.
+    const pending = a.call('tcatalog.get', { id: 'p1' });
+    const b = make({ nodeId: 'b', services: [tcatalog] });
+    await b.start();
+    expect(await pending).toMatchObject({ id: 'p1' });
+  });
+
+  it('bounds the wait for discovery by the call deadline and by discoveryWaitMs, and releases waiters on stop', async () => {
+    const make = cluster();
+    const a = make({ nodeId: 'a', call: { discoveryWaitMs: 60_000 } });
+    await a.start();
+    // The deadline (50 ms) ends the wait long before discoveryWaitMs (60 s) would.
+    const t0 = performance.now();
+    expect((await failure(a.callDynamic('tghost.get', {}, { timeoutMs: 50 }))).code).toBe('PP_ERR_NO_ENDPOINT');
+    expect(performance.now() - t0).toBeLessThan(30_000); // a hang guard, not a timing assertion
+    const b = make({ nodeId: 'b', call: { discoveryWaitMs: 20 } });
+    await b.start();
+    expect((await failure(b.callDynamic('tghost.get', {}))).code).toBe('PP_ERR_NO_ENDPOINT');
+    // Stopping wakes a waiting call at once (else this test would hit its timeout).
+    const waiting = failure(a.callDynamic('tghost.get', {}));
+    await a.stop();
+    expect((await waiting).code).toBe('PP_ERR_NO_ENDPOINT');
+    const off = make({ nodeId: 'off', call: { discoveryWaitMs: 0 } });
+    await off.start();
+    expect((await failure(off.callDynamic('tghost.get', {}, { timeoutMs: 60_000 }))).code).toBe('PP_ERR_NO_ENDPOINT');
   });
 
   it('removes a node that leaves gracefully at once', async () => {

@@ -3,7 +3,7 @@
  * or tsc fails with "Unused '@ts-expect-error' directive". The runtime part only keeps vitest happy.
  */
 import { describe, expect, it } from 'vitest';
-import type { Context, ParamsOf, ResultOf } from '../../src/service/index.js';
+import type { Context, ParamsOf, PayloadOf, ResultOf } from '../../src/service/index.js';
 import './fixtures.js';
 
 async function typeChecks(ctx: Context): Promise<void> {
@@ -31,6 +31,20 @@ async function typeChecks(ctx: Context): Promise<void> {
 
   // The dynamic form accepts anything, by design (gateways, tools).
   await ctx.callDynamic('anything.at-all', { x: 1 });
+
+  // Events: the topic must have a subscriber in the registry; the payload must fit its params.
+  ctx.emit('torder.placed', { orderId: 'o1' });
+  ctx.broadcast('torder.placed', { orderId: 'o1' });
+  // @ts-expect-error -- wrong payload type: orderId is a string
+  ctx.emit('torder.placed', { orderId: 1 });
+  // @ts-expect-error -- missing payload field
+  ctx.emit('torder.placed', {});
+  // @ts-expect-error -- unknown payload field (excess property)
+  ctx.broadcast('torder.placed', { orderId: 'o1', colour: 'red' });
+  // @ts-expect-error -- no registered service subscribes to this topic
+  ctx.emit('torder.shipped', { orderId: 'o1' });
+  ctx.emitDynamic('anything.at-all', 42);
+  ctx.broadcastDynamic('anything.at-all', 42);
   void [name, cents, n, total, wrong];
 }
 
@@ -38,6 +52,7 @@ type Assert<T extends true> = T;
 type Eq<A, B> = (<X>() => X extends A ? 1 : 2) extends (<X>() => X extends B ? 1 : 2) ? true : false;
 export type ParamsAreInferred = Assert<Eq<ParamsOf<'tcatalog.get'>, { id: string }>>;
 export type ResultIsInferred = Assert<Eq<ResultOf<'tcatalog.count'>, number>>;
+export type PayloadIsInferred = Assert<Eq<PayloadOf<'torder.placed'>, { orderId: string }>>;
 
 describe('service types', () => {
   it('is checked by tsc (see the @ts-expect-error lines)', () => {
