@@ -510,8 +510,13 @@ export class Cache<V = unknown> {
     let lease: string | undefined;
     if (l2 !== undefined && this.guard) {
       const got = await this.l2call((t) => t.lease(this.fullKey(key), this.leaseMs));
-      if (typeof got === 'string') lease = got;
-      else if (got === null && this.distributed) {
+      if (typeof got === 'string') {
+        lease = got;
+        // A peer may have written the value and released its lease between our read and our
+        // lease: read once more before loading (one GET on the loader path only).
+        const again = force ? undefined : await this.freshFromL2(key, token);
+        if (again !== undefined) return again;
+      } else if (got === null && this.distributed) {
         const w = await this.waitForPeer(key, token);
         if ('value' in w) return w;
         lease = w.lease;
@@ -564,10 +569,22 @@ export class Cache<V = unknown> {
         return { value: e.value, negative: (e.flags & FLAG_NEGATIVE) !== 0 };
       }
       const got = await this.l2call((t) => t.lease(this.fullKey(key), this.leaseMs));
-      if (typeof got === 'string') return { lease: got };
+      if (typeof got === 'string') {
+        // The peer's write and its lease release are one script: if it finished between our read
+        // and our lease, its value is in L2 now (the cross-node test saw 2 loader calls without this).
+        return (await this.freshFromL2(key, token)) ?? { lease: got };
+      }
       if (got === SKIP) return { lease: undefined };
     }
     return { lease: undefined };
+  }
+
+  /** The key's fresh L2 value (filling L1, counted as an L2 hit), or undefined. */
+  private async freshFromL2(key: string, token: number): Promise<Loaded | undefined> {
+    const e = await this.readL2(key, token);
+    if (e === undefined || this.core.clock.now() >= e.staleAtMs) return undefined;
+    this.core.stats.hitsL2++;
+    return { value: e.value, negative: (e.flags & FLAG_NEGATIVE) !== 0 };
   }
 
   /** Reads L2 and, when the entry is live, fills L1 with it (unless invalidated meanwhile). */
