@@ -7,7 +7,9 @@
  *    benchmarks); sets overwrite resident keys and insert new ones (half each, with evictions).
  *    Ours and the peer run interleaved, round by round; the median round is reported.
  * 2. Hit ratio on synthetic traces for W-TinyLFU, LRU, LFU and Belady's optimum (MIN with bypass:
- *    the best any policy can do knowing the future), at two cache sizes.
+ *    the best any policy can do knowing the future), at two cache sizes. `--extra` adds W-TinyLFU
+ *    vs LRU on seven more traces at five sizes (not part of the floors: a check that the policy's
+ *    defaults are not fitted to the four benchmark traces).
  * 3. Two-tier get per second vs BentoCache 1.6 on the same Redis: L1 of 1,000 entries over 10,000
  *    keys in Redis, Zipf(0.99), 16 concurrent readers, read-through (`getOrLoad` / `getOrSet`).
  */
@@ -229,6 +231,56 @@ export function makeTraces(len: number): Record<string, Int32Array> {
   return out;
 }
 
+/** Traces beyond the benchmark's four (`--extra`): other loop/recency mixes, a shifting and a flat Zipf. */
+export function makeExtraTraces(len: number): Record<string, Int32Array> {
+  const out: Record<string, Int32Array> = {};
+  const loop = (name: string, loopLen: number, p: number, mean: number, seed: number): void => {
+    const rnd = prng(seed);
+    const t = new Int32Array(len);
+    let l = 0;
+    for (let i = 0; i < len; i++) {
+      if (i > 0 && rnd() < p) t[i] = t[i - Math.min(i, 1 + Math.floor(-mean * Math.log(1 - rnd())))]!;
+      else {
+        t[i] = 300_000 + l;
+        l = (l + 1) % loopLen;
+      }
+    }
+    out[name] = t;
+  };
+  loop('loop5k-p.5-m200', 5_000, 0.5, 200, 21);
+  loop('loop30k-p.7-m1000', 30_000, 0.7, 1000, 22);
+  loop('loop8k-p.3-m300', 8_000, 0.3, 300, 23);
+  loop('loop15k-p.5-m2000', 15_000, 0.5, 2000, 24);
+  {
+    // Zipf 0.9 over 50,000 keys whose whole key set is replaced every 200,000 accesses.
+    const z = zipfSampler(50_000, 0.9, prng(25));
+    const t = new Int32Array(len);
+    for (let i = 0; i < len; i++) t[i] = 1_000_000 + z() + Math.floor(i / 200_000) * 50_000;
+    out['zipf-0.9-shifting'] = t;
+  }
+  {
+    const z = zipfSampler(UNIVERSE, 0.6, prng(26));
+    const t = new Int32Array(len);
+    for (let i = 0; i < len; i++) t[i] = z();
+    out['zipf-0.6'] = t;
+  }
+  {
+    // 40% Zipf 0.9, 30% re-references at exponential stack distance (mean 300), 30% new keys.
+    const z = zipfSampler(UNIVERSE, 0.9, prng(27));
+    const rnd = prng(28);
+    const t = new Int32Array(len);
+    let fresh = 2_000_000;
+    for (let i = 0; i < len; i++) {
+      const r = rnd();
+      if (r < 0.4) t[i] = z();
+      else if (r < 0.7 && i > 0) t[i] = t[i - Math.min(i, 1 + Math.floor(-300 * Math.log(1 - rnd())))]!;
+      else t[i] = fresh++;
+    }
+    out['mixed-freq-recency'] = t;
+  }
+  return out;
+}
+
 function simulate(policy: PolicyName, size: number, trace: Int32Array): number {
   const c = new L1Cache<number, number>({ policy, maxEntries: size });
   let hits = 0;
@@ -408,6 +460,22 @@ export default async function main(args: string[]): Promise<Record<string, unkno
   console.log(`\nHit ratio % (${traceLen.toLocaleString('en-US')} accesses per trace)`);
   console.log(formatTable(rows));
 
+  let extra: Record<string, Record<string, { wtinylfu: number; lru: number }>> | undefined;
+  if (args.includes('--extra')) {
+    extra = {};
+    const xrows: Record<string, string>[] = [];
+    for (const size of [500, 1_000, 2_000, 10_000, 20_000]) {
+      for (const [name, t] of Object.entries(makeExtraTraces(traceLen))) {
+        const w = simulate('wtinylfu', size, t);
+        const l = simulate('lru', size, t);
+        (extra[name] ??= {})[String(size)] = { wtinylfu: +pct(w), lru: +pct(l) };
+        xrows.push({ trace: name, 'cache size': String(size), 'W-TinyLFU': pct(w), LRU: pct(l), 'W-TinyLFU - LRU': (100 * (w - l)).toFixed(2) });
+      }
+    }
+    console.log(`\nHit ratio % on the extra traces (not part of the floors)`);
+    console.log(formatTable(xrows));
+  }
+
   let tiered: Awaited<ReturnType<typeof benchTiered>> | undefined;
   if (!args.includes('--no-redis')) {
     tiered = await benchTiered(Math.max(ms, 800), Math.max(3, Math.floor(rounds / 2)));
@@ -438,6 +506,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
     tiered_bentocache_gets_per_s: tiered === undefined ? null : Math.round(tiered.peer),
     hit_ratio: hitRatio,
     hit_ratio_by_size: hit,
+    ...(extra === undefined ? {} : { hit_ratio_extra: extra }),
     floors: {
       get_ratio_ge_0_9: ratioGet >= 0.9,
       tiered_ratio_ge_1: tiered === undefined ? null : tiered.ratio >= 1,

@@ -13,10 +13,11 @@
  * hash (mix32) picks the counter in each row. One cache line per increment instead of four: on
  * the L1 get benchmark (10,000 keys, random order) the unblocked sketch cost W-TinyLFU ~40% of
  * its hit throughput against LRU. The key is hashed once when it enters the cache and the hash
- * is kept in its slot, so a hit does no string hashing.
+ * is kept in its slot, so a hit does no string hashing; `increment` reports saturation so the
+ * policy can skip keys whose counters cannot grow until the next aging.
  */
 import { invariant, requireArg } from '../errors/index.js';
-import { hash32, mix32 } from '../partition/index.js';
+import { mix32 } from '../partition/index.js';
 
 /** Counters saturate here (4-bit counters, as in Caffeine's FrequencySketch). */
 export const SKETCH_COUNTER_MAX = 15;
@@ -56,22 +57,40 @@ export class CountMinSketch {
     this.sampleSize = Math.max(16, sampleFactor * capacity);
   }
 
-  /** Counts one access of the key whose 32-bit hash is `hash`. Allocation-free. */
-  increment(hash: number): void {
+  /**
+   * Counts one access of the key whose 32-bit hash is `hash`. Returns true when all four of its
+   * counters are saturated afterwards: further increments are no-ops until the next aging (other
+   * keys only raise counters), so a caller may skip them until `agings` changes. Allocation-free
+   * and branch-free on the counters: whether a counter is below the maximum is data the CPU
+   * cannot predict (hot keys saturate, cold ones do not), so `(c - 15) >>> 31` adds 1 or 0.
+   */
+  increment(hash: number): boolean {
     const t = this.table;
     const base = (hash & this.blockMask) << 6;
     const h2 = mix32(hash);
-    let added = false;
-    let i = base + (h2 & 15);
-    if (t[i]! < SKETCH_COUNTER_MAX) { t[i]!++; added = true; }
-    i = base + 16 + ((h2 >>> 8) & 15);
-    if (t[i]! < SKETCH_COUNTER_MAX) { t[i]!++; added = true; }
-    i = base + 32 + ((h2 >>> 16) & 15);
-    if (t[i]! < SKETCH_COUNTER_MAX) { t[i]!++; added = true; }
-    i = base + 48 + ((h2 >>> 24) & 15);
-    if (t[i]! < SKETCH_COUNTER_MAX) { t[i]!++; added = true; }
+    const i0 = base + (h2 & 15);
+    const i1 = base + 16 + ((h2 >>> 8) & 15);
+    const i2 = base + 32 + ((h2 >>> 16) & 15);
+    const i3 = base + 48 + ((h2 >>> 24) & 15);
+    const c0 = t[i0]!;
+    const c1 = t[i1]!;
+    const c2 = t[i2]!;
+    const c3 = t[i3]!;
+    const a0 = (c0 - SKETCH_COUNTER_MAX) >>> 31;
+    const a1 = (c1 - SKETCH_COUNTER_MAX) >>> 31;
+    const a2 = (c2 - SKETCH_COUNTER_MAX) >>> 31;
+    const a3 = (c3 - SKETCH_COUNTER_MAX) >>> 31;
+    t[i0] = c0 + a0;
+    t[i1] = c1 + a1;
+    t[i2] = c2 + a2;
+    t[i3] = c3 + a3;
     // Only counted increments advance the sample (as Caffeine): saturated hot keys do not age the sketch.
-    if (added && ++this.additions >= this.sampleSize) this.age();
+    this.additions += a0 | a1 | a2 | a3;
+    if (this.additions >= this.sampleSize) {
+      this.age();
+      return false;
+    }
+    return ((c0 + a0) & (c1 + a1) & (c2 + a2) & (c3 + a3)) === SKETCH_COUNTER_MAX;
   }
 
   /** Estimated accesses of the key (0..15): min over its four counters. */
@@ -108,11 +127,21 @@ export class CountMinSketch {
 }
 
 /**
- * Hash of a cache key for the sketch and the Bloom filter: xxHash32 of a string (no allocation),
- * a mix of the two 32-bit halves of a number.
+ * Hash of a cache key for the sketch, the Bloom filter of missing keys and the epoch buckets —
+ * all in-process, so the hash need not be stable across versions or nodes. Strings: FNV-1a over
+ * the UTF-16 code units, then MurmurHash3's finalizer so every output bit depends on every
+ * input bit; no allocation. It replaced xxHash32 over UTF-8 (partition/hash.ts, which must match
+ * other implementations byte for byte): on the L1 set benchmark the UTF-8 encoding and lane
+ * bookkeeping cost more than the whole lru-cache insert for keys like `key:1234`. Numbers: a mix
+ * of the two 32-bit halves.
  */
 export function hashKey(key: string | number): number {
-  if (typeof key === 'string') return hash32(key);
+  if (typeof key === 'string') {
+    let h = 0x811c9dc5;
+    const n = key.length;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+    return mix32(h ^ n);
+  }
   const lo = key | 0;
   const hi = (key / 4294967296) | 0;
   // Fractions and -0 fold onto integers: a collision only costs sketch accuracy.

@@ -107,6 +107,38 @@ describe('L1Cache (every policy)', () => {
     expect(() => measureValue({ a: shared, b: shared })).not.toThrow();
   });
 
+  for (const policy of POLICY_NAMES) {
+    it(`${policy}: buffered hits reach the policy before it picks a victim (the read buffer is drained on writes)`, () => {
+      const c = new L1Cache<string, number>({ policy, maxEntries: 3, wtinylfu: { adaptive: false } });
+      c.set('a', 1);
+      c.set('b', 2);
+      c.set('c', 3);
+      // Make 'a' the most used and most recent; those hits sit in the read buffer until the set.
+      for (let i = 0; i < 5; i++) expect(c.get('a')).toBe(1);
+      expect(c.stats().hits).toBe(5);
+      c.set('d', 4);
+      c.set('e', 5);
+      expect(c.peek('a')).toBe(1);
+      expect(c.size).toBe(3);
+    });
+  }
+
+  it('an expired entry is never returned, also while earlier hits on it are still buffered', () => {
+    const clock = new FakeClock(1_000);
+    const c = new L1Cache<string, number>({ maxEntries: 10, clock });
+    c.set('k', 1, 100);
+    for (let i = 0; i < 3; i++) expect(c.get('k')).toBe(1);
+    clock.advance(99);
+    expect(c.lookup('k')).toBeGreaterThanOrEqual(0);
+    clock.advance(1);
+    expect(c.get('k')).toBeUndefined();
+    expect(c.lookup('k')).toBe(-1);
+    const st = c.stats();
+    expect(st.hits).toBe(4);
+    expect(st.expirations).toBe(1);
+    expect(c.policy.size).toBe(0);
+  });
+
   it('a get allocates nothing on the hot path (heap stays flat over 200k hits)', () => {
     // Not a timing: a sanity check that hits do not build garbage (allocation would show up as
     // tens of MB over 200k gets). GC can still run, so the bound is generous.
@@ -137,6 +169,16 @@ describe('CountMinSketch', () => {
         for (const [k, n] of truth) expect(sk.estimate(hashKey(k))).toBeGreaterThanOrEqual(Math.min(n, SKETCH_COUNTER_MAX));
       }),
     );
+  });
+
+  it('increment reports saturation exactly when all four counters are at the maximum', () => {
+    const sk = new CountMinSketch(1024, 1000);
+    const h = hashKey('k');
+    for (let i = 1; i <= 30; i++) {
+      const saturated = sk.increment(h);
+      // No other key touches the sketch, so the minimum over the four counters is the count.
+      expect(saturated).toBe(Math.min(i, SKETCH_COUNTER_MAX) === SKETCH_COUNTER_MAX);
+    }
   });
 
   it('halves counters after sampleSize counted increments (aging)', () => {
@@ -188,6 +230,56 @@ describe('policy behaviour', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('W-TinyLFU hill climber grows the window on a recency-skewed trace (and a fixed window does not)', () => {
+    // A loop over 1,500 keys interleaved half the time with re-references at an exponential
+    // stack distance (mean 50): recency pays, frequency does not. Seeded, so deterministic.
+    let s = 1;
+    const rnd = (): number => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const trace: number[] = [];
+    let loop = 0;
+    for (let i = 0; i < 60_000; i++) {
+      if (i > 0 && rnd() < 0.5) trace.push(trace[i - Math.min(i, 1 + Math.floor(-50 * Math.log(1 - rnd())))]!);
+      else {
+        trace.push(loop);
+        loop = (loop + 1) % 1500;
+      }
+    }
+    const run = (adaptive: boolean): { hits: number; windowMax: number } => {
+      const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 100, wtinylfu: { adaptive } });
+      let hits = 0;
+      for (const k of trace) if (c.get(k) === undefined) c.set(k, k);
+      else hits++;
+      return { hits, windowMax: (c.policy as WTinyLfuPolicy).windowMax };
+    };
+    const adaptive = run(true);
+    const fixed = run(false);
+    expect(fixed.windowMax).toBe(1);
+    expect(adaptive.windowMax).toBeGreaterThanOrEqual(40);
+    expect(adaptive.hits).toBeGreaterThan(2 * fixed.hits);
+  });
+
+  it('W-TinyLFU counts hits again after the sketch ages (saturated slots skip increments only until then)', () => {
+    const p = new WTinyLfuPolicy(100, 101, { adaptive: false, sampleFactor: 1 });
+    expect(p.insert(0, hashKey('hot'))).toBe(-1);
+    for (let i = 0; i < 20; i++) p.hit(0);
+    expect(p.frequencyOf(0)).toBe(SKETCH_COUNTER_MAX);
+    // Age the sketch with misses of other keys.
+    const agings = p.sketch.agings;
+    for (let i = 0; p.sketch.agings === agings; i++) p.miss(hashKey(`cold${i}`));
+    const halved = p.frequencyOf(0);
+    expect(halved).toBeLessThan(SKETCH_COUNTER_MAX);
+    p.hit(0);
+    p.hit(0);
+    // Had the slot stayed flagged saturated, these hits would not have been counted.
+    expect(p.frequencyOf(0)).toBe(Math.min(SKETCH_COUNTER_MAX, halved + 2));
   });
 
   it('LFU never evicts a slot strictly more frequent than every other resident', () => {

@@ -23,6 +23,11 @@ export interface Policy {
   insert(slot: number, hash: number): number;
   /** A hit on a resident slot (frequency policies kept the slot's hash at insert). */
   hit(slot: number): void;
+  /**
+   * `n` hits at once, oldest first: `slots[0..n)` (the L1's read buffer). Every slot is resident:
+   * the L1 drains its buffer before any slot leaves the policy. Same effect as `n` calls of `hit`.
+   */
+  hits(slots: Int32Array, n: number): void;
   /** A lookup of a key that is not resident (frequency policies count it). */
   miss(hash: number): void;
   /** Unlinks a resident slot (delete, expiry, replacement by the caller). */
@@ -35,12 +40,13 @@ export interface Policy {
 /**
  * Doubly linked lists of slots in ONE Int32Array, several lists sharing it (W-TinyLFU's window,
  * probation and protected segments). Each slot owns `stride` consecutive ints: prev, next, then
- * `stride - 2` ints the policy may use (W-TinyLFU keeps the key hash and the segment there).
- * List `j`'s sentinel is slot `capacity + j`: its next is the least recently used slot, its prev
- * the most recent. No node objects, so nothing is allocated per operation and the GC never scans
- * the lists (the node-lru-cache approach); and a slot's links and policy data share one cache
- * line — separate prev/next/hash/segment arrays cost W-TinyLFU ~25% of its hit throughput on
- * the L1 get benchmark, where the working set does not fit the CPU caches.
+ * `stride - 2` ints the policy may use. List `j`'s sentinel is slot `capacity + j`: its next is
+ * the least recently used slot, its prev the most recent. No node objects, so nothing is
+ * allocated per operation and the GC never scans the lists (the node-lru-cache approach), and a
+ * slot's prev and next share one cache line. (W-TinyLFU used to keep its key hash and segment in
+ * the same line, stride 4; since hits on saturated keys skip the sketch, it keeps a one-byte
+ * state per slot instead — 10 KB for 10,000 entries, CPU-cache resident — and the hash apart:
+ * no faster on the get benchmark, half the list memory.)
  */
 export class SlotLists {
   /** [prev, next, extra...] per slot, `stride` ints each. */

@@ -67,6 +67,10 @@ export class LfuPolicy implements Policy {
     this.access();
   }
 
+  hits(slots: Int32Array, n: number): void {
+    for (let i = 0; i < n; i++) this.hit(slots[i]!);
+  }
+
   miss(): void {
     this.access();
   }

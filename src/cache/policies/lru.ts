@@ -25,6 +25,10 @@ export class LruPolicy implements Policy {
     this.lists.moveToEnd(0, slot);
   }
 
+  hits(slots: Int32Array, n: number): void {
+    for (let i = 0; i < n; i++) this.lists.moveToEnd(0, slots[i]!);
+  }
+
   miss(): void {}
 
   remove(slot: number): void {
