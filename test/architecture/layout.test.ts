@@ -1,0 +1,83 @@
+/**
+ * The house rules of the tree, checked on the source itself (docs/architecture.md states them):
+ * a folder under src/ imports another folder only through its index.ts, and the folders do not
+ * import each other in a cycle.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const src = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return sourceFiles(p);
+    return p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** Top-level folder of a path under src/ ('' for src/index.ts itself). */
+function folderOf(path: string): string {
+  const rel = relative(src, path).split(sep);
+  return rel.length > 1 ? rel[0]! : '';
+}
+
+interface Edge {
+  from: string;
+  file: string;
+  target: string;
+}
+
+function crossFolderImports(): Edge[] {
+  const edges: Edge[] = [];
+  const importRe = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.{1,2}\/[^']+)'/g;
+  for (const file of sourceFiles(src)) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(importRe)) {
+      const target = resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts'));
+      const from = folderOf(file);
+      const to = folderOf(target);
+      if (from !== '' && from !== to) edges.push({ from, file: relative(src, file), target: relative(src, target) });
+    }
+  }
+  return edges;
+}
+
+describe('source layout', () => {
+  const edges = crossFolderImports();
+
+  it('finds the cross-folder imports it checks (the scan itself works)', () => {
+    expect(edges.some((e) => e.target === join('errors', 'index.ts'))).toBe(true);
+    expect(edges.length).toBeGreaterThan(20);
+  });
+
+  it('a folder imports another folder only through its index.ts', () => {
+    const bad = edges.filter((e) => e.target !== join(folderOf(join(src, e.target)), 'index.ts'));
+    expect(bad).toEqual([]);
+  });
+
+  it('the folders do not import each other in a cycle', () => {
+    const graph = new Map<string, Set<string>>();
+    for (const e of edges) {
+      const to = folderOf(join(src, e.target));
+      if (!graph.has(e.from)) graph.set(e.from, new Set());
+      graph.get(e.from)!.add(to);
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (node: string, path: string[]): void => {
+      if (state.get(node) === 'done') return;
+      if (state.get(node) === 'open') {
+        cycles.push([...path.slice(path.indexOf(node)), node].join(' -> '));
+        return;
+      }
+      state.set(node, 'open');
+      for (const next of graph.get(node) ?? []) visit(next, [...path, node]);
+      state.set(node, 'done');
+    };
+    for (const node of graph.keys()) visit(node, []);
+    expect(cycles).toEqual([]);
+  });
+});
