@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createGateway, type Gateway } from '../../src/gateway/index.js';
+import { createGateway, isPlainJsonSchema, type Gateway } from '../../src/gateway/index.js';
 import type { ServiceNode } from '../../src/service/index.js';
 import { action, createNode, defineService } from '../service/imports.js';
 import { tcatalog, torders } from '../service/fixtures.js';
@@ -11,6 +11,10 @@ const slow = defineService({
   actions: {
     wait: action({ params: Type.Object({}), handler: () => new Promise((r) => setTimeout(() => r('late'), 300)) }),
     who: action({ params: Type.Object({}), handler: (ctx) => { seen = ctx.requestId; return { requestId: ctx.requestId }; } }),
+    // Declares { id } but returns more, or the wrong type: the response schema decides what leaves.
+    leaky: action({ params: Type.Object({}), result: Type.Object({ id: Type.String() }), handler: () => ({ id: 'x', secret: 's' }) as { id: string } }),
+    broken: action({ params: Type.Object({}), result: Type.Object({ n: Type.Integer() }), handler: () => ({ n: 'not a number' }) as unknown as { n: number } }),
+    later: action({ params: Type.Object({}), result: Type.Object({ ok: Type.Boolean() }), handler: async () => ({ ok: true }) }),
   },
 });
 
@@ -19,7 +23,10 @@ let n = 0;
 
 async function setup(): Promise<{ node: ServiceNode; gw: Gateway }> {
   n++;
-  const node = createNode({ nodeId: `gw${n}`, transport: `inproc://gw-${process.pid}-${n}`, logger: false, services: [tcatalog, torders, slow], call: { maxAttempts: 1 } });
+  const node = createNode({
+    nodeId: `gw${n}`, transport: `inproc://gw-${process.pid}-${n}`, logger: false, services: [tcatalog, torders, slow],
+    call: { maxAttempts: 1, discoveryWaitMs: 50 },
+  });
   await node.start();
   const gw = createGateway(node, {
     routes: [
@@ -28,6 +35,10 @@ async function setup(): Promise<{ node: ServiceNode; gw: Gateway }> {
       { method: 'GET', url: '/slow', action: 'tgwslow.wait', timeoutMs: 30 },
       { method: 'GET', url: '/who', action: 'tgwslow.who' },
       { method: 'GET', url: '/ghost', action: 'tghost.get' },
+      { method: 'GET', url: '/leaky', action: 'tgwslow.leaky' },
+      { method: 'GET', url: '/leaky-raw', action: 'tgwslow.leaky', resultSchema: false },
+      { method: 'GET', url: '/broken', action: 'tgwslow.broken' },
+      { method: 'GET', url: '/later', action: 'tgwslow.later', status: 201 },
     ],
   });
   await gw.app.ready();
@@ -49,6 +60,34 @@ describe('http gateway', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ id: 'p1', name: 'Lamp', priceCents: 1999 });
     expect(res.headers['x-request-id']).toMatch(/^gw\d+-/);
+  });
+
+  it('serializes results with the action\'s result schema: undeclared fields stay out, a result breaking it is a 500', async () => {
+    const { gw } = await setup();
+    const leaky = await gw.app.inject({ method: 'GET', url: '/leaky' });
+    expect(leaky.statusCode).toBe(200);
+    expect(leaky.body).toBe('{"id":"x"}');
+    // resultSchema: false keeps JSON.stringify (everything the handler returned).
+    expect((await gw.app.inject({ method: 'GET', url: '/leaky-raw' })).json()).toEqual({ id: 'x', secret: 's' });
+    const broken = await gw.app.inject({ method: 'GET', url: '/broken' });
+    expect(broken.statusCode).toBe(500);
+    expect(broken.json().error.code).toBe('PP_ERR_INTERNAL');
+    // An asynchronous handler takes the promise path, with the route's own success status.
+    const later = await gw.app.inject({ method: 'GET', url: '/later' });
+    expect(later.statusCode).toBe(201);
+    expect(later.json()).toEqual({ ok: true });
+    expect(later.headers['x-request-id']).toBeDefined();
+  });
+
+  it('uses fast-json-stringify only for plain JSON schemas', () => {
+    expect(isPlainJsonSchema(Type.Object({ a: Type.String(), b: Type.Array(Type.Object({ c: Type.Integer(), d: Type.Optional(Type.Null()) })) }))).toBe(true);
+    expect(isPlainJsonSchema(Type.Literal('x'))).toBe(true);
+    expect(isPlainJsonSchema(Type.Union([Type.String(), Type.Number()]))).toBe(false);
+    expect(isPlainJsonSchema(Type.Object({ at: Type.Date() }))).toBe(false);
+    expect(isPlainJsonSchema(Type.Object({}, { additionalProperties: Type.String() }))).toBe(false);
+    expect(isPlainJsonSchema(Type.Record(Type.String(), Type.Number()))).toBe(false);
+    expect(isPlainJsonSchema(Type.Unknown())).toBe(false);
+    expect(isPlainJsonSchema({ type: 'object' })).toBe(false); // not TypeBox: no Kind to go by
   });
 
   it('keeps the client request id and passes it into the action context', async () => {
