@@ -6,13 +6,16 @@ declare module 'autocannon' {
     connections?: number;
     pipelining?: number;
     duration?: number;
+    /** Requests to send in total (instead of a duration). */
+    amount?: number;
   }
   interface Histogram {
     average: number;
     p99: number;
   }
   interface Result {
-    requests: Histogram;
+    /** `total`: requests completed within the duration. */
+    requests: Histogram & { total: number };
     latency: Histogram;
     errors: number;
     non2xx: number;
