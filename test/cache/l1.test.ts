@@ -17,6 +17,18 @@ type Op =
   | { kind: 'delete'; key: string | number }
   | { kind: 'tick'; ms: number };
 
+/** Seeded PRNG (mulberry32): the traces of the adaptation tests are the same on every run. */
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 const keyArb = fc.oneof(fc.integer({ min: 0, max: 40 }).map((n) => `k${n}`), fc.integer({ min: 0, max: 20 }));
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('set' as const), key: keyArb, value: fc.integer(), ttlMs: fc.oneof(fc.constant(Infinity), fc.integer({ min: 1, max: 50 })), size: fc.integer({ min: 1, max: 30 }) }),
@@ -216,7 +228,7 @@ describe('policy behaviour', () => {
     expect(p.windowCount + p.probationCount + p.protectedCount).toBe(100);
   });
 
-  it('W-TinyLFU hill climber moves the window and keeps window + main = maxEntries (property)', () => {
+  it('W-TinyLFU window adaptation keeps window + main = maxEntries (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 500, maxLength: 3000 }), (trace) => {
         const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 50, wtinylfu: { sampleFactor: 1 } });
@@ -232,17 +244,10 @@ describe('policy behaviour', () => {
     );
   });
 
-  it('W-TinyLFU hill climber grows the window on a recency-skewed trace (and a fixed window does not)', () => {
+  it('W-TinyLFU grows the window on a recency-skewed trace (and a fixed window does not)', () => {
     // A loop over 1,500 keys interleaved half the time with re-references at an exponential
     // stack distance (mean 50): recency pays, frequency does not. Seeded, so deterministic.
-    let s = 1;
-    const rnd = (): number => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const rnd = seeded(1);
     const trace: number[] = [];
     let loop = 0;
     for (let i = 0; i < 60_000; i++) {
@@ -264,6 +269,61 @@ describe('policy behaviour', () => {
     expect(fixed.windowMax).toBe(1);
     expect(adaptive.windowMax).toBeGreaterThanOrEqual(40);
     expect(adaptive.hits).toBeGreaterThan(2 * fixed.hits);
+  });
+
+  it('W-TinyLFU shrinks a large window on a frequency-skewed trace', () => {
+    // Zipf(1.0) over 2,000 keys, cache of 100 starting with half of it as window: frequency pays,
+    // so the main ghost (evicted main victims asked for again) outweighs the window ghost.
+    const rnd = seeded(2);
+    const n = 2000;
+    const cdf: number[] = [];
+    let acc = 0;
+    for (let i = 1; i <= n; i++) cdf.push((acc += 1 / i));
+    const trace: number[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      const u = rnd() * acc;
+      let lo = 0;
+      let hi = n - 1;
+      while (lo < hi) {
+        const m = (lo + hi) >> 1;
+        if (cdf[m]! < u) lo = m + 1;
+        else hi = m;
+      }
+      trace.push(lo);
+    }
+    const run = (adaptive: boolean): { hits: number; windowMax: number } => {
+      const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 100, wtinylfu: { adaptive, initialWindowShare: 0.5 } });
+      let hits = 0;
+      for (const k of trace) if (c.get(k) === undefined) c.set(k, k);
+      else hits++;
+      return { hits, windowMax: (c.policy as WTinyLfuPolicy).windowMax };
+    };
+    const adaptive = run(true);
+    const fixed = run(false);
+    expect(fixed.windowMax).toBe(50);
+    expect(adaptive.windowMax).toBeLessThanOrEqual(10);
+    expect(adaptive.hits).toBeGreaterThan(fixed.hits);
+  });
+
+  it('W-TinyLFU grows the window by one per net window-ghost hit within the horizon, and ignores older ghosts', () => {
+    // Cache of 100 (window 1, horizon 13 departures): 99 hot keys in main, so every new key
+    // loses its admission contest and becomes a window ghost.
+    const run = (gap: number): number => {
+      const c = new L1Cache<string, number>({ policy: 'wtinylfu', maxEntries: 100 });
+      for (let i = 0; i < 100; i++) c.set(`hot${i}`, i);
+      for (let r = 0; r < 10; r++) for (let i = 0; i < 99; i++) c.get(`hot${i}`);
+      expect(c.get('x')).toBeUndefined();
+      c.set('x', 1); // x enters the window
+      for (let i = 0; i <= gap; i++) c.set(`new${i}`, i); // x is rejected, then `gap` more departures
+      expect(c.peek('x')).toBeUndefined();
+      expect(c.get('x')).toBeUndefined(); // a miss on a window ghost `gap + 1` departures old
+      for (let r = 0; r < 3; r++) for (let i = 0; i < 99; i++) c.get(`hot${i}`); // end the period
+      return (c.policy as WTinyLfuPolicy).windowMax;
+    };
+    expect(run(0)).toBe(2);
+    expect(run(13)).toBe(2);
+    expect(run(14)).toBe(1);
+    expect(run(40)).toBe(1);
   });
 
   it('W-TinyLFU counts hits again after the sketch ages (saturated slots skip increments only until then)', () => {

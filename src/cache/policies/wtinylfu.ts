@@ -2,8 +2,8 @@
  * W-TinyLFU (Einziger, Eytan, Friedman, Manes, "Adaptive Software Cache Management", 2018; the
  * policy of Caffeine): a small LRU admission WINDOW in front of a segmented-LRU MAIN space
  * (probation + protected, protected = 80% of main), a count-min sketch of recent frequencies
- * deciding whether the window's victim may enter main by evicting main's victim, and a hill
- * climber that moves capacity between window and main.
+ * deciding whether the window's victim may enter main by evicting main's victim, and an
+ * adaptation that moves capacity between window and main (gradient ascent on ghost hits, below).
  *
  *  - New entries go to the window (LRU). When it overflows, its oldest entry (the candidate) goes
  *    to probation if main has room; otherwise it competes with probation's oldest (the victim):
@@ -14,12 +14,18 @@
  *    probation. So one-hit wonders and scans pass through the window and probation without
  *    displacing the frequently used protected set: what makes W-TinyLFU beat LRU on traces with
  *    scans (the cache benchmark: Zipf with periodic scans).
- *  - Hill climbing: every 5 x maxEntries accesses the hit rate of the sample is compared with
- *    the previous one; the window grows or shrinks by a step (6.25% of capacity at first,
- *    decaying by 0.995 per sample, restarting after a hit-rate change >= 5 points) in the
- *    direction that improved it. Recency-skewed traces end with a large window (LRU-like),
- *    frequency-skewed ones with a small one. (The trajectory is sensitive to sampling noise:
- *    docs/cache.md shows hit ratios on traces and sizes beyond the benchmark's.)
+ *  - Window adaptation from GHOSTS (ARC's idea — Megiddo & Modha, "ARC: A Self-Tuning, Low
+ *    Overhead Replacement Cache", 2003 — applied to W-TinyLFU's window/main split): the hashes of
+ *    recently rejected window candidates and of recently evicted main victims are kept in two
+ *    small direct-mapped tables, each stamped with its own eviction clock. A miss on a key in the
+ *    window ghost at most H window departures old is a hit that a window larger by H would have
+ *    had; a miss in the main ghost at most H main evictions old, one that a main larger by H
+ *    would have had (H = 1/8 of capacity). Every maxEntries accesses the window moves by the
+ *    difference of the two counts, toward the side that would have hit more: an estimate of
+ *    the hit-rate derivative at the current split, measured on the trace itself, not inferred
+ *    from comparing the hit rates of consecutive samples (the hill climber this replaced, whose
+ *    decisions drowned in sampling noise: docs/cache.md). Per-period work is O(1) plus the
+ *    entries moved; per miss, two table reads; hits are not involved.
  *
  * Hot path: the L1 hands hits over in batches (`hits`, its read buffer). A hit on a key whose
  * four sketch counters are all saturated skips the sketch (SATURATED flag, exact until the next
@@ -42,24 +48,24 @@ const SEGMENT = 3;
  */
 const SATURATED = 4;
 
-const STEP_PERCENT = 0.0625;
-const STEP_DECAY = 0.995;
-const RESTART_THRESHOLD = 0.05;
 const PROTECTED_SHARE = 0.8;
 /** Candidates at or below this frequency never win a tie (Caffeine's admission rule). */
 const WARM_FREQUENCY = 5;
+/** Ghost kinds (index of the ghost table and its clock). */
+const GHOST_WINDOW = 0;
+const GHOST_MAIN = 1;
 
 export interface WTinyLfuOptions {
   /** Initial window share of capacity, in (0, 1). Default 0.01 (Caffeine's). */
   initialWindowShare?: number;
-  /** Turn the hill climber off (tests, fixed-window comparisons). Default true. */
+  /** Adapt the window size (off: tests, fixed-window comparisons). Default true. */
   adaptive?: boolean;
   /** Sketch aging period (counted increments), as a multiple of maxEntries. Default 20. */
   sampleFactor?: number;
-  /** Accesses per hill-climbing sample, as a multiple of maxEntries. Default 5. */
-  climbFactor?: number;
-  /** Step decay per sample. Default 0.995. */
-  stepDecay?: number;
+  /** Accesses per adaptation period, as a multiple of maxEntries. Default 1. */
+  adaptPeriod?: number;
+  /** Ghost horizon H, as a share of maxEntries (the capacity change whose effect is estimated). Default 0.125. */
+  ghostHorizon?: number;
 }
 
 export class WTinyLfuPolicy implements Policy {
@@ -74,7 +80,6 @@ export class WTinyLfuPolicy implements Policy {
   private readonly maxEntries: number;
   private readonly adaptive: boolean;
   private readonly sampleSize: number;
-  private readonly stepDecay: number;
 
   windowMax: number;
   mainMax: number;
@@ -85,10 +90,21 @@ export class WTinyLfuPolicy implements Policy {
 
   private hitsInSample = 0;
   private missesInSample = 0;
-  private previousHitRate = 0;
-  private stepSize: number;
-  /** Fractional part of adjustments not applied yet (steps are fractions of capacity). */
-  private pendingAdjustment = 0;
+  /**
+   * The ghosts: two direct-mapped tables of `ghostSize` entries (window's, then main's), a key
+   * hash and the departure time + 1 (0 = empty) on the table's own clock. Sized 4H, so an entry
+   * usually survives H later departures; collisions cost both tables alike.
+   */
+  private readonly ghostHash: Int32Array;
+  private readonly ghostTime: Int32Array;
+  private readonly ghostMask: number;
+  private readonly ghostHorizon: number;
+  /** Departures from the window (admitted or rejected) and evictions from main. */
+  private windowClock = 0;
+  private mainClock = 0;
+  /** Ghost hits within the horizon in the current period: [window, main]. */
+  private windowGhostHits = 0;
+  private mainGhostHits = 0;
   private rng = 0x2545f491;
   /** `sketch.agings` when the SATURATED flags were last cleared. */
   private agingsSeen = 0;
@@ -98,21 +114,28 @@ export class WTinyLfuPolicy implements Policy {
     invariant(share > 0 && share < 1, 'wtinylfu: initial window share in (0, 1)');
     this.maxEntries = maxEntries;
     this.adaptive = options.adaptive ?? true;
-    // Defaults tuned on bench/cache.ts's seeded traces (1M accesses; differences to LRU in points):
-    // Caffeine's 10/10/0.98 gave zipf-scans@10k +4.82, recency-loop@1k -4.88, zipf-0.8@1k +9.86;
-    // 20/5/0.995 gives +5.14, -1.77, +9.79 — a longer sketch memory (aging every 20x capacity)
-    // helps frequency traces, a faster, slower-decaying climber lets recency traces grow the window.
+    // Sketch aging every 20x capacity (Caffeine: 10x): with 10x even a fixed 1% window gave only
+    // +4.87 over LRU on zipf-scans at 10,000 entries (the benchmark's floor is +5); a longer
+    // memory helps frequency traces. The ghost constants (period 1x, horizon 1/8 of capacity) sit
+    // in the middle of the range where all of docs/cache.md's 55 cases behave (see there).
     const sampleFactor = options.sampleFactor ?? 20;
     this.sketch = new CountMinSketch(maxEntries, sampleFactor);
-    this.sampleSize = Math.max(16, Math.round((options.climbFactor ?? 5) * maxEntries));
-    this.stepDecay = options.stepDecay ?? STEP_DECAY;
+    this.sampleSize = Math.max(16, Math.round((options.adaptPeriod ?? 1) * maxEntries));
+    const horizonShare = options.ghostHorizon ?? 0.125;
+    invariant(horizonShare > 0 && horizonShare <= 1, 'wtinylfu: ghost horizon in (0, 1]');
+    this.ghostHorizon = Math.max(1, Math.round(horizonShare * maxEntries));
+    let g = 16;
+    while (g < 4 * this.ghostHorizon) g *= 2;
+    this.ghostMask = g - 1;
+    const tables = this.adaptive ? 2 * g : 0;
+    this.ghostHash = new Int32Array(tables);
+    this.ghostTime = new Int32Array(tables);
     this.lists = new SlotLists(capacity, 3);
     this.hashes = new Int32Array(capacity);
     this.state = new Uint8Array(capacity).fill(NONE);
     this.windowMax = Math.min(maxEntries, Math.max(1, Math.round(share * maxEntries)));
     this.mainMax = maxEntries - this.windowMax;
     this.protectedMax = Math.floor(PROTECTED_SHARE * this.mainMax);
-    this.stepSize = -STEP_PERCENT * maxEntries;
   }
 
   get size(): number {
@@ -129,6 +152,7 @@ export class WTinyLfuPolicy implements Policy {
     const candidate = this.lists.oldest(WINDOW);
     this.lists.unlink(candidate);
     this.windowCount--;
+    this.windowClock++;
     if (this.probationCount + this.protectedCount < this.mainMax) {
       this.toProbation(candidate);
       return -1;
@@ -137,9 +161,12 @@ export class WTinyLfuPolicy implements Policy {
     if (victim < 0) victim = this.lists.oldest(PROTECTED);
     if (victim < 0 || !this.admit(candidate, victim)) {
       this.state[candidate] = NONE;
+      this.ghostAdd(GHOST_WINDOW, this.hashes[candidate]!);
       return candidate;
     }
     this.unlinkResident(victim);
+    this.mainClock++;
+    this.ghostAdd(GHOST_MAIN, this.hashes[victim]!);
     this.toProbation(candidate);
     return victim;
   }
@@ -149,7 +176,7 @@ export class WTinyLfuPolicy implements Policy {
     if ((st & SATURATED) === 0) this.count(slot);
     if ((st & SEGMENT) === PROTECTED) this.lists.moveToEnd(PROTECTED, slot);
     else this.reorderOther(slot, st & SEGMENT);
-    if (++this.hitsInSample + this.missesInSample >= this.sampleSize) this.climb();
+    if (++this.hitsInSample + this.missesInSample >= this.sampleSize) this.adapt();
   }
 
   /**
@@ -172,7 +199,7 @@ export class WTinyLfuPolicy implements Policy {
       else this.reorderOther(slot, st & SEGMENT);
     }
     this.hitsInSample += n;
-    if (this.hitsInSample + this.missesInSample >= this.sampleSize) this.climb();
+    if (this.hitsInSample + this.missesInSample >= this.sampleSize) this.adapt();
   }
 
   /** A hit's sketch increment (the slot's counters were not known saturated). */
@@ -205,10 +232,11 @@ export class WTinyLfuPolicy implements Policy {
   }
 
   miss(hash: number): void {
+    if (this.adaptive) this.ghostLookup(hash);
     this.sketch.increment(hash);
     if (this.sketch.agings !== this.agingsSeen) this.clearSaturated();
     this.missesInSample++;
-    if (this.hitsInSample + this.missesInSample >= this.sampleSize) this.climb();
+    if (this.hitsInSample + this.missesInSample >= this.sampleSize) this.adapt();
   }
 
   remove(slot: number): void {
@@ -223,13 +251,18 @@ export class WTinyLfuPolicy implements Policy {
     if (candidate < 0 && victim < 0) return -1;
     if (victim < 0 || (candidate >= 0 && !this.admit(candidate, victim))) {
       this.unlinkResident(candidate);
+      this.windowClock++;
+      this.ghostAdd(GHOST_WINDOW, this.hashes[candidate]!);
       return candidate;
     }
     this.unlinkResident(victim);
+    this.mainClock++;
+    this.ghostAdd(GHOST_MAIN, this.hashes[victim]!);
     if (candidate >= 0) {
       // The candidate won its place: it leaves the window for probation (sizes stay within bounds).
       this.lists.unlink(candidate);
       this.windowCount--;
+      this.windowClock++;
       this.toProbation(candidate);
     }
     return victim;
@@ -242,6 +275,9 @@ export class WTinyLfuPolicy implements Policy {
     this.probationCount = 0;
     this.protectedCount = 0;
     this.sketch.clear();
+    this.ghostTime.fill(0);
+    this.windowGhostHits = 0;
+    this.mainGhostHits = 0;
   }
 
   /** Frequency estimate of a resident slot (tests, introspection). */
@@ -292,23 +328,44 @@ export class WTinyLfuPolicy implements Policy {
     this.probationCount++;
   }
 
-  /** One hill-climbing step at the end of a sample. */
-  private climb(): void {
-    const requests = this.hitsInSample + this.missesInSample;
-    const hitRate = this.hitsInSample / requests;
+  /** Remembers a key that left the cache: a rejected window candidate or an evicted main victim. */
+  private ghostAdd(kind: number, hash: number): void {
+    if (!this.adaptive) return;
+    const i = (kind === GHOST_WINDOW ? 0 : this.ghostMask + 1) + (hash & this.ghostMask);
+    this.ghostHash[i] = hash;
+    this.ghostTime[i] = (kind === GHOST_WINDOW ? this.windowClock : this.mainClock) + 1;
+  }
+
+  /** A miss: was the key a ghost within the horizon (a hit a larger window or main would have had)? */
+  private ghostLookup(hash: number): void {
+    hash |= 0; // as stored in the Int32Array (hashes are unsigned)
+    const j = hash & this.ghostMask;
+    const w = this.ghostTime[j]!;
+    if (w !== 0 && this.ghostHash[j] === hash) {
+      this.ghostTime[j] = 0;
+      if (((this.windowClock + 1 - w) | 0) <= this.ghostHorizon) this.windowGhostHits++;
+    }
+    const k = this.ghostMask + 1 + j;
+    const m = this.ghostTime[k]!;
+    if (m !== 0 && this.ghostHash[k] === hash) {
+      this.ghostTime[k] = 0;
+      if (((this.mainClock + 1 - m) | 0) <= this.ghostHorizon) this.mainGhostHits++;
+    }
+  }
+
+  /**
+   * End of an adaptation period: the window moves by (window ghost hits − main ghost hits)
+   * entries, toward the side that would have hit more (one entry per net ghost hit, as ARC).
+   */
+  private adapt(): void {
     this.hitsInSample = 0;
     this.missesInSample = 0;
     if (!this.adaptive || this.maxEntries < 2) return;
-    const change = hitRate - this.previousHitRate;
-    const amount = change >= 0 ? this.stepSize : -this.stepSize;
-    this.stepSize = Math.abs(change) >= RESTART_THRESHOLD ? STEP_PERCENT * this.maxEntries * (amount >= 0 ? 1 : -1) : this.stepDecay * amount;
-    this.previousHitRate = hitRate;
-    this.pendingAdjustment += amount;
-    const whole = Math.trunc(this.pendingAdjustment);
-    if (whole === 0) return;
-    this.pendingAdjustment -= whole;
-    if (whole > 0) this.growWindow(Math.min(whole, this.maxEntries - 1 - this.windowMax));
-    else this.shrinkWindow(Math.min(-whole, this.windowMax - 1));
+    const net = this.windowGhostHits - this.mainGhostHits;
+    this.windowGhostHits = 0;
+    this.mainGhostHits = 0;
+    if (net > 0) this.growWindow(Math.min(net, this.maxEntries - 1 - this.windowMax));
+    else if (net < 0) this.shrinkWindow(Math.min(-net, this.windowMax - 1));
   }
 
   private setMainMax(): void {
