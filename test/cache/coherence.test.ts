@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { needEngine } from '../helpers/engines.js';
+import { deleteKeysWithPrefix } from '../helpers/redis.js';
 
 const URL = 'redis://127.0.0.1:6379';
 const run = await needEngine('redis');
@@ -55,14 +55,7 @@ const children: ChildProcess[] = [];
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   if (!run) return;
-  const r = new Redis(URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await r.del(...keys);
-  } while (cursor !== '0');
-  await r.quit();
+  await deleteKeysWithPrefix(URL, prefix);
 });
 
 describe.runIf(run)('coherence across three processes', () => {

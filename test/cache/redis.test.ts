@@ -8,12 +8,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isPowerplantError } from '../../src/errors/index.js';
 import { InprocTransport } from '../../src/transport/index.js';
 import { createCache, type Cache, type CacheOptions } from '../../src/cache/index.js';
 import { needEngine, reachable } from '../helpers/engines.js';
+import { deleteKeysWithPrefix } from '../helpers/redis.js';
+import { waitUntil as eventually } from '../helpers/wait.js';
 
 const URL = 'redis://127.0.0.1:6379';
 const run = await needEngine('redis');
@@ -35,26 +36,10 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
 }
 
 /** Polls `probe` until it returns true; fails after `maxMs` (a liveness bound, not a timing). */
-async function eventually(probe: () => Promise<boolean>, maxMs = 5_000): Promise<void> {
-  const end = Date.now() + maxMs;
-  while (Date.now() < end) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`condition not reached within ${maxMs} ms`);
-}
-
 afterAll(async () => {
   for (const c of opened) await c.close();
   if (!run) return;
-  const r = new Redis(URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await r.del(...keys);
-  } while (cursor !== '0');
-  await r.quit();
+  await deleteKeysWithPrefix(URL, prefix);
 });
 
 describe.runIf(run)('Cache on Redis', () => {

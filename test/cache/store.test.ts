@@ -11,6 +11,7 @@ import { Type } from '@sinclair/typebox';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/index.js';
 import { createCache, readThroughKv, readThroughTable } from '../../src/cache/index.js';
+import { waitUntil as eventually } from '../helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pp-cache-store-'));
 const stores: Store[] = [];
@@ -21,15 +22,6 @@ afterAll(async () => {
   for (const s of stores) await s.close();
   rmSync(root, { recursive: true, force: true });
 });
-
-async function eventually(probe: () => Promise<boolean>, maxMs = 5_000): Promise<void> {
-  const end = Date.now() + maxMs;
-  while (Date.now() < end) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`condition not reached within ${maxMs} ms`);
-}
 
 async function nodeStore(db: string): Promise<Store> {
   const s = await openStore({ engine: `sqlite:${join(root, db)}`, sweep: { intervalMs: 0 } });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JetStreamEngine} from '../../src/queue/index.js';
 import { openQueue, type Queue, type QueueOptions } from '../../src/queue/index.js';
+import { waitUntil as waitFor } from '../helpers/wait.js';
 
 export interface QueueCase {
   readonly name: 'log' | 'jetstream';
@@ -67,13 +68,7 @@ export function jetstreamCase(): QueueCase {
 }
 
 /** Polls `cond` every 10 ms until it holds; fails after `timeoutMs` (a bound, not a timing assertion). */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

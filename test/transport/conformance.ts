@@ -6,6 +6,7 @@
 import { describe, expect, it, afterEach } from 'vitest';
 import { isPowerplantError, isRetryable, ppError, type PowerplantError } from '../../src/errors/index.js';
 import type { Transport } from '../../src/transport/index.js';
+import { waitUntil } from '../helpers/wait.js';
 
 export type TransportFactory = (nodeId: string, namespace: string, opts?: { maxPendingCalls?: number }) => Transport;
 
@@ -16,12 +17,8 @@ function freshNamespace(): string {
 }
 
 /** Waits (bounded) until `cond` holds; the bound is a hang guard, not a timing assertion. */
-export async function eventually(cond: () => boolean, what: string, boundMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > boundMs) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+export function eventually(cond: () => boolean, what: string, boundMs = 10_000): Promise<void> {
+  return waitUntil(cond, boundMs, what);
 }
 
 async function rejection(p: Promise<unknown>): Promise<PowerplantError> {
