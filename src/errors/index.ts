@@ -23,6 +23,7 @@ export const ERRORS = {
   PP_ERR_NOT_FOUND: { message: 'not found', retryable: false, status: 404 },
   PP_ERR_CONFLICT: { message: 'version conflict', retryable: false, status: 409 },
   PP_ERR_UNAUTHORIZED: { message: 'unauthorized', retryable: false, status: 401 },
+  PP_ERR_FORBIDDEN: { message: 'forbidden', retryable: false, status: 403 },
   PP_ERR_UNSERIALIZABLE: { message: 'value cannot be serialized', retryable: false, status: 400 },
 
   // ---- partitioning ------------------------------------------------------------------------

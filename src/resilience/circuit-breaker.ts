@@ -63,7 +63,7 @@ export interface CircuitBreakerOptions {
 /**
  * Default failure predicate: everything counts except client errors, i.e. catalogue errors that
  * are not retryable and have a 4xx status (PP_ERR_VALIDATION, PP_ERR_INVALID_ARGUMENT,
- * PP_ERR_NOT_FOUND, PP_ERR_CONFLICT, PP_ERR_UNAUTHORIZED, PP_ERR_TOO_LARGE, PP_ERR_ABORTED). Those
+ * PP_ERR_NOT_FOUND, PP_ERR_CONFLICT, PP_ERR_UNAUTHORIZED, PP_ERR_FORBIDDEN, PP_ERR_TOO_LARGE, PP_ERR_ABORTED). Those
  * prove the endpoint is up and answering; they say the request was wrong or cancelled.
  * PP_ERR_RATE_LIMITED (429) is retryable, so it counts: the endpoint is shedding load.
  * Foreign errors (network resets, TypeErrors) count.
