@@ -45,12 +45,13 @@
  * --connections N (50), --driver wrk|autocannon (default: wrk if on PATH), --no-schema-peer, --no-pin,
  * --aa, --quick (3 rounds, 1 s windows).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { children, cpuOf, median, numArg, runQueueWaitNs, setAffinity, startChild, stopChild } from './_util.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -80,65 +81,9 @@ interface Server {
   port: number;
 }
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-/** Sets the CPU affinity of every thread of `pid`; returns the previous list, or undefined without taskset. */
-function setAffinity(pid: number, cpuList: string): string | undefined {
-  try {
-    const before = /: ([\d,-]+)\s*$/.exec(execFileSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' }))?.[1];
-    execFileSync('taskset', ['-a', '-c', '-p', cpuList, String(pid)], { stdio: 'ignore' });
-    return before;
-  } catch {
-    return undefined;
-  }
-}
-
-function startServer(impl: Side['impl'], serverCpu: number | undefined): Promise<Server> {
-  const argv = [process.execPath, '--import', 'tsx', join(here, '_gateway-server.ts'), impl];
-  const [cmd, ...rest] = serverCpu === undefined ? argv : ['taskset', '-c', String(serverCpu), ...argv];
-  const child = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  children.add(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${impl} server did not start within 60 s`)), 60_000);
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /port (\d+)/.exec(out);
-      if (m !== null) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${impl} server exited with ${code}`));
-    });
-  });
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  children.delete(child);
-}
-
-function cpuOf(child: ChildProcess): Promise<{ userUs: number; sysUs: number }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not report its CPU within 10 s')), 10_000);
-    child.once('message', (m: { userUs: number; sysUs: number }) => {
-      clearTimeout(timer);
-      resolve(m);
-    });
-    child.send('cpu');
-  });
+async function startServer(impl: Side['impl'], serverCpu: number | undefined): Promise<Server> {
+  const { child, ready } = await startChild(`${impl} server`, join(here, '_gateway-server.ts'), [impl], { cpu: serverCpu, ready: /port (\d+)/ });
+  return { child, port: Number(ready[1]) };
 }
 
 type DriverName = 'wrk' | 'autocannon';
@@ -334,15 +279,6 @@ function wrkDriver(bin: string): Driver {
   };
 }
 
-/** Nanoseconds the main thread of `pid` has waited on a run queue so far (NaN off Linux). */
-function runQueueWaitNs(pid: number | undefined): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
 async function drive(driver: Driver, server: Server, connections: number, durationS: number): Promise<Sample> {
   const cpu0 = await cpuOf(server.child);
   const wait0 = runQueueWaitNs(server.child.pid);
@@ -361,20 +297,9 @@ async function drive(driver: Driver, server: Server, connections: number, durati
   };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
 export default async function main(args: string[]): Promise<Record<string, unknown>> {
   const quick = args.includes('--quick');
-  const argNum = (flag: string, dflt: number): number => {
-    const i = args.indexOf(flag);
-    const v = i >= 0 ? Number(args[i + 1]) : dflt;
-    if (!Number.isFinite(v) || v < 0) throw new Error(`${flag} needs a number >= 0`);
-    return v;
-  };
+  const argNum = (flag: string, dflt: number): number => numArg(args, flag, dflt);
   const rounds = argNum('--rounds', quick ? 3 : 8);
   const warmupRounds = argNum('--warmup-rounds', 1);
   const durationS = argNum('--duration-s', quick ? 1 : 2);
@@ -409,7 +334,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
         round[i] = await drive(driver, server, connections, durationS);
       }
       await Promise.all(servers.map(async (s) => {
-        await stopServer(s.child);
+        await stopChild(s.child);
         running.delete(s);
       }));
       if (r < warmupRounds) continue;
@@ -418,7 +343,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
       console.log(`round ${r - warmupRounds + 1}/${rounds}: ${line}  ratio ${((round[0] as Sample).reqPerSec / (round[1] as Sample).reqPerSec).toFixed(3)}`);
     }
   } finally {
-    await Promise.all([...running].map((s) => stopServer(s.child)));
+    await Promise.all([...running].map((s) => stopChild(s.child)));
     if (restoreAffinity !== undefined) setAffinity(process.pid, restoreAffinity);
     driver.close();
   }
