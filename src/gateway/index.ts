@@ -10,8 +10,9 @@
  *
  * Every response carries `x-request-id` (the client's, when it sent a sane one, else generated),
  * and the id travels with the call into every service it reaches. `/health` (+ `/health/live`,
- * `/health/ready`) and `/metrics` (Prometheus text: the node's calls, latency histograms per action,
- * breaker states, registry size, plus HTTP requests per route) are built in.
+ * `/health/ready`), `/metrics` (Prometheus text: the node's calls, latency histograms per action,
+ * breaker states, registry size, plus HTTP requests per route) and `/status` (JSON: nodes, services,
+ * endpoints, plus sections the application adds, e.g. the store's partitions) are built in.
  *
  * Logs: pino, one JSON line per 5xx (error) and per 4xx (debug); access logs are opt-in
  * (`accessLog: true`) because a line per request costs ~10% of the gateway's throughput.
@@ -63,6 +64,14 @@ export interface GatewayOptions {
   metricsPath?: string | false;
   /** Default '/health'; false to disable. */
   healthPath?: string | false;
+  /**
+   * Default '/status'; false to disable. Answers `node.status()` (this node, the nodes and services
+   * it knows, endpoints with in-flight calls and breaker states) merged with `status()`'s sections,
+   * for `powerplant status`. It shows the topology: keep it off the public internet.
+   */
+  statusPath?: string | false;
+  /** Extra sections of the status body (e.g. `{ partitions: store.describe() }`); errors answer 503. */
+  status?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -218,6 +227,21 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
       const h = node.health();
       reply.code(h.ready ? 200 : 503);
       return { ready: h.ready };
+    });
+  }
+  const statusPath = options.statusPath ?? '/status';
+  if (statusPath !== false) {
+    const extra = options.status;
+    app.get(statusPath, async (req, reply) => {
+      reply.header(idHeader, req.id);
+      let sections: Record<string, unknown> = {};
+      try {
+        if (extra !== undefined) sections = await extra();
+      } catch (e) {
+        logger.error({ reqId: req.id, err: e }, 'gateway: status provider failed');
+        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built' }), `GET ${statusPath}`);
+      }
+      return { ...node.status(), ...sections };
     });
   }
   const metricsPath = options.metricsPath ?? '/metrics';

@@ -134,7 +134,13 @@ type Renderable = Counter | Histogram | CallbackGauge;
 export class MetricsRegistry {
   private readonly families = new Map<string, Renderable>();
 
+  /**
+   * A counter family. Asking again for the same name with the same labels returns the same family
+   * (two gateways on one node share `pp_http_requests_total`); any other clash is an error.
+   */
   counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    const existing = this.families.get(name);
+    if (existing instanceof Counter && existing.labelNames.join('\0') === labelNames.join('\0')) return existing;
     return this.add(new Counter(name, help, labelNames));
   }
 

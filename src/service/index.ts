@@ -5,7 +5,7 @@
 export { defineService, action, event } from './define.js';
 export type { ServiceInput } from './define.js';
 export { createNode, ServiceNode } from './node.js';
-export type { NodeConfig, CallDefaults, NodeHealth, NodeState } from './node.js';
+export type { NodeConfig, CallDefaults, NodeHealth, NodeState, NodeStatus, ServiceStatus } from './node.js';
 export { Registry, Route } from './registry.js';
 export type { ActionDescriptor, EventDescriptor, ServiceDescriptor, NodeInfo } from './registry.js';
 export { compileValidator } from './validate.js';

@@ -106,6 +106,28 @@ export interface NodeHealth {
   inFlight: number;
 }
 
+/** One service as `status()` reports it. */
+export interface ServiceStatus {
+  name: string;
+  version: number;
+  /** Node ids offering it, sorted. */
+  instances: string[];
+  actions: {
+    name: string;
+    idempotent: boolean;
+    endpoints: { nodeId: string; inFlight: number; latencyEwmaMs: number; breaker: 'closed' | 'open' | 'half-open' }[];
+  }[];
+  /** Event topics its instances subscribe to. */
+  events: string[];
+}
+
+/** `ServiceNode.status()`: this node, the nodes it knows, and the services they offer. */
+export interface NodeStatus {
+  node: NodeHealth & { namespace: string; instanceId: string; transport: string; uptimeMs: number };
+  nodes: { nodeId: string; instanceId: string; local: boolean; status: 'alive' | 'suspect'; services: { name: string; version: number }[] }[];
+  services: ServiceStatus[];
+}
+
 export type NodeState = 'new' | 'starting' | 'running' | 'draining' | 'stopped';
 
 interface LocalAction {
@@ -277,6 +299,7 @@ export class ServiceNode {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private checkTimer: ReturnType<typeof setInterval> | undefined;
   private lastDiscoverMs = -Infinity;
+  private readonly createdAtMs = performance.now();
 
   private readonly callsTotal: Counter;
   private readonly callDuration: Histogram;
@@ -371,6 +394,52 @@ export class ServiceNode {
     return {
       nodeId: this.nodeId, live: this.stateValue !== 'stopped', ready: this.stateValue === 'running', state: this.stateValue,
       registryNodes: this.registry.nodes.size, inFlight: this.inFlight,
+    };
+  }
+
+  /**
+   * What this node knows of the cluster, for status pages and `powerplant status`: itself, every
+   * node in its registry (alive or suspect) with the services it offers, and per service the
+   * instances and, per action, each endpoint's in-flight calls, latency estimate and breaker state
+   * as seen from this node. A snapshot: cheap, no I/O.
+   */
+  status(): NodeStatus {
+    const nodes = [...this.registry.nodes.values()].map((n) => ({
+      nodeId: n.nodeId, instanceId: n.instanceId, local: n.local, status: n.status,
+      services: n.services.map((s) => ({ name: s.name, version: s.version })),
+    }));
+    const services = new Map<string, ServiceStatus>();
+    for (const n of this.registry.nodes.values()) {
+      for (const s of n.services) {
+        let svc = services.get(s.name);
+        if (svc === undefined) {
+          svc = { name: s.name, version: s.version, instances: [], actions: [], events: [] };
+          services.set(s.name, svc);
+        }
+        svc.instances.push(n.nodeId);
+        for (const e of s.events) if (!svc.events.includes(e.topic)) svc.events.push(e.topic);
+      }
+    }
+    for (const [name, route] of this.registry.routes) {
+      const svc = services.get(name.slice(0, name.indexOf('.')));
+      if (svc === undefined) continue;
+      const endpoints = [...route.breakers.keys()].map((nodeId) => {
+        const ep = route.set.get(nodeId);
+        return {
+          nodeId, inFlight: ep?.inFlight ?? 0, latencyEwmaMs: Math.round((ep?.latencyEwmaMs ?? 0) * 1000) / 1000,
+          breaker: route.breakers.get(nodeId)?.state ?? 'closed',
+        };
+      });
+      svc.actions.push({ name, idempotent: route.descriptor.idempotent, endpoints });
+    }
+    for (const svc of services.values()) {
+      svc.instances.sort();
+      svc.actions.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    return {
+      node: { ...this.health(), namespace: this.namespace, instanceId: this.instanceId, transport: this.transport.kind, uptimeMs: Math.round(performance.now() - this.createdAtMs) },
+      nodes: nodes.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
+      services: [...services.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     };
   }
 

@@ -26,6 +26,11 @@ export type PartitionConfig =
   | { readonly kind: 'range'; readonly boundaries: readonly (string | number)[]; readonly shards: readonly string[] }
   | ({ readonly kind: 'list' } & ListOptions);
 
+/** A router's placement as status tools show it. */
+export type PartitionDescription =
+  | { readonly kind: 'hash'; readonly epoch: number; readonly slotCount: number; readonly owned: Readonly<Record<string, number>> }
+  | { readonly kind: 'range' | 'list'; readonly shards: readonly string[] };
+
 export class Router {
   readonly shards: readonly string[];
   readonly #index: ReadonlyMap<string, number>;
@@ -56,6 +61,16 @@ export class Router {
       default:
         requireArg(false, 'partitioning.kind', 'must be hash, range or list');
     }
+  }
+
+  /** What the router does, for status pages: the kind, and how many slots / ranges / values each shard owns. */
+  describe(): PartitionDescription {
+    if (this.#map !== undefined) {
+      const owned: Record<string, number> = Object.fromEntries(this.shards.map((s) => [s, 0]));
+      for (let slot = 0; slot < this.#map.slotCount; slot++) owned[this.#map.ownerOf(slot)]! += 1;
+      return { kind: 'hash', epoch: this.#map.epoch, slotCount: this.#map.slotCount, owned };
+    }
+    return { kind: this.#range !== undefined ? 'range' : 'list', shards: [...new Set(this.#range !== undefined ? this.#range.shards : this.#list!.partitionShards)] };
   }
 
   /** Shard index for partition-key values (in `partitionKey` order). */

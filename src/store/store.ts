@@ -10,7 +10,7 @@ import { createEngines, type EngineOptions } from './engines/index.js';
 import { ChangeFeed } from './feed.js';
 import { GroupCommitter, type GroupCommitOptions } from './group-commit.js';
 import { Kv } from './kv.js';
-import { Router, type PartitionConfig } from './router.js';
+import { Router, type PartitionConfig, type PartitionDescription } from './router.js';
 import { defineKv, defineTable, type TableDef, type TableOptions } from './schema.js';
 import { Table } from './table.js';
 
@@ -52,6 +52,18 @@ export interface StoreStats {
   }[];
 }
 
+export interface StoreDescription {
+  readonly shards: readonly { readonly shard: string; readonly engine: 'sqlite' | 'postgres'; readonly location: string }[];
+  readonly tables: readonly {
+    readonly name: string;
+    readonly kind: 'table' | 'kv';
+    readonly primaryKey: readonly string[];
+    readonly partitionKey: readonly string[];
+    readonly indexes: Readonly<Record<string, readonly string[]>>;
+    readonly partitioning: PartitionDescription;
+  }[];
+}
+
 export class Store {
   /** Shard names, in engine order (s0, s1, ...). */
   readonly shards: readonly string[];
@@ -61,7 +73,7 @@ export class Store {
   readonly #committers: readonly GroupCommitter[];
   readonly #ctx: ShardContext;
   readonly #hash: Extract<PartitionConfig, { kind: 'hash' }>;
-  readonly #handles = new Map<string, { def: TableDef; handle: Promise<Kv<unknown> | Table<Record<string, unknown>>> }>();
+  readonly #handles = new Map<string, { def: TableDef; router: Router; handle: Promise<Kv<unknown> | Table<Record<string, unknown>>> }>();
   readonly #sweep: Required<SweepOptions>;
   readonly #feedRetainMax: number;
   #timer: NodeJS.Timeout | undefined;
@@ -126,8 +138,9 @@ export class Store {
     const def = defineKv(namespace);
     const existing = this.#handles.get(def.physical);
     if (existing !== undefined) return existing.handle as Promise<Kv<V>>;
-    const handle = this.#ensure(def).then(() => new Kv<V>(this.#ctx, def, new Router(this.shards, this.#hash, def)));
-    this.#handles.set(def.physical, { def, handle: handle as Promise<Kv<unknown>> });
+    const router = new Router(this.shards, this.#hash, def);
+    const handle = this.#ensure(def).then(() => new Kv<V>(this.#ctx, def, router));
+    this.#handles.set(def.physical, { def, router, handle: handle as Promise<Kv<unknown>> });
     handle.catch(() => this.#handles.delete(def.physical));
     return handle;
   }
@@ -147,7 +160,7 @@ export class Store {
       if (JSON.stringify(existing.def) === JSON.stringify(def)) return existing.handle as Promise<Table<Static<S>>>;
     }
     const handle = this.#ensure(def).then(() => new Table<Static<S>>(this.#ctx, def, spec.schema, router));
-    this.#handles.set(def.physical, { def, handle: handle as Promise<Table<Record<string, unknown>>> });
+    this.#handles.set(def.physical, { def, router, handle: handle as Promise<Table<Record<string, unknown>>> });
     handle.catch(() => this.#handles.delete(def.physical));
     return handle;
   }
@@ -168,6 +181,25 @@ export class Store {
     }
     if (!this.#closed) await this.feed.trim(this.#feedRetainMax);
     return removed;
+  }
+
+  /**
+   * The store's layout for status pages and tools: each shard and where it lives (passwords
+   * removed), and each table and kv namespace opened by this process with its keys, indexes and
+   * placement (for hash partitioning, how many of the slots each shard owns).
+   */
+  describe(): StoreDescription {
+    return {
+      shards: this.#engines.map((e) => ({ shard: e.shard, engine: e.dialect, location: e.location })),
+      tables: [...this.#handles.values()].map(({ def, router }) => ({
+        name: def.name,
+        kind: def.kind,
+        primaryKey: def.primaryKey,
+        partitionKey: def.partitionKey,
+        indexes: def.indexes,
+        partitioning: router.describe(),
+      })),
+    };
   }
 
   stats(): StoreStats {

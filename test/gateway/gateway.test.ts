@@ -136,6 +136,37 @@ describe('http gateway', () => {
     expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
+  it('reports the cluster on /status: this node, the nodes and services it knows, and the application\'s sections', async () => {
+    const { node, gw } = await setup();
+    const other = createNode({ nodeId: `gw${n}-b`, transport: `inproc://gw-${process.pid}-${n}`, logger: false, services: [torders] });
+    await other.start();
+    try {
+      await node.waitFor(['torders.quote']);
+      await expect.poll(() => node.status().services.find((s) => s.name === 'torders')?.instances.length).toBe(2);
+      const body = (await gw.app.inject({ method: 'GET', url: '/status' })).json();
+      expect(body.node).toMatchObject({ nodeId: node.nodeId, ready: true, state: 'running', transport: 'inproc' });
+      expect(body.nodes.map((x: { nodeId: string }) => x.nodeId).sort()).toEqual([node.nodeId, other.nodeId].sort());
+      const orders = body.services.find((s: { name: string }) => s.name === 'torders');
+      expect(orders.instances).toEqual([node.nodeId, other.nodeId].sort());
+      const quote = orders.actions.find((a: { name: string }) => a.name === 'torders.quote');
+      expect(quote.endpoints.map((e: { nodeId: string; breaker: string }) => `${e.nodeId}:${e.breaker}`).sort()).toEqual([`${node.nodeId}:closed`, `${other.nodeId}:closed`].sort());
+    } finally {
+      await other.stop();
+    }
+    // Application sections are merged in; a failing section is a 503, not a 500.
+    const withExtra = createGateway(node, { routes: [], status: () => ({ partitions: { shards: ['s0'] } }) });
+    const failing = createGateway(node, { routes: [], status: () => { throw new Error('boom'); } });
+    try {
+      expect((await withExtra.app.inject({ method: 'GET', url: '/status' })).json().partitions).toEqual({ shards: ['s0'] });
+      const res = await failing.app.inject({ method: 'GET', url: '/status' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().error.code).toBe('PP_ERR_UNAVAILABLE');
+    } finally {
+      await withExtra.close();
+      await failing.close();
+    }
+  });
+
   it('reports liveness and readiness, and readiness drops while draining', async () => {
     const { node, gw } = await setup();
     expect((await gw.app.inject({ method: 'GET', url: '/health' })).json()).toMatchObject({ live: true, ready: true });

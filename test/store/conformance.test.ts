@@ -268,6 +268,27 @@ describe.each(cases)('store conformance: $name', (engine) => {
       await expectCode(() => s.table('bad', { schema: Acct, primaryKey: ['region', 'id'], partitioning: { kind: 'list', partitions: [{ name: 'x', shard: 's9', values: ['x'] }] } }), 'PP_ERR_UNKNOWN_SHARD');
     });
 
+    it('describes its shards and tables with their placement', async () => {
+      const s = await open();
+      const Ev = Type.Object({ day: Type.Integer(), id: Type.String() });
+      await s.table('evd', { schema: Ev, primaryKey: ['day', 'id'], partitioning: { kind: 'range', boundaries: [100], shards: ['s2', 's0'] } });
+      await s.table('evh', { schema: Ev, primaryKey: ['id', 'day'], indexes: { byDay: ['day'] } });
+      await s.kv('kvd');
+      const d = s.describe();
+      expect(d.shards.map((x) => x.shard)).toEqual(s.shards);
+      for (const sh of d.shards) expect(sh.location).not.toMatch(/:[^/@]*@/); // no password in a location
+      const byName = new Map(d.tables.map((t) => [t.name, t]));
+      expect(byName.get('evd')).toMatchObject({ kind: 'table', partitionKey: ['day'], partitioning: { kind: 'range', shards: ['s2', 's0'] } });
+      const h = byName.get('evh')!;
+      expect(h).toMatchObject({ kind: 'table', primaryKey: ['id', 'day'], partitionKey: ['id'], indexes: { byDay: ['day'] } });
+      if (h.partitioning.kind !== 'hash') throw new Error('evh is hash partitioned');
+      // Every slot is owned by exactly one shard, and every shard owns some.
+      expect(Object.keys(h.partitioning.owned).sort()).toEqual([...s.shards].sort());
+      expect(Object.values(h.partitioning.owned).reduce((a, b) => a + b, 0)).toBe(h.partitioning.slotCount);
+      for (const n of Object.values(h.partitioning.owned)) expect(n).toBeGreaterThan(0);
+      expect(byName.get('kvd')?.kind).toBe('kv');
+    });
+
     it('TTL on table rows', async () => {
       const s = await open();
       const t = await s.table('sess', { schema: Type.Object({ id: Type.String(), v: Type.Integer() }), primaryKey: ['id'] });
