@@ -2,53 +2,60 @@
 /**
  * The `powerplant` command.
  *
- *   powerplant start [--keys N] [--servers N] [--requests N]
+ *   powerplant start [entry] [--port N] [--host H] [--nats URL]   the shop, or a services module
+ *   powerplant status [--url URL] [--json]                         a running system, as tables
+ *   powerplant bench [...]                                         load over HTTP against a running shop
+ *   powerplant simulate [--keys N] [--servers N] [--requests N]    the foundation's two simulations
+ *   powerplant help
  *
- * Until the reference backend (examples/shop) exists, `start` runs the two simulations that show
- * the foundation at work and prints their tables: how the partitioning strategies spread keys and
- * how many keys move when a shard is added, and how the load balancers spread requests over a fleet
- * of heterogeneous servers whose latencies change during the run.
+ * `run(argv)` resolves to the exit code: 0 done (for `start`: serving), 1 the command failed
+ * (nothing answers, the port is taken), 2 a wrong command line (the message names the command or
+ * option). The bin (bin/powerplant.js) calls run(); so does `tsx src/cli/main.ts` (npm start).
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { formatTable as formatPartitionTable, hashKeys, partitionReport } from '../partition/index.js';
 import { formatTable as formatBalanceTable, simulateBalance } from '../balance/index.js';
 import { isPowerplantError } from '../errors/index.js';
+import { parseArgs, UsageError } from './args.js';
+import { START_USAGE, startCommand } from './start.js';
+import { STATUS_USAGE, statusCommand } from './status.js';
 
-interface StartOptions {
+interface SimulateOptions {
   keys: number;
   servers: number;
   requests: number;
 }
 
-const USAGE = `usage: powerplant <command> [options]
+const BENCH_USAGE = `  bench      drive a realistic mix over HTTP against a running shop and print throughput and
+             latency percentiles per endpoint (powerplant bench --help for its options)
+`;
 
-commands:
-  start      run the partitioning and load-balancing simulations and print their tables
+const SIMULATE_USAGE = `  simulate   run the partitioning and load-balancing simulations and print their tables
              --keys N      keys to place (default 1000000)
              --servers N   simulated servers (default 1000)
              --requests N  simulated requests (default 100000)
-  help       this text
 `;
 
-/** Parses `--name value` pairs; unknown flags and non-positive integers are errors naming the flag. */
-export function parseStartArgs(argv: readonly string[]): StartOptions {
-  const opts: StartOptions = { keys: 1_000_000, servers: 1_000, requests: 100_000 };
-  const limits: Record<keyof StartOptions, number> = { keys: 10_000_000, servers: 100_000, requests: 10_000_000 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const flag = argv[i]!;
-    const name = flag.startsWith('--') ? flag.slice(2) : '';
-    if (!(name in opts)) throw new Error(`unknown option ${flag}`);
-    const raw = argv[i + 1];
-    const n = raw === undefined ? Number.NaN : Number(raw);
-    const key = name as keyof StartOptions;
-    if (!Number.isInteger(n) || n < 1 || n > limits[key]) {
-      throw new Error(`${flag} must be an integer from 1 to ${limits[key]} (got ${raw ?? 'nothing'})`);
-    }
-    opts[key] = n;
-  }
-  return opts;
+export const USAGE = `usage: powerplant <command> [options]
+
+commands:
+${START_USAGE}${STATUS_USAGE}${BENCH_USAGE}${SIMULATE_USAGE}  help       this text
+`;
+
+const SIMULATE_FLAGS = {
+  keys: { kind: 'int', min: 1, max: 10_000_000 },
+  servers: { kind: 'int', min: 1, max: 100_000 },
+  requests: { kind: 'int', min: 1, max: 10_000_000 },
+} as const;
+
+/** `simulate`'s options; a bad one is a UsageError naming the flag. */
+export function parseSimulateArgs(argv: readonly string[]): SimulateOptions {
+  const { flags } = parseArgs('simulate', argv, SIMULATE_FLAGS);
+  return { keys: flags.keys ?? 1_000_000, servers: flags.servers ?? 1_000, requests: flags.requests ?? 100_000 };
 }
 
-function start(opts: StartOptions): void {
+function simulate(opts: SimulateOptions): void {
   const out = process.stdout;
   out.write(`Powerplant — foundation simulations\n\n`);
 
@@ -83,31 +90,73 @@ function start(opts: StartOptions): void {
   out.write(`Benchmarks against peers: npm run bench -- partition | balance\n`);
 }
 
-export function main(argv: readonly string[]): number {
+interface BenchModule {
+  benchCommand(argv: readonly string[]): Promise<number>;
+}
+
+async function bench(argv: readonly string[]): Promise<number> {
+  // bench.ts is loaded on demand: it pulls in the load generator's HTTP client and histograms,
+  // which the other commands do not need.
+  const specifier = './bench.js';
+  const mod = (await import(specifier)) as BenchModule;
+  return mod.benchCommand(argv);
+}
+
+const wantsHelp = (argv: readonly string[]): boolean => argv.includes('--help') || argv.includes('-h');
+
+/** Runs one `powerplant` command line; resolves to the process's exit code. */
+export async function run(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'start':
-        start(parseStartArgs(rest));
+        if (wantsHelp(rest)) return help(START_USAGE);
+        return await startCommand(rest);
+      case 'status':
+        if (wantsHelp(rest)) return help(STATUS_USAGE);
+        return await statusCommand(rest);
+      case 'bench':
+        return await bench(rest);
+      case 'simulate':
+        if (wantsHelp(rest)) return help(SIMULATE_USAGE);
+        simulate(parseSimulateArgs(rest));
         return 0;
       case undefined:
+        process.stderr.write(USAGE);
+        return 2;
       case 'help':
       case '--help':
       case '-h':
-        process.stdout.write(USAGE);
-        return command === undefined ? 2 : 0;
+        return help(USAGE);
       default:
-        process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+        process.stderr.write(`powerplant: unknown command "${command}"\n\n${USAGE}`);
         return 2;
     }
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message.startsWith('powerplant') ? '' : 'powerplant: '}${err.message}\n(powerplant help lists the commands and their options)\n`);
+      return 2;
+    }
     const msg = isPowerplantError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-    process.stderr.write(`powerplant: ${msg}\n`);
-    return 2;
+    process.stderr.write(`powerplant ${command ?? ''}: ${msg}\n`);
+    return 1;
   }
 }
 
-// Run when executed directly (`tsx src/cli/main.ts start`), not when imported by tests.
-if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'))) {
-  process.exitCode = main(process.argv.slice(2));
+function help(text: string): number {
+  process.stdout.write(text);
+  return 0;
 }
+
+/** True when this file is the process's main module (`tsx src/cli/main.ts …`, i.e. npm start). */
+function isMain(): boolean {
+  const arg = process.argv[1];
+  if (arg === undefined) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) process.exitCode = await run(process.argv.slice(2));
