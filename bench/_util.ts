@@ -136,3 +136,18 @@ export function numArg(args: readonly string[], flag: string, dflt: number): num
   if (!Number.isFinite(v) || v < 0) throw new Error(`${flag} needs a number >= 0`);
   return v;
 }
+
+/** `--port N --data DIR` of a bench server process (port default 0 = a free one); exits 2 with `usage` without --data. */
+export function serverArgs(usage: string): { port: number; dataDir: string } {
+  const arg = (flag: string): string | undefined => {
+    const i = process.argv.indexOf(flag);
+    return i >= 0 ? process.argv[i + 1] : undefined;
+  };
+  const dataDir = arg('--data');
+  const port = Number(arg('--port') ?? 0);
+  if (dataDir === undefined || !Number.isInteger(port) || port < 0) {
+    process.stderr.write(`usage: ${usage}\n`);
+    process.exit(2);
+  }
+  return { port, dataDir };
+}
