@@ -100,41 +100,9 @@ export async function startCommand(argv: readonly string[], io: StartIo = defaul
 
 /** The part of examples/shop/index.ts this command uses (the file is loaded at run time, see below). */
 interface ShopModule {
-  startShop(options: Record<string, unknown>): Promise<{ url: string; stop(): Promise<void> }>;
-}
-
-/** The contract's environment (examples/shop/CONTRACT.md, "Running") as startShop options. */
-export function shopOptionsFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  const str = (name: string, key: string): void => {
-    const v = env[name];
-    if (v !== undefined && v !== '') o[key] = v;
-  };
-  const int = (name: string, key: string, min: number, max: number): void => {
-    const v = env[name];
-    if (v === undefined || v === '') return;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`powerplant start: ${name} must be an integer from ${min} to ${max} (got ${v})`);
-    o[key] = n;
-  };
-  const bool = (name: string, key: string): void => {
-    const v = env[name];
-    if (v === undefined || v === '') return;
-    if (v !== '0' && v !== '1') throw new UsageError(`powerplant start: ${name} must be 0 or 1 (got ${v})`);
-    o[key] = v === '1';
-  };
-  str('PP_DATA_DIR', 'dataDir');
-  str('PP_STORE', 'store');
-  int('PP_SHARDS', 'shards', 1, 1024);
-  str('PP_REDIS', 'redis');
-  str('PP_NODE_ID', 'nodeId');
-  str('PP_NAMESPACE', 'namespace');
-  const services = env.PP_SERVICES;
-  if (services !== undefined && services !== '' && services !== 'all') o.services = services.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  bool('PP_GATEWAY', 'gateway');
-  bool('PP_SEED', 'seed');
-  str('PP_SESSION_SECRET', 'sessionSecret');
-  return o;
+  /** CONTRACT.md's PP_* environment as startShop options; a RangeError names a bad variable. */
+  shopOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown>;
+  startShop(options: Record<string, unknown>): Promise<{ url: string; startup?: { ms: number; seeded: boolean }; stop(): Promise<void> }>;
 }
 
 async function startShop(io: StartIo, env: NodeJS.ProcessEnv, port: number, host: string, nats: string | undefined): Promise<Started> {
@@ -142,15 +110,27 @@ async function startShop(io: StartIo, env: NodeJS.ProcessEnv, port: number, host
   // (tsconfig.build.json builds src/ only); the bin runs everything through tsx.
   const shopUrl = new URL('../../examples/shop/index.ts', import.meta.url);
   const shop = (await import(shopUrl.href)) as ShopModule;
-  const options: Record<string, unknown> = { ...shopOptionsFromEnv(env), port, host };
+  let fromEnv: Record<string, unknown>;
+  try {
+    fromEnv = shop.shopOptionsFromEnv(env);
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`powerplant start: ${err.message}`);
+    throw err;
+  }
+  const options: Record<string, unknown> = { ...fromEnv, port, host };
   if (nats !== undefined) options.nats = nats;
   const t0 = performance.now();
   const running = await shop.startShop(options);
   const url = running.url;
   const o = options;
+  const seeded = running.startup === undefined ? '' : running.startup.seeded ? ', seed data written' : ', seed data already there';
+  if (url === '') {
+    io.out(`running without a gateway (PP_GATEWAY=0): node ${String(o.nodeId ?? '')} serves its services over ${nats ?? 'the in-process transport'}\n\nCtrl-C to stop.\n`);
+    return running;
+  }
   io.out(`listening on ${url}\n`);
   io.out(
-    `\nPowerplant shop (examples/shop) started in ${((performance.now() - t0) / 1000).toFixed(1)} s\n` +
+    `\nPowerplant shop (examples/shop) started in ${((performance.now() - t0) / 1000).toFixed(1)} s${seeded}\n` +
       `  store:     ${String(o.store ?? `sqlite:${String(o.dataDir ?? './data/shop')}/store`)} (${String(o.shards ?? 4)} shards)\n` +
       `  cache:     ${o.redis === undefined ? 'in-process L1' : `L1 + Redis L2 (${String(o.redis)})`}\n` +
       `  transport: ${nats === undefined ? 'in-process' : nats} (queue: ${nats === undefined ? 'embedded log' : 'NATS JetStream'})\n` +

@@ -53,8 +53,8 @@ export interface StatusNode {
   services?: { name?: string; version?: number }[];
 }
 export interface StatusPartitions {
-  shards?: { shard?: number; engine?: string }[];
-  tables?: { name?: string; kind?: string; partitioning?: unknown; partitionKey?: unknown; indexes?: unknown }[];
+  shards?: { shard?: string | number; engine?: string; location?: string }[];
+  tables?: { name?: string; kind?: string; primaryKey?: unknown; partitioning?: unknown; partitionKey?: unknown; indexes?: unknown }[];
 }
 export interface StatusDoc {
   node?: {
@@ -135,21 +135,33 @@ const dash = (v: unknown): string => (v === undefined || v === null || v === '' 
 const yesNo = (v: boolean | undefined): string => (v === undefined ? '-' : v ? 'yes' : 'no');
 const arr = <T>(v: T[] | undefined): T[] => (Array.isArray(v) ? v : []);
 
+/** A value from the document as one cell: lists joined, objects compact. */
 function describe(v: unknown): string {
   if (v === undefined || v === null) return '-';
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return v.length === 0 ? '-' : v.map(describe).join(', ');
-  if (typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    // An index reads best as its name (and columns); anything else as compact JSON.
-    if (typeof o.name === 'string') {
-      const cols = Array.isArray(o.columns) ? `(${o.columns.map(String).join(', ')})` : Array.isArray(o.on) ? `(${o.on.map(String).join(', ')})` : '';
-      return `${o.name}${cols}`;
-    }
-    if (typeof o.strategy === 'string') return o.strategy;
-    return JSON.stringify(v);
+  return JSON.stringify(v);
+}
+
+/** Secondary indexes `{ name: [columns] }` as `name(col, col)`. */
+function describeIndexes(v: unknown): string {
+  if (Array.isArray(v)) return describe(v);
+  if (typeof v !== 'object' || v === null) return describe(v);
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length === 0) return '-';
+  return entries.map(([name, cols]) => `${name}(${Array.isArray(cols) ? cols.map(String).join(', ') : describe(cols)})`).join(' ');
+}
+
+/** `{kind:'hash', epoch, slotCount, owned:{s0: n}}` as `hash: 16384 slots, epoch 1 (s0 8190, s1 8194)`. */
+function describePartitioning(v: unknown): string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return describe(v);
+  const p = v as { kind?: unknown; epoch?: unknown; slotCount?: unknown; owned?: unknown; shards?: unknown };
+  if (p.kind === 'hash') {
+    const owned = typeof p.owned === 'object' && p.owned !== null ? Object.entries(p.owned as Record<string, unknown>).map(([s, n]) => `${s} ${String(n)}`).join(', ') : '';
+    return `hash: ${dash(p.slotCount)} slots, epoch ${dash(p.epoch)}${owned === '' ? '' : ` (${owned})`}`;
   }
-  return String(v);
+  if (typeof p.kind === 'string') return `${p.kind}${Array.isArray(p.shards) ? ` over ${p.shards.map(String).join(', ')}` : ''}`;
+  return describe(v);
 }
 
 function formatUptime(ms: number | undefined): string {
@@ -261,7 +273,7 @@ export function renderStatus(doc: StatusDoc, base: string): string {
     const tables = arr(p.tables);
     out.push('');
     out.push(`partitions: ${shards.length} shard${shards.length === 1 ? '' : 's'}, ${tables.length} table${tables.length === 1 ? '' : 's'}`);
-    if (shards.length > 0) out.push(formatTable(shards.map((s) => ({ shard: typeof s.shard === 'number' ? s.shard : dash(s.shard), engine: dash(s.engine) }))));
+    if (shards.length > 0) out.push(formatTable(shards.map((s) => ({ shard: dash(s.shard), engine: dash(s.engine), location: dash(s.location) }))));
     if (tables.length > 0) {
       out.push('');
       out.push(
@@ -269,9 +281,10 @@ export function renderStatus(doc: StatusDoc, base: string): string {
           tables.map((t) => ({
             table: dash(t.name),
             kind: dash(t.kind),
-            partitioning: describe(t.partitioning),
+            'primary key': describe(t.primaryKey),
             'partition key': describe(t.partitionKey),
-            indexes: describe(t.indexes),
+            partitioning: describePartitioning(t.partitioning),
+            indexes: describeIndexes(t.indexes),
           })),
         ),
       );

@@ -106,8 +106,14 @@ describe('powerplant CLI (in process)', () => {
           },
         ],
         partitions: {
-          shards: [{ shard: 0, engine: 'sqlite' }, { shard: 1, engine: 'sqlite' }],
-          tables: [{ name: 'orders', kind: 'table', partitioning: 'hash', partitionKey: ['userId'], indexes: [{ name: 'byUser', columns: ['userId', 'createdAt'] }] }],
+          shards: [{ shard: 's0', engine: 'sqlite', location: 'sqlite:/d/s0' }, { shard: 's1', engine: 'postgres', location: 'postgres://h/db?schema=x_1' }],
+          tables: [
+            {
+              name: 'orders', kind: 'table', primaryKey: ['userId', 'orderId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] },
+              partitioning: { kind: 'hash', epoch: 1, slotCount: 16384, owned: { s0: 8190, s1: 8194 } },
+            },
+            { name: 'meta', kind: 'kv', primaryKey: ['k'], partitionKey: ['k'], indexes: {}, partitioning: { kind: 'range', shards: ['s0'] } },
+          ],
         },
       },
       'http://x',
@@ -116,8 +122,11 @@ describe('powerplant CLI (in process)', () => {
     expect(text).toMatch(/^n2\s+i2\s+-\s+suspect\s+users@1$/m);
     expect(text).toMatch(/^users\s+1\s+2\s+n1 n2\s+1\s+3\s+closed 1, open 1$/m);
     expect(text).toMatch(/^users\.get\s+2\s+3\s+closed 1, open 1$/m);
-    expect(text).toMatch(/partitions: 2 shards, 1 table/);
-    expect(text).toMatch(/^orders\s+table\s+hash\s+userId\s+byUser\(userId, createdAt\)$/m);
+    expect(text).toMatch(/partitions: 2 shards, 2 tables/);
+    expect(text).toMatch(/^s0\s+sqlite\s+sqlite:\/d\/s0$/m);
+    expect(text).toMatch(/^s1\s+postgres\s+postgres:\/\/h\/db\?schema=x_1$/m);
+    expect(text).toMatch(/^orders\s+table\s+userId, orderId\s+userId\s+hash: 16384 slots, epoch 1 \(s0 8190, s1 8194\)\s+recent\(userId, createdAt\)$/m);
+    expect(text).toMatch(/^meta\s+kv\s+k\s+k\s+range over s0\s+-$/m);
     // An older node that reports less still gets a readable answer.
     expect(renderStatus({}, 'http://x')).toMatch(/nodes \(0\)\n {2}\(none reported\)/);
   });

@@ -58,9 +58,11 @@ describe('powerplant start (the shop) and status', () => {
     expect(st.code).toBe(0);
     for (const svc of ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier']) expect(st.out).toMatch(new RegExp(`^${svc}\\s+\\d+\\s+1\\s`, 'm'));
     expect(st.out).toMatch(/partitions: 2 shards/);
-    expect(st.out).toMatch(/^0\s+sqlite/m);
-    expect(st.out).toMatch(/^1\s+sqlite/m);
-    expect(st.out).toMatch(/^orders\s/m);
+    expect(st.out).toMatch(/^s0\s+sqlite\s/m);
+    expect(st.out).toMatch(/^s1\s+sqlite\s/m);
+    // Orders are partitioned by user, stock by SKU.
+    expect(st.out).toMatch(/^orders\s+table\s+.*\s+userId\s+hash: /m);
+    expect(st.out).toMatch(/^inventory\s+table\s+sku\s+sku\s+hash: /m);
     expect(st.out).toMatch(/\(this one\)\s+\S+\s+running\s+alive/);
 
     const js = await runBin(['status', '--url', url, '--json']);
