@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { startShop } from '../../examples/shop/index.js';
+import { TABLES } from '../../examples/shop/schema.js';
 
 // ---- the contract's shapes --------------------------------------------------------------------
 
@@ -230,6 +231,12 @@ export interface TestShop {
   http: ShopHttp;
   /** The HMAC key the shop was started with (so tests can craft expired and admin tokens). */
   secret: string;
+  /**
+   * Sets a SKU's stock by writing its inventory row through the shop's store. Test set-up only:
+   * the contract has no stock setter and the seed stocks 1,000,000 per SKU (qty <= 100 per order),
+   * so "not enough stock" cannot be reached over HTTP in reasonable time.
+   */
+  setStock(sku: string, available: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -244,6 +251,10 @@ export async function startTestShop(tag: string): Promise<TestShop> {
   return {
     http: new ShopHttp(shop.url),
     secret,
+    async setStock(sku, available) {
+      const inventory = await shop.store.table('inventory', TABLES.inventory);
+      await inventory.update(sku, { available });
+    },
     async stop() {
       await shop.stop();
       rmSync(dataDir, { recursive: true, force: true });
