@@ -39,7 +39,7 @@
  *
  * COUNTING. ok = 2xx. Anything else is an error: non-2xx by status (`byStatus`), network errors
  * (refused, reset, dropped mid-response) and timeouts (REQUEST_TIMEOUT_MS from dispatch, enforced by
- * a sweep every TIMEOUT_SWEEP_MS, and undici's own header/body timeouts as a backstop) separately.
+ * a sweep every TIMEOUT_SWEEP_MS; `requestTimeoutMs` changes it, and undici's own header/body timeouts as a backstop) separately.
  * Every measured request, failed or not, is recorded in the histograms (a timeout shows as a 10 s
  * latency rather than vanishing), so `histogram.count === ok + errors === requests`. After a
  * network error a virtual connection pauses NETWORK_ERROR_PAUSE_MS before its next request, so a
@@ -64,6 +64,8 @@ export interface MixOptions {
   warmupMs?: number;
   /** Seed users to sign in (default min(connections, 100)). */
   users?: number;
+  /** A request without its full response after this long is aborted and counted as a timeout (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
   /** PRNG seed of the mix (default 1). */
   seed?: number;
   /** Relative weights; missing names keep their default, 0 turns an endpoint off. */
@@ -127,6 +129,7 @@ export interface MixResult {
   errorSamples: string[];
   users: number;
   seed: number;
+  requestTimeoutMs: number;
   products: number;
   zipfExponent: number;
   aborted: boolean;
@@ -151,6 +154,7 @@ export const MAX_CONNECTIONS = 4_096;
 export const MAX_USERS = 10_000;
 /** One day: a bound, not a plan. */
 export const MAX_DURATION_MS = 86_400_000;
+/** How often in-flight requests are checked against the timeout (at most; a quarter of a shorter timeout). */
 const TIMEOUT_SWEEP_MS = 250;
 const NETWORK_ERROR_PAUSE_MS = 10;
 const PROGRESS_INTERVAL_MS = 200;
@@ -161,8 +165,8 @@ const MAX_PRODUCTS = 100_000;
 const MAX_SEARCH_PREFIXES = 1_000;
 const MAX_ERROR_SAMPLES = 20;
 const ERROR_SAMPLE_BYTES = 300;
-/** Waiting for measured requests still in flight when the window closes. */
-const DRAIN_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 2_000;
+/** Waiting for measured requests still in flight when the window closes, beyond the request timeout. */
+const DRAIN_GRACE_MS = 2_000;
 
 interface ShopCatalog {
   categoryIds: string[];
@@ -229,8 +233,10 @@ class Run {
   readonly searchPaths: string[];
   readonly zipf: ZipfSampler;
   readonly runId = randomBytes(4).toString('hex');
+  readonly timedOutError: Error;
 
-  constructor(readonly basePath: string, readonly catalog: ShopCatalog, weights: Record<EndpointName, number>) {
+  constructor(readonly basePath: string, readonly catalog: ShopCatalog, weights: Record<EndpointName, number>, readonly requestTimeoutMs: number) {
+    this.timedOutError = new Error(`no response within ${requestTimeoutMs} ms`);
     const sum = ENDPOINT_NAMES.reduce((a, n) => a + weights[n], 0);
     this.cumulative = new Float64Array(ENDPOINT_NAMES.length);
     let acc = 0;
@@ -254,8 +260,6 @@ class Run {
     return this.errorSamples.size < MAX_ERROR_SAMPLES && !this.errorSamples.has(`${ENDPOINT_LABELS[ENDPOINT_NAMES[endpoint]!]} ${status}`);
   }
 }
-
-const TIMED_OUT = new Error(`no response within ${REQUEST_TIMEOUT_MS} ms`);
 
 /**
  * One closed loop: one undici Client (one socket), one request at a time. The object is its own
@@ -339,9 +343,9 @@ class VirtualConnection implements Dispatcher.DispatchHandlers {
 
   /** Aborts the request if it has run past the timeout (called by the run's sweep). */
   checkTimeout(now: number): void {
-    if (this.busy && !this.timedOut && now - this.startedAt >= REQUEST_TIMEOUT_MS && this.abortRequest !== undefined) {
+    if (this.busy && !this.timedOut && now - this.startedAt >= this.run.requestTimeoutMs && this.abortRequest !== undefined) {
       this.timedOut = true;
-      this.abortRequest(TIMED_OUT);
+      this.abortRequest(this.run.timedOutError);
     }
   }
 
@@ -573,11 +577,14 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
   const warmupMs = options.warmupMs ?? 3_000;
   const seed = options.seed ?? 1;
   const users = options.users ?? Math.min(connections, 100);
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   requireArg(Number.isInteger(connections) && connections >= 1 && connections <= MAX_CONNECTIONS, 'connections', `must be an integer from 1 to ${MAX_CONNECTIONS}`);
   requireArg(Number.isFinite(durationMs) && durationMs > 0 && durationMs <= MAX_DURATION_MS, 'durationMs', `must be > 0 and <= ${MAX_DURATION_MS}`);
   requireArg(Number.isFinite(warmupMs) && warmupMs >= 0 && warmupMs <= MAX_DURATION_MS, 'warmupMs', `must be >= 0 and <= ${MAX_DURATION_MS}`);
   requireArg(Number.isInteger(users) && users >= 1 && users <= MAX_USERS, 'users', `must be an integer from 1 to ${MAX_USERS}`);
   requireArg(Number.isInteger(seed), 'seed', 'must be an integer');
+  requireArg(Number.isFinite(requestTimeoutMs) && requestTimeoutMs >= 1 && requestTimeoutMs <= 600_000, 'requestTimeoutMs', 'must be from 1 to 600000');
+  const sweepMs = Math.max(1, Math.min(TIMEOUT_SWEEP_MS, Math.floor(requestTimeoutMs / 4)));
   const weights = resolveWeights(options.weights);
   let base: URL;
   try {
@@ -593,9 +600,10 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
   const clients = Array.from({ length: connections }, () => new Client(base.origin, {
     pipelining: 1,
     keepAliveTimeout: 60_000,
-    connectTimeout: REQUEST_TIMEOUT_MS,
-    headersTimeout: REQUEST_TIMEOUT_MS + TIMEOUT_SWEEP_MS * 4, // backstops of the sweep
-    bodyTimeout: REQUEST_TIMEOUT_MS + TIMEOUT_SWEEP_MS * 4,
+    connectTimeout: requestTimeoutMs,
+    // Backstops of the sweep; setup requests pass their own, longer ones.
+    headersTimeout: requestTimeoutMs + sweepMs * 4,
+    bodyTimeout: requestTimeoutMs + sweepMs * 4,
   }));
   const timers: NodeJS.Timeout[] = [];
   let aborted = false;
@@ -603,7 +611,7 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
     const catalog = await discover(options.url, basePath, clients, seed, signal);
     const needTokens = weights.orders > 0 || weights.placeOrder > 0;
     const tokens = needTokens ? await signIn(clients, basePath, users, signal) : [];
-    const run = new Run(basePath, catalog, weights);
+    const run = new Run(basePath, catalog, weights, requestTimeoutMs);
     const vcs = clients.map((c, i) => new VirtualConnection(run, i, c, tokens[i % users], seed));
 
     const startAt = performance.now();
@@ -618,7 +626,7 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
         run.stopping = true;
         run.onDrained = resolve;
         if (run.inFlight === 0) resolve();
-        else timers.push(setTimeout(resolve, DRAIN_TIMEOUT_MS)); // bound; the sweep times requests out before this
+        else timers.push(setTimeout(resolve, requestTimeoutMs + DRAIN_GRACE_MS)); // bound; the sweep times requests out before this
       };
       timers.push(setTimeout(stop, totalMs));
       if (signal !== undefined) {
@@ -633,7 +641,7 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
     timers.push(setInterval(() => {
       const now = performance.now();
       for (const vc of vcs) vc.checkTimeout(now);
-    }, TIMEOUT_SWEEP_MS));
+    }, sweepMs));
     if (options.onProgress !== undefined) {
       const report = options.onProgress;
       timers.push(setInterval(() => {
@@ -680,7 +688,7 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
       p999Ms: ms(histogram.percentile(99.9)), maxMs: ms(histogram.max), meanMs: ms(histogram.mean),
       endpoints, histogram, perEndpoint,
       errorSamples: [...run.errorSamples].map(([k, v]) => `${k}: ${snippet(v)}`),
-      users: needTokens ? users : 0, seed, products: catalog.productIdsByRank.length, zipfExponent: ZIPF_EXPONENT, aborted,
+      users: needTokens ? users : 0, seed, requestTimeoutMs, products: catalog.productIdsByRank.length, zipfExponent: ZIPF_EXPONENT, aborted,
     };
   } finally {
     for (const t of timers) clearTimeout(t);
@@ -716,7 +724,7 @@ export function formatMixTable(r: MixResult): string {
     const statuses = Object.entries(r.byStatus).filter(([s]) => !/^2\d\d$/.test(s)).map(([s, c]) => `${c} x ${s}`);
     const parts = [...statuses];
     if (r.networkErrors > 0) parts.push(`${r.networkErrors} network errors`);
-    if (r.timeouts > 0) parts.push(`${r.timeouts} timeouts (> ${REQUEST_TIMEOUT_MS / 1000} s)`);
+    if (r.timeouts > 0) parts.push(`${r.timeouts} timeouts (> ${r.requestTimeoutMs / 1000} s)`);
     out.push('', `errors: ${r.errors} of ${r.requests} requests (${fmt((100 * r.errors) / Math.max(1, r.requests), 2)}%): ${parts.join(', ')}`);
     for (const s of r.errorSamples) out.push(`  ${s}`);
   }

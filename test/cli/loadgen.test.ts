@@ -40,8 +40,8 @@ interface ShopDouble {
   signIns: number;
 }
 
-async function startShopDouble(opts: { rejectSignIns?: boolean } = {}): Promise<ShopDouble> {
-  const app = Fastify({ logger: false });
+async function startShopDouble(opts: { rejectSignIns?: boolean; hangRecentOrders?: boolean } = {}): Promise<ShopDouble> {
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   const d: ShopDouble = {
     url: '', app, mix: { product: 0, category: 0, orders: 0, search: 0, placeOrder: 0 }, productHits: new Map(),
     searchErrors: 0, dropped: 0, idempotencyKeys: new Set(), duplicateKeys: 0, badOrders: 0, signIns: 0,
@@ -94,6 +94,10 @@ async function startShopDouble(opts: { rejectSignIns?: boolean } = {}): Promise<
   });
   app.get('/orders', async (req, reply) => {
     d.mix.orders++;
+    if (opts.hangRecentOrders === true) {
+      reply.hijack(); // never answers; the client times out and closes the socket
+      return;
+    }
     if (userOf(req.headers.authorization) === undefined) return reply.code(401).send(unauthorized);
     return { items: [] };
   });
@@ -224,7 +228,7 @@ describe('runMix against a shop double', () => {
   });
 });
 
-describe('runMix setup errors', () => {
+describe('runMix failures, timeouts and abort', () => {
   it('names the URL when no shop answers', async () => {
     const port = await closedPort();
     await expect(runMix({ url: `http://127.0.0.1:${port}`, connections: 2, durationMs: 100, warmupMs: 0 })).rejects.toThrow(`no shop at http://127.0.0.1:${port}`);
@@ -238,6 +242,46 @@ describe('runMix setup errors', () => {
       await shop.app.close();
     }
   });
+
+  it('counts requests without an answer as timeouts, with their latency in the histogram', async () => {
+    const shop = await startShopDouble({ hangRecentOrders: true });
+    try {
+      const r = await runMix({ url: shop.url, connections: 4, durationMs: 1_500, warmupMs: 0, requestTimeoutMs: 200 });
+      const orders = r.endpoints.find((e) => e.name === 'orders')!;
+      expect(orders.timeouts).toBeGreaterThan(0);
+      expect(orders.ok).toBe(0);
+      expect(orders.errors).toBe(orders.requests);
+      expect(orders.timeouts + orders.networkErrors).toBe(orders.requests);
+      expect(r.perEndpoint.orders.min).toBeGreaterThanOrEqual(200_000);
+      expect(r.endpoints.find((e) => e.name === 'product')!.ok).toBeGreaterThan(0);
+      expect(formatMixTable(r)).toMatch(/\d+ timeouts \(> 0\.2 s\)/);
+    } finally {
+      await shop.app.close();
+    }
+  }, 30_000);
+
+  it('stops early on abort and reports the measured part', async () => {
+    const shop = await startShopDouble();
+    try {
+      const controller = new AbortController();
+      let aborted = false;
+      const r = await runMix({
+        url: shop.url, connections: 2, durationMs: 60_000, warmupMs: 0, signal: controller.signal,
+        onProgress: (p) => {
+          if (!aborted && p.requests > 50) {
+            aborted = true;
+            controller.abort();
+          }
+        },
+      });
+      expect(r.aborted).toBe(true);
+      expect(r.durationMs).toBeLessThan(60_000);
+      expect(r.requests).toBeGreaterThan(50);
+      expect(r.histogram.count).toBe(r.requests);
+    } finally {
+      await shop.app.close();
+    }
+  }, 30_000);
 
   it('rejects bad options naming them', async () => {
     await expect(runMix({ url: 'http://127.0.0.1:1', connections: 0 })).rejects.toThrow(/connections/);
