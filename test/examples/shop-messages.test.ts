@@ -43,6 +43,11 @@ describe('examples/shop: messages', () => {
     expect(m.sentAt).toBeGreaterThanOrEqual(before - 1_000);
     expect(m.sentAt).toBeLessThanOrEqual(Date.now() + 1_000);
     expect(await inbox(alice.token)).toEqual([]);
+    // Stored once: a later message arriving means the queue moved past the first one's deliveries.
+    const r2 = await send(alice.token, { to: bob.user.userId, text: 'second' });
+    expectStatus(r2, 202);
+    await waitUntil(async () => (got = await inbox(bob.token)).some((x) => x.text === 'second'), 15_000, 'the second message');
+    expect(got.map((x) => x.messageId)).toEqual([(r2.body as { messageId: string }).messageId, messageId]);
   });
 
   it('lists the inbox newest first and pages through it each message exactly once', async () => {
