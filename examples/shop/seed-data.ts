@@ -78,7 +78,7 @@ export function seedProduct(i: number): SeedProduct {
     id: productId(i),
     categoryId: categoryId(c),
     name: `${adjective} ${noun} ${i}`,
-    description: `A ${adjective.toLowerCase()} ${noun.toLowerCase()} from our ${CATEGORY_NAMES[c - 1]!.toLowerCase()} range.`,
+    description: `${/^[AEIOU]/.test(adjective) ? 'An' : 'A'} ${adjective.toLowerCase()} ${noun.toLowerCase()} from our ${CATEGORY_NAMES[c - 1]!.toLowerCase()} range.`,
     priceCents: 100 + ((i * 7919) % 100_000),
   };
 }

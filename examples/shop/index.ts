@@ -1,0 +1,297 @@
+/**
+ * The reference backend: a shop on Powerplant's public API (CONTRACT.md is its specification).
+ *
+ *   startShop()                         embedded: SQLite shards + file queue under ./data/shop,
+ *                                       in-process cache and transport, http://127.0.0.1:3000
+ *   startShop({ store: 'postgres://…', redis: 'redis://…', nats: 'nats://…' })   the same code across machines
+ *
+ * One node = one store handle, one queue handle, the caches, the services it runs
+ * (`services`, default all six) and optionally the HTTP gateway. What flows where:
+ * - reads of products go through the cache (L1, + Redis L2), invalidated from the store's change
+ *   feed on every node; category pages and search results are cached briefly and dropped on any
+ *   product write (same feed);
+ * - an order row commits with its change record; an outbox turns that record into an
+ *   order-created message on the queue, which the notifier's consumer group turns into a
+ *   notification; messages between users travel through the queue into the recipient's inbox.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createCache, createGateway, createNode, createOutbox, openQueue, openStore, readThroughTable,
+  type ChangeRecord, type Gateway, type Logger, type ServiceNode, type Store,
+} from 'powerplant';
+import { sessionKey as makeSessionKey } from './auth.js';
+import { DEFAULT_PREFERENCES, TABLES, type Preferences, type Product } from './schema.js';
+import { seedShop } from './seed.js';
+import { catalogService } from './services/catalog.js';
+import type { ShopDeps, ShopTables } from './services/deps.js';
+import { inventoryService } from './services/inventory.js';
+import { messagesService } from './services/messages.js';
+import { notifierService, type OrderCreatedEvent } from './services/notifier.js';
+import { ordersService } from './services/orders.js';
+import { usersService } from './services/users.js';
+import { shopRoutes } from './routes.js';
+
+// Registering the services' types makes ctx.call('catalog.get', …) type-checked everywhere.
+// Augmented through 'powerplant/service' (where ServiceRegistry is declared): an augmentation of
+// 'powerplant' itself does not reach the interface ctx.call reads (tsc 5.9; see the report).
+declare module 'powerplant/service' {
+  interface ServiceRegistry {
+    users: ReturnType<typeof usersService>;
+    catalog: ReturnType<typeof catalogService>;
+    inventory: ReturnType<typeof inventoryService>;
+    orders: ReturnType<typeof ordersService>;
+    messages: ReturnType<typeof messagesService>;
+    notifier: ReturnType<typeof notifierService>;
+  }
+}
+
+export const SERVICE_NAMES = ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier'] as const;
+export type ShopServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface ShopOptions {
+  /** Gateway port (0 = a free one). Default 3000. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Embedded SQLite shards and queue log. Default ./data/shop. */
+  dataDir?: string;
+  /** Store engine URL. Default `sqlite:<dataDir>/store`. */
+  store?: string;
+  /** Store shards. Default 4. */
+  shards?: number;
+  /** `redis://…`: cache L2 and invalidation bus. Default none (L1 only). */
+  redis?: string;
+  /** `nats://…`: transport and JetStream queue. Default in-process transport, embedded queue. */
+  nats?: string;
+  nodeId?: string;
+  /** Cluster namespace; also prefixes Redis keys and queue topics. Default 'shop'. */
+  namespace?: string;
+  /** Services this node runs. Default all. */
+  services?: readonly string[];
+  /** Serve HTTP. Default true. */
+  gateway?: boolean;
+  /** Write the seed data (idempotent). Default true. */
+  seed?: boolean;
+  /** HMAC key of session tokens (>= 16 bytes). Default: random per store, kept in its kv. */
+  sessionSecret?: string;
+  /** A logger or options for one. Default: warnings and errors only (PP_LOG_LEVEL overrides). */
+  logger?: Logger | { level?: string } | false;
+}
+
+export interface Shop {
+  /** The gateway's address ('' when this node runs no gateway). */
+  readonly url: string;
+  readonly node: ServiceNode;
+  readonly store: Store;
+  /** How long startShop took, and whether it wrote seed data. */
+  readonly startup: { readonly ms: number; readonly seeded: boolean };
+  stop(): Promise<void>;
+}
+
+/**
+ * CONTRACT.md's environment (PP_PORT, PP_STORE, …) as options. Throws a RangeError naming the
+ * variable for a bad value.
+ */
+export function shopOptionsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): ShopOptions {
+  const o: ShopOptions = {};
+  const get = (k: string): string | undefined => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (k: string, min: number, max: number): number | undefined => {
+    const v = get(k);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`${k} must be an integer in [${min}, ${max}] (got '${v}')`);
+    return n;
+  };
+  const bool = (k: string): boolean | undefined => {
+    const v = get(k);
+    if (v === undefined) return undefined;
+    if (v === '1' || v === 'true') return true;
+    if (v === '0' || v === 'false') return false;
+    throw new RangeError(`${k} must be 0 or 1 (got '${v}')`);
+  };
+  const port = int('PP_PORT', 0, 65_535);
+  if (port !== undefined) o.port = port;
+  const shards = int('PP_SHARDS', 1, 1024);
+  if (shards !== undefined) o.shards = shards;
+  for (const [k, key] of [['PP_HOST', 'host'], ['PP_DATA_DIR', 'dataDir'], ['PP_STORE', 'store'], ['PP_REDIS', 'redis'], ['PP_NATS', 'nats'],
+    ['PP_NODE_ID', 'nodeId'], ['PP_NAMESPACE', 'namespace'], ['PP_SESSION_SECRET', 'sessionSecret']] as const) {
+    const v = get(k);
+    if (v !== undefined) o[key] = v;
+  }
+  const services = get('PP_SERVICES');
+  if (services !== undefined && services !== 'all') o.services = services.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const gateway = bool('PP_GATEWAY');
+  if (gateway !== undefined) o.gateway = gateway;
+  const seed = bool('PP_SEED');
+  if (seed !== undefined) o.seed = seed;
+  return o;
+}
+
+/** Reads the store's session secret, creating it once (insert-if-absent, so every node agrees). */
+async function storedSecret(store: Store): Promise<string> {
+  const meta = await store.kv<string>('meta');
+  for (;;) {
+    const have = await meta.get('sessionSecret');
+    if (have !== undefined) return have.value;
+    try {
+      await meta.cas('sessionSecret', 0, randomBytes(32).toString('base64url'));
+    } catch {
+      // Another node created it first (or the write failed): read again.
+    }
+  }
+}
+
+export async function startShop(options: ShopOptions = {}): Promise<Shop> {
+  const t0 = performance.now();
+  const ns = options.namespace ?? 'shop';
+  if (!/^[A-Za-z0-9_-]{1,40}$/.test(ns)) throw new RangeError(`namespace must match [A-Za-z0-9_-]{1,40} (got '${ns}')`);
+  const wanted = options.services ?? SERVICE_NAMES;
+  for (const s of wanted) if (!(SERVICE_NAMES as readonly string[]).includes(s)) throw new RangeError(`unknown service '${s}' (services: ${SERVICE_NAMES.join(', ')})`);
+  const runs = (s: ShopServiceName): boolean => wanted.includes(s);
+  const dataDir = options.dataDir ?? './data/shop';
+  const nodeId = options.nodeId ?? `${ns}-${randomBytes(4).toString('hex')}`;
+  const closers: (() => Promise<unknown>)[] = []; // in reverse order of opening
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+  };
+
+  try {
+    const storeUrl = options.store ?? `sqlite:${join(dataDir, 'store')}`;
+    if (storeUrl.startsWith('sqlite:') || options.nats === undefined) mkdirSync(dataDir, { recursive: true });
+    const store = await openStore({ engine: storeUrl, shards: options.shards ?? 4 });
+    closers.push(() => store.close());
+    const T = TABLES;
+    // One table at a time: on PostgreSQL, creating tables concurrently starves the shard's DDL pool
+    // (a migration replaces the pool while other ensureTable calls wait on the old one, and those
+    // waits end in "timeout exceeded when trying to connect" after connectTimeoutMs).
+    const users = await store.table('users', T.users);
+    const emails = await store.table('emails', T.emails);
+    const categories = await store.table('categories', T.categories);
+    const productsTable = await store.table('products', T.products);
+    const productTerms = await store.table('productTerms', T.productTerms);
+    const inventory = await store.table('inventory', T.inventory);
+    const orders = await store.table('orders', T.orders);
+    const inbox = await store.table('inbox', T.inbox);
+    const notifications = await store.table('notifications', T.notifications);
+    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, inbox, notifications };
+    const [meta, preferences] = await Promise.all([store.kv<unknown>('meta'), store.kv<Preferences>('preferences')]);
+
+    // Seeding runs while the rest starts (it only needs the tables).
+    const seeding = options.seed === false ? Promise.resolve(false) : seedShop(tables, meta);
+    seeding.catch(() => undefined); // awaited below; not unhandled if something else fails first
+
+    const secret = options.sessionSecret ?? (await storedSecret(store));
+    const sessionKey = makeSessionKey(secret);
+
+    // Caches. Redis keys and the invalidation channel carry the namespace.
+    const redis = options.redis === undefined ? {} : { l2: options.redis, l2Options: { prefix: `${ns}:cache:` }, busOptions: { channel: `${ns}:cache:inv` } };
+    const productCache = await createCache<Product>({ namespace: 'products', nodeId, l1: { maxEntries: 50_000 }, ttlMs: 300_000, ...redis });
+    closers.push(() => productCache.close());
+    const pages = await createCache<unknown>({ namespace: 'pages', nodeId, l1: { maxEntries: 20_000 }, ttlMs: 10_000, negativeTtlMs: 0 });
+    closers.push(() => pages.close());
+    const products = await readThroughTable(productCache, tables.products, store.feed, { pollIntervalMs: 50 });
+    closers.push(() => products.close());
+    const derived = new Set(['products', 'productTerms', 'categories']);
+    const pagesFeed = await store.feed.subscribe({
+      from: 'latest',
+      pollIntervalMs: 50,
+      retryDelayMs: 100,
+      handler: (records: readonly ChangeRecord[]) => {
+        for (const r of records) {
+          if (r.source === 'table' && derived.has(r.name)) {
+            pages.clearLocal();
+            return;
+          }
+        }
+      },
+    });
+    closers.push(() => pagesFeed.close());
+
+    // Queue: JetStream with NATS, else the embedded log. Topic names carry the namespace.
+    const queue = await openQueue({ engine: options.nats ?? `file:${join(dataDir, 'queue')}` });
+    closers.push(() => queue.close());
+    const topics = { orderCreated: `${ns}-order-created`, messages: `${ns}-messages` };
+    await Promise.all([queue.createTopic(topics.orderCreated, { partitions: 4 }), queue.createTopic(topics.messages, { partitions: 4 })]);
+
+    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, productCache, pages, queue, topics, sessionKey };
+    const factories = { users: usersService, catalog: catalogService, inventory: inventoryService, orders: ordersService, messages: messagesService, notifier: notifierService };
+    const services = SERVICE_NAMES.filter(runs).map((s) => factories[s](deps));
+
+    const seeded = await seeding;
+
+    const node = createNode({
+      nodeId,
+      namespace: ns,
+      transport: options.nats ?? `inproc://${nodeId}`,
+      services,
+      logger: options.logger ?? { level: process.env.PP_LOG_LEVEL ?? 'warn' },
+    });
+    await node.start();
+    closers.push(() => node.stop());
+
+    // The order-created event: a transactional outbox over the orders table's change feed. Every
+    // node running orders runs it; they publish the same records under the same message ids
+    // (`outbox:<name>:<shard>:<position>:<i>`), which the queue dedups (embedded log: per topic;
+    // JetStream: Nats-Msg-Id in the stream's duplicate window), and the notifier's insert is
+    // idempotent besides.
+    if (runs('orders')) {
+      const outbox = await createOutbox({
+        store,
+        queue,
+        name: `${ns}-orders`,
+        pollIntervalMs: 50,
+        routes: {
+          orders: (c) => {
+            if (c.op !== 'put' || c.version !== 1 || c.row === undefined) return undefined;
+            const r = c.row as { userId: string; orderId: string; totalCents: number; createdAt: number };
+            const message: OrderCreatedEvent = { userId: r.userId, orderId: r.orderId, totalCents: r.totalCents, createdAt: r.createdAt };
+            return { topic: topics.orderCreated, key: r.userId, message };
+          },
+        },
+        onError: (err) => node.logger.warn({ err }, 'shop: order-created outbox error'),
+      });
+      closers.push(() => outbox.close());
+    }
+
+    let url = '';
+    if (options.gateway !== false) {
+      const gateway: Gateway = createGateway(node, { routes: shopRoutes(sessionKey), status: () => ({ partitions: store.describe() }) });
+      closers.push(() => gateway.close());
+      url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
+    }
+
+    // Order of closing: gateway, outbox, node (its stopped hooks close the queue consumers), then
+    // the feed followers, queue, caches and store.
+    const ordered = closers.splice(0);
+    const stopOrder = [...ordered].reverse();
+    let stopping: Promise<void> | undefined;
+    return {
+      url,
+      node,
+      store,
+      startup: { ms: Math.round(performance.now() - t0), seeded },
+      stop() {
+        stopping ??= (async () => {
+          for (const c of stopOrder) {
+            try {
+              await c();
+            } catch (err) {
+              node.logger.warn({ err }, 'shop: error while stopping');
+            }
+          }
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+export { DEFAULT_PREFERENCES };

@@ -1,0 +1,152 @@
+/**
+ * catalog: categories, products (read through the cache, invalidated from the store's change
+ * feed on every node), category listings and search (cached briefly as derived pages, dropped on
+ * any product write).
+ *
+ * Hot paths (GET /products/:id, the category page, search): a fresh L1 hit is answered
+ * synchronously (`peekFresh`), so the node hands the gateway a value, not a promise.
+ */
+import { Type } from '@sinclair/typebox';
+import { action, defineService, ppError } from 'powerplant';
+import { nameTerms } from '../seed-data.js';
+import { AnyId, Category, Cursor, DEFAULT_LIMIT, ItemsOf, Limit, PageOf, Product, type Category as CategoryT, type Product as ProductT } from '../schema.js';
+import { peekFresh, rethrowCursor, type ShopDeps } from './deps.js';
+
+const PAGE_TTL_MS = 10_000;
+const CATEGORIES_KEY = 'categories';
+
+export const CategoryPage = PageOf(Product);
+export const SearchResult = ItemsOf(Product);
+export const CategoryList = ItemsOf(Category);
+
+type PageT = { items: ProductT[]; cursor?: string };
+
+/** Exclusive upper bound of the strings starting with `prefix` (prefix + its last code point + 1). */
+function prefixEnd(prefix: string): string {
+  const last = prefix.codePointAt(prefix.length - 1)!;
+  const cut = last > 0xffff ? prefix.length - 2 : prefix.length - 1;
+  return prefix.slice(0, cut) + String.fromCodePoint(last + 1);
+}
+
+const TERM_RE = /^[\p{L}\p{N}]+$/u;
+
+export function catalogService(d: ShopDeps) {
+  const { tables, pages } = d;
+
+  async function loadProduct(id: string): Promise<ProductT> {
+    const p = await d.products.get(id);
+    if (p === undefined) throw ppError('PP_ERR_NOT_FOUND', { field: 'params.id', message: `params.id: no product '${id}'` });
+    return p;
+  }
+
+  async function categoryIds(): Promise<Map<string, CategoryT>> {
+    const list = (await pages.getOrLoad(CATEGORIES_KEY, async () => {
+      const out: CategoryT[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await tables.categories.query({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+        for (const it of page.items) out.push({ id: it.row.id, name: it.row.name });
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      return out;
+    }, { ttlMs: 60_000 })) as CategoryT[];
+    return new Map(list.map((c) => [c.id, c]));
+  }
+
+  async function loadCategoryPage(id: string, limit: number, cursor: string | undefined): Promise<PageT> {
+    if (!(await categoryIds()).has(id)) throw ppError('PP_ERR_NOT_FOUND', { field: 'params.id', message: `params.id: no category '${id}'` });
+    const page = await tables.products
+      .query({ index: 'byCategory', where: { categoryId: id }, limit, ...(cursor === undefined ? {} : { cursor }) })
+      .catch(rethrowCursor);
+    const items = page.items.map((v) => v.row);
+    return page.cursor === undefined ? { items } : { items, cursor: page.cursor };
+  }
+
+  async function loadSearch(term: string, limit: number): Promise<{ items: ProductT[] }> {
+    // Every (word, product) row whose word starts with `term`, across shards; then by product id.
+    const ids = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await tables.productTerms.query({ range: { gte: term, lt: prefixEnd(term) }, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+      for (const it of page.items) ids.add(it.row.productId);
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    const first = [...ids].sort().slice(0, limit);
+    const rows = await Promise.all(first.map((id) => d.products.get(id)));
+    return { items: rows.filter((r): r is ProductT => r !== undefined) };
+  }
+
+  return defineService({
+    name: 'catalog',
+    actions: {
+      get: action({
+        params: Type.Object({ id: AnyId }),
+        result: Product,
+        idempotent: true,
+        handler: (_ctx, { id }): ProductT | Promise<ProductT> => peekFresh(d.productCache, JSON.stringify([id])) ?? loadProduct(id),
+      }),
+      categories: action({
+        params: Type.Object({}),
+        result: CategoryList,
+        idempotent: true,
+        handler: async () => ({ items: [...(await categoryIds()).values()].sort((a, b) => (a.id < b.id ? -1 : 1)) }),
+      }),
+      categoryProducts: action({
+        params: Type.Object({ id: AnyId, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        result: CategoryPage,
+        idempotent: true,
+        handler: (_ctx, { id, limit = DEFAULT_LIMIT, cursor }): PageT | Promise<PageT> => {
+          const key = `cat|${id}|${limit}|${cursor ?? ''}`;
+          return (peekFresh(pages, key) as PageT | undefined) ?? (pages.getOrLoad(key, () => loadCategoryPage(id, limit, cursor), { ttlMs: PAGE_TTL_MS }) as Promise<PageT>);
+        },
+      }),
+      search: action({
+        params: Type.Object({ q: Type.String({ minLength: 1, maxLength: 50 }), limit: Type.Optional(Limit) }, { additionalProperties: false }),
+        result: SearchResult,
+        idempotent: true,
+        handler: (_ctx, { q, limit = DEFAULT_LIMIT }): { items: ProductT[] } | Promise<{ items: ProductT[] }> => {
+          const term = q.toLowerCase();
+          // Terms are letters and digits only: anything else matches nothing (and never reaches the store).
+          if (!TERM_RE.test(term)) return { items: [] };
+          const key = `search|${term}|${limit}`;
+          return (peekFresh(pages, key) as { items: ProductT[] } | undefined) ??
+            (pages.getOrLoad(key, () => loadSearch(term, limit), { ttlMs: PAGE_TTL_MS }) as Promise<{ items: ProductT[] }>);
+        },
+      }),
+      put: action({
+        params: Type.Object(
+          {
+            id: AnyId,
+            name: Product.properties.name,
+            categoryId: AnyId,
+            priceCents: Product.properties.priceCents,
+            description: Product.properties.description,
+          },
+          { additionalProperties: false },
+        ),
+        result: Product,
+        // Safe to repeat: the same params write the same row and the same terms.
+        idempotent: true,
+        handler: async (_ctx, p) => {
+          if (!(await categoryIds()).has(p.categoryId)) {
+            throw ppError('PP_ERR_NOT_FOUND', { field: 'params.categoryId', message: `params.categoryId: no category '${p.categoryId}'` });
+          }
+          const before = (await tables.products.get(p.id))?.row;
+          const row: ProductT = { id: p.id, categoryId: p.categoryId, name: p.name, description: p.description, priceCents: p.priceCents };
+          // Write through the read-through (store, then drop the key on every node; the feed does too).
+          await d.products.put(p.id, row);
+          const oldTerms = before === undefined ? [] : nameTerms(before.name);
+          const newTerms = nameTerms(row.name);
+          const ops = [
+            ...oldTerms.filter((t) => !newTerms.includes(t)).map((term) => ({ op: 'delete' as const, key: { term, productId: p.id } })),
+            ...newTerms.filter((t) => !oldTerms.includes(t)).map((term) => ({ op: 'upsert' as const, row: { term, productId: p.id } })),
+          ];
+          if (ops.length > 0) await tables.productTerms.batch(ops);
+          // This node at once; the others when the products change reaches them through the feed.
+          pages.clearLocal();
+          return row;
+        },
+      }),
+    },
+  });
+}

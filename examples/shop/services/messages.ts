@@ -1,0 +1,78 @@
+/**
+ * messages: send (checks the recipient, publishes to the queue topic keyed by recipient with the
+ * message id as dedup id; resolves once the queue holds it durably) and the inbox (a consumer
+ * group stores each message into the recipient's inbox: an insert, so a redelivery stores it once).
+ */
+import { randomBytes } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import { action, defineService, isPowerplantError, ppError, type queue as queueLib } from 'powerplant';
+import { Cursor, DEFAULT_LIMIT, Limit, Message, MessageId, PageOf, UserId, type InboxRow, type Message as MessageT } from '../schema.js';
+import { rethrowCursor, type ShopDeps } from './deps.js';
+
+export const MessagePage = PageOf(Message);
+
+export function messagesService(d: ShopDeps) {
+  const inbox = d.tables.inbox;
+  const topic = d.topics.messages;
+  let sub: queueLib.Subscription | undefined;
+
+  return defineService({
+    name: 'messages',
+    actions: {
+      send: action({
+        params: Type.Object(
+          { from: UserId, to: Type.String({ minLength: 1, maxLength: 64 }), text: Type.String({ minLength: 1, maxLength: 2000 }) },
+          { additionalProperties: false },
+        ),
+        result: Type.Object({ messageId: MessageId }),
+        handler: async (ctx, { from, to, text }) => {
+          try {
+            if (!/^u[0-9a-f]{12}$/.test(to)) throw ppError('PP_ERR_NOT_FOUND');
+            await ctx.call('users.get', { userId: to });
+          } catch (err) {
+            if (isPowerplantError(err, 'PP_ERR_NOT_FOUND') || isPowerplantError(err, 'PP_ERR_VALIDATION')) {
+              throw ppError('PP_ERR_NOT_FOUND', { field: 'params.to', message: `params.to: no user '${to}'` });
+            }
+            throw err;
+          }
+          const messageId = 'm' + randomBytes(10).toString('hex');
+          const m: MessageT = { messageId, from, to, text, sentAt: Date.now() };
+          await d.queue.publish(topic, m, { key: to, id: messageId });
+          return { messageId };
+        },
+      }),
+      inbox: action({
+        params: Type.Object({ userId: UserId, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        result: MessagePage,
+        idempotent: true,
+        handler: async (_ctx, { userId, limit = DEFAULT_LIMIT, cursor }) => {
+          const page = await inbox
+            .query({ index: 'recent', where: { userId }, order: 'desc', limit, ...(cursor === undefined ? {} : { cursor }) })
+            .catch(rethrowCursor);
+          const items = page.items.map(({ row: r }) => ({ messageId: r.messageId, from: r.from, to: r.to, text: r.text, sentAt: r.sentAt }));
+          return page.cursor === undefined ? { items } : { items, cursor: page.cursor };
+        },
+      }),
+    },
+    async started(ctx) {
+      sub = await d.queue.subscribe<MessageT>(topic, {
+        group: 'inbox',
+        concurrency: 64,
+        onError: (err) => ctx.logger.warn({ err, topic }, 'messages: inbox consumer error'),
+        handler: async (msg) => {
+          const m = msg.value;
+          const row: InboxRow = { userId: m.to, messageId: m.messageId, from: m.from, to: m.to, text: m.text, sentAt: m.sentAt };
+          try {
+            await inbox.insert(row);
+          } catch (err) {
+            if (!isPowerplantError(err, 'PP_ERR_CONFLICT')) throw err; // already stored: a redelivery
+          }
+        },
+      });
+    },
+    async stopped() {
+      await sub?.close();
+      sub = undefined;
+    },
+  });
+}
