@@ -90,16 +90,11 @@ function simulate(opts: SimulateOptions): void {
   out.write(`Benchmarks against peers: npm run bench -- partition | balance\n`);
 }
 
-interface BenchModule {
-  benchCommand(argv: readonly string[]): Promise<number>;
-}
-
 async function bench(argv: readonly string[]): Promise<number> {
-  // bench.ts is loaded on demand: it pulls in the load generator's HTTP client and histograms,
-  // which the other commands do not need.
-  const specifier = './bench.js';
-  const mod = (await import(specifier)) as BenchModule;
-  return mod.benchCommand(argv);
+  // Loaded on demand: the load generator pulls in undici and the histograms, which the other
+  // commands do not need at start-up.
+  const { benchCommand } = await import('./bench.js');
+  return benchCommand([...argv]);
 }
 
 const wantsHelp = (argv: readonly string[]): boolean => argv.includes('--help') || argv.includes('-h');

@@ -116,13 +116,17 @@ describe('powerplant start <entry>', () => {
 
 describe('powerplant: wrong command lines', () => {
   it('exits 2 naming the unknown command or option', async () => {
-    const [a, b, c, h] = await Promise.all([runBin(['frobnicate']), runBin(['start', '--bogus']), runBin(['status', '--json=yes']), runBin(['help'])]);
+    const [a, b, c, h, d] = await Promise.all([
+      runBin(['frobnicate']), runBin(['start', '--bogus']), runBin(['status', '--json=yes']), runBin(['help']), runBin(['bench', '--bogus']),
+    ]);
     expect(a.code).toBe(2);
     expect(a.err).toMatch(/unknown command "frobnicate"/);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/powerplant start: unknown option --bogus/);
     expect(c.code).toBe(2);
     expect(c.err).toMatch(/--json takes no value/);
+    expect(d.code).toBe(2);
+    expect(d.err).toMatch(/unknown option --bogus/);
     expect(h.code).toBe(0);
     for (const cmd of ['start', 'status', 'bench', 'simulate']) expect(h.out).toMatch(new RegExp(`^  ${cmd}\\s`, 'm'));
   });
