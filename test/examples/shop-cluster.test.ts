@@ -179,11 +179,12 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       PP_DATA_DIR: join(dataDir, `n${i}`),
       PP_LOG_LEVEL: 'error',
     };
-    return { nodeId, child: startChild(['bin/powerplant.js', 'start'], { env }) };
+    return { nodeId, child: startChild(['--import', 'tsx', 'examples/shop/main.ts'], { env }) };
   }
 
   async function listening(n: { nodeId: string; child: RunningChild }): Promise<ShopNode> {
-    const m = await n.child.waitForLine(/^listening on (http:\/\/\S+)$/, 120_000);
+    // examples/shop/main.ts prints "… serving <url>" once the node serves (`powerplant start`: "listening on <url>").
+    const m = await n.child.waitForLine(/(?:serving|listening on) (http:\/\/[^\s]+)/, 120_000);
     return { ...n, url: m[1]! };
   }
 
