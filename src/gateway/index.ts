@@ -74,6 +74,9 @@ export interface GatewayOptions {
   status?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
+/** Longest path parameter (Fastify's default). */
+const MAX_PARAM_LENGTH = 100;
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface Gateway {
@@ -126,6 +129,18 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
     },
     // Our own errors are formatted below; Fastify's default 404/500 bodies would not name codes.
     return503OnClosing: true,
+    // Errors raised before routing (a path Fastify cannot decode, a path parameter over its
+    // length limit) get the same JSON error body as everything else.
+    frameworkErrors: (e, req, reply) => {
+      const err = e.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? ppError('PP_ERR_VALIDATION', { field: 'params', message: `params: a path parameter is longer than ${MAX_PARAM_LENGTH} characters` })
+        : e.code === 'FST_ERR_BAD_URL'
+          ? ppError('PP_ERR_VALIDATION', { field: 'url', message: 'url: the path is not valid percent-encoding' })
+          : e;
+      const r = reply as unknown as FastifyReply;
+      void r.send(sendError(req as unknown as FastifyRequest, r, err, '(framework)'));
+    },
+    maxParamLength: MAX_PARAM_LENGTH,
   });
 
   // Per-route latency is the node's pp_call_duration_ms{action} (one observation per call): a

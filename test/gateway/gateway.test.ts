@@ -110,6 +110,15 @@ describe('http gateway', () => {
     expect(ok.json().totalCents).toBe(74700);
   });
 
+  it('answers undecodable paths and over-long path parameters with the catalogue\'s 400 body', async () => {
+    const { gw } = await setup();
+    for (const url of ['/products/%zz', '/products/%E0%A4%A', `/products/${'x'.repeat(101)}`]) {
+      const res = await gw.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json().error, url).toMatchObject({ code: 'PP_ERR_VALIDATION', requestId: res.headers['x-request-id'] });
+    }
+  });
+
   it('answers 404 for an unknown id and for an unknown route', async () => {
     const { gw } = await setup();
     const missing = await gw.app.inject({ method: 'GET', url: '/products/zzz' });
