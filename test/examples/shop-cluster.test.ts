@@ -35,6 +35,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { statusCommand } from '../../src/cli/status.js';
 import { openQueue } from '../../src/queue/index.js';
 import { killChildren, startChild, type RunningChild } from '../helpers/child.js';
 import { needEngine } from '../helpers/engines.js';
@@ -53,7 +54,7 @@ const USERS = 10;
 /** SKUs the orders draw from (p00001..): few enough that orders contend on rows, many enough that no
  * SKU sees more than the shop's per-row idempotency memory (RECENT_MAX = 64 ops) in this run. */
 const SKUS = 60;
-const WORKERS = 10;
+const WORKERS = 16;
 /** Share of the workers' operations that place an order (the rest are reads). */
 const ORDER_SHARE = 0.5;
 /** One HTTP request's bound: above the shop's 10 s call deadline, so the server answers first. */
@@ -148,7 +149,7 @@ interface ShopNode {
 
 describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, one SIGKILLed under load', () => {
   const ns = `shopfault_${process.pid}_${Date.now().toString(36)}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'pp-shop-cluster-'));
+  let dataDir: string | undefined;
 
   afterAll(async () => {
     killChildren();
@@ -160,10 +161,11 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     }
     await dropSchemas(`${ns}_`);
     await deleteKeysWithPrefix(REDIS, `${ns}:`);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
   });
 
   function startNode(i: number, seed: boolean): { nodeId: string; child: RunningChild } {
+    dataDir ??= mkdtempSync(join(tmpdir(), 'pp-shop-cluster-'));
     const nodeId = `${ns}-n${i}`;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -207,6 +209,16 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     };
     await waitUntil(async () => (await Promise.all(nodes.map(formed))).every(Boolean), 30_000, 'three nodes with six services each, seen from every gateway');
     const startedMs = performance.now() - t0;
+
+    // `powerplant status` reads the running cluster: three alive nodes, three instances of each
+    // service, two PostgreSQL shards.
+    let statusText = '';
+    const statusCode = await statusCommand(['--url', nodes[2]!.url], { out: (s) => (statusText += s), err: (s) => (statusText += s) });
+    expect(statusCode, statusText).toBe(0);
+    for (const id of ids) expect(statusText).toMatch(new RegExp(`^${id}( \\(this one\\))?\\s+\\S+\\s+\\S+\\s+alive\\s+users@1 `, 'm'));
+    for (const svc of ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier']) expect(statusText).toMatch(new RegExp(`^${svc}\\s+1\\s+3\\s`, 'm'));
+    expect(statusText).toMatch(new RegExp(`^s0\\s+postgres\\s+postgres://\\S+schema=${ns}_0$`, 'm'));
+    expect(statusText).toMatch(new RegExp(`^s1\\s+postgres\\s+postgres://\\S+schema=${ns}_1$`, 'm'));
 
     // Sessions for the users, and the stock before any order.
     const tokens: string[] = [];
