@@ -32,16 +32,16 @@ export interface StartedChild {
 
 /**
  * Spawns `node --import tsx <script> ...args` (under `taskset -c <cpu>` when `cpu` is given) with an
- * IPC channel, and resolves once its stdout matches `ready`. Rejects if it exits first or does not
+ * IPC channel (`nodeArgs` go to node, e.g. --cpu-prof), and resolves once its stdout matches `ready`. Rejects if it exits first or does not
  * get ready within `timeoutMs`. stderr is inherited (a crashing server says why).
  */
 export function startChild(
   name: string,
   script: string,
   args: readonly string[],
-  options: { cpu?: number | undefined; ready: RegExp; timeoutMs?: number },
+  options: { cpu?: number | undefined; ready: RegExp; timeoutMs?: number; nodeArgs?: readonly string[] },
 ): Promise<StartedChild> {
-  const argv = [process.execPath, '--import', 'tsx', script, ...args];
+  const argv = [process.execPath, ...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args];
   const [cmd, ...rest] = options.cpu === undefined ? argv : ['taskset', '-c', String(options.cpu), ...argv];
   const child = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   children.add(child);

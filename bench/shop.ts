@@ -15,19 +15,22 @@
  *    between rounds), lets runMix sign in and discover the catalog (not measured), warms up for
  *    `--warmup` s (discarded: JIT, caches, page cache), measures `--duration` s, then stops it; the
  *    order alternates (ours first in odd rounds, the peer first in even ones);
- *  - `ratio` = median over rounds of ours / median of the peer (the per-round ratios, adjacent
- *    windows under nearly the same machine load, are reported too); p99s are medians over rounds;
+ *  - `ratio` = median over rounds of ours / median of the peer; the per-round ratios (adjacent
+ *    windows under nearly the same machine load) and their median (`ratio_paired`) are reported
+ *    too; p99s are medians over rounds. On a shared machine single windows swing 2-4x (one run
+ *    at load average 9-12 gave per-round ratios 0.26, 0.60, 1.09): use more rounds there;
  *  - server CPU per request (user + system, over the measured window, from the child over IPC) is
  *    reported too: it depends far less on what else runs on the machine than req/s does;
  *  - any non-2xx, network error or timeout is counted; more than 1 % of the requests of any window
  *    fails the bench (a benchmark of errors is meaningless).
  *
  * Args: --rounds N (3), --duration S (10), --warmup S (5), --connections N (64), --seed N (1),
- * --no-pin, --quick (2 rounds, 4 s windows, 2 s warm-up).
+ * --no-pin, --quick (2 rounds, 4 s windows, 2 s warm-up), --cpu-prof DIR (each server process writes a
+ * V8 .cpuprofile of its whole life, start-up and sign-ins included, to DIR/ours or DIR/peer).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatMixTable, runMix, type EndpointName, type MixResult } from '../src/cli/loadgen.js';
 import { cpuOf, median, numArg, runQueueWaitNs, setAffinity, startChild, stopChild, type StartedChild } from './_util.js';
@@ -62,9 +65,12 @@ async function mark(server: StartedChild, completed: number): Promise<Mark> {
   return { wallNs: process.hrtime.bigint(), server: await cpuOf(server.child), client: process.cpuUsage(), waitNs: runQueueWaitNs(server.child.pid), completed };
 }
 
-async function measure(side: Side, cpu: number | undefined, opts: { connections: number; durationMs: number; warmupMs: number; seed: number }): Promise<Window> {
+interface MeasureOptions { connections: number; durationMs: number; warmupMs: number; seed: number; cpuProfDir: string | undefined }
+
+async function measure(side: Side, cpu: number | undefined, opts: MeasureOptions): Promise<Window> {
   const t0 = performance.now();
-  const server = await startChild(side.label, side.script, ['--port', '0', '--data', side.dataDir], { cpu, ready: /listening on (http:\/\/\S+)/, timeoutMs: 180_000 });
+  const nodeArgs = opts.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(opts.cpuProfDir, side.name)];
+  const server = await startChild(side.label, side.script, ['--port', '0', '--data', side.dataDir], { cpu, ready: /listening on (http:\/\/\S+)/, timeoutMs: 180_000, nodeArgs });
   const startMs = performance.now() - t0;
   try {
     // The measured window starts when runMix's warm-up ends: the first progress report past it
@@ -120,7 +126,9 @@ export default async function main(args: string[]): Promise<Record<string, unkno
   const warmupS = numArg(args, '--warmup', quick ? 2 : 5);
   const connections = numArg(args, '--connections', 64);
   const seed = numArg(args, '--seed', 1);
-  const opts = { connections, durationMs: durationS * 1000, warmupMs: warmupS * 1000, seed };
+  const pi = args.indexOf('--cpu-prof');
+  const cpuProfDir = pi >= 0 ? resolve(args[pi + 1] ?? 'shop-cpu-prof') : undefined;
+  const opts: MeasureOptions = { connections, durationMs: durationS * 1000, warmupMs: warmupS * 1000, seed, cpuProfDir };
 
   const root = mkdtempSync(join(tmpdir(), 'pp-shop-bench-'));
   const sides: Side[] = [
@@ -174,7 +182,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
   const cpuOurs = med('ours', (w) => w.serverCpuUsPerReq);
   const cpuPeer = med('peer', (w) => w.serverCpuUsPerReq);
   console.log(`server CPU per request: ours ${cpuOurs.toFixed(0)} us, peer ${cpuPeer.toFixed(0)} us (peer / ours ${(cpuPeer / cpuOurs).toFixed(3)}); server busy ${pct(med('ours', (w) => w.serverUtil))} / ${pct(med('peer', (w) => w.serverUtil))}; client CPU ${pct(med('ours', (w) => w.clientUtil))} / ${pct(med('peer', (w) => w.clientUtil))}`);
-  console.log(`ratio (median ours / median peer) ${(ours / peer).toFixed(3)} (floor 0.8); per round ${perRound.map((x) => x.toFixed(3)).join(' ')}`);
+  console.log(`ratio (median ours / median peer) ${(ours / peer).toFixed(3)} (floor 0.8); per round ${perRound.map((x) => x.toFixed(3)).join(' ')} (median ${median(perRound).toFixed(3)})`);
 
   const endpoints = Object.fromEntries(endpointNames.map((e) => [e, {
     ours: Math.round(ep('ours', e, 'rps')), peer_value: Math.round(ep('peer', e, 'rps')), ratio: +(ep('ours', e, 'rps') / ep('peer', e, 'rps')).toFixed(3),
@@ -183,7 +191,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
   }]));
   return {
     unit: 'req/s', ours: Math.round(ours), peer: 'handwritten', peer_value: Math.round(peer), ratio: +(ours / peer).toFixed(3),
-    p99_ms: +p99.toFixed(3), peer_p99_ms: +peerP99.toFixed(3),
+    p99_ms: +p99.toFixed(3), peer_p99_ms: +peerP99.toFixed(3), ratio_paired: +median(perRound).toFixed(3),
     rounds: windows.ours.map((w, i) => ({ ours: Math.round(w.result.rps), peer_value: Math.round((windows.peer[i] as Window).result.rps), ratio: +(perRound[i] as number).toFixed(3) })),
     endpoints,
     cpu_us_per_req: +cpuOurs.toFixed(1), peer_cpu_us_per_req: +cpuPeer.toFixed(1),
