@@ -11,6 +11,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { killChildren, startChild } from '../helpers/child.js';
+import { needEngine } from '../helpers/engines.js';
+import { waitUntil } from '../helpers/wait.js';
+
+const natsUp = await needEngine('nats');
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = 'bin/powerplant.js';
@@ -111,6 +115,36 @@ describe('powerplant start <entry>', () => {
     const b = await runBin(['start', 'test/cli/fixtures/missing.ts', '--port', '0']);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/no module at .*missing\.ts/);
+  });
+});
+
+describe.runIf(natsUp)('powerplant start <entry> --nats: two processes form one cluster', () => {
+  it('each node sees the other; status lists both nodes and two instances of each service', async () => {
+    const env = { ...process.env, PP_NAMESPACE: `cli${process.pid}${Date.now().toString(36)}`, PP_PORT: '' };
+    const a = startChild([BIN, 'start', 'test/cli/fixtures/greeter.ts', '--port', '0', '--nats', 'nats://127.0.0.1:4222'], { env: { ...env, PP_NODE_ID: 'cli-a' } });
+    const b = startChild([BIN, 'start', 'test/cli/fixtures/greeter.ts', '--port', '0'], { env: { ...env, PP_NODE_ID: 'cli-b', PP_NATS: 'nats://127.0.0.1:4222' } });
+    const [urlA] = await Promise.all([a.waitForLine(LISTENING, 60_000).then((m) => m[1]!), b.waitForLine(LISTENING, 60_000)]);
+    expect(a.output()).toContain('transport nats://127.0.0.1:4222');
+
+    // Calls through A's gateway are balanced over both nodes once A has discovered B.
+    const servedBy = new Set<string>();
+    await waitUntil(async () => {
+      const r = await fetch(`${urlA}/hello/ann`);
+      if (r.status === 200) servedBy.add(((await r.json()) as { by: string }).by);
+      return servedBy.size === 2;
+    }, 30_000, 'calls through one gateway served by both nodes');
+
+    const st = await runBin(['status', '--url', urlA]);
+    expect(st.code).toBe(0);
+    expect(st.out).toMatch(/^nodes \(2\)$/m);
+    expect(st.out).toMatch(/^cli-a \(this one\)\s+\S+\s+running\s+alive\s/m);
+    expect(st.out).toMatch(/^cli-b\s+\S+\s+-\s+alive\s+greeter@1 counter@1$/m);
+    expect(st.out).toMatch(/^greeter\s+1\s+2\s+(cli-a cli-b|cli-b cli-a)\s/m);
+
+    a.proc.kill('SIGTERM');
+    b.proc.kill('SIGTERM');
+    expect((await a.exited).code).toBe(0);
+    expect((await b.exited).code).toBe(0);
   });
 });
 
