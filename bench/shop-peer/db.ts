@@ -49,58 +49,68 @@ export interface NotificationRow { seq: number; id: string; kind: string; orderI
 const PRODUCT_COLUMNS = 'id, category_id AS categoryId, name, description, price_cents AS priceCents';
 
 export type ShopDb = ReturnType<typeof prepare>;
+// Named here so the statements' types can be written in declarations (tsconfig has
+// declaration: true, and @types/better-sqlite3's inner namespace cannot be named from here).
+export type Db = Database.Database;
+/** The part of a better-sqlite3 statement the peer uses. */
+export interface Stmt<P extends unknown[], R> {
+  get(...params: P): R | undefined;
+  all(...params: P): R[];
+  run(...params: P): { changes: number };
+}
 
-function prepare(db: Database.Database) {
+function prepare(db: Db) {
+  const st = <P extends unknown[] = [], R = unknown>(sql: string): Stmt<P, R> => db.prepare<P, R>(sql);
   return {
-    db,
-    meta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
-    setMeta: db.prepare<[string, string]>('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)'),
-    userById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE user_id = ?'),
-    userByEmail: db.prepare<[string], UserRow>('SELECT * FROM users WHERE email = ?'),
-    insertUser: db.prepare<[string, string, string, string, string, number]>(
+    db: db as Db,
+    meta: st<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+    setMeta: st<[string, string]>('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)'),
+    userById: st<[string], UserRow>('SELECT * FROM users WHERE user_id = ?'),
+    userByEmail: st<[string], UserRow>('SELECT * FROM users WHERE email = ?'),
+    insertUser: st<[string, string, string, string, string, number]>(
       'INSERT INTO users (user_id, email, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
-    insertUserIfNew: db.prepare<[string, string, string, string, string, number]>(
+    insertUserIfNew: st<[string, string, string, string, string, number]>(
       'INSERT OR IGNORE INTO users (user_id, email, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
-    updateUser: db.prepare<[string | null, string | null, string], UserRow>(
+    updateUser: st<[string | null, string | null, string], UserRow>(
       'UPDATE users SET name = coalesce(?, name), bio = coalesce(?, bio) WHERE user_id = ? RETURNING *'),
-    preferences: db.prepare<[string], { language: string; currency: string; newsletter: number }>(
+    preferences: st<[string], { language: string; currency: string; newsletter: number }>(
       'SELECT language, currency, newsletter FROM preferences WHERE user_id = ?'),
-    putPreferences: db.prepare<[string, string, string, number]>(
+    putPreferences: st<[string, string, string, number]>(
       'INSERT INTO preferences (user_id, language, currency, newsletter) VALUES (?, ?, ?, ?) ' +
       'ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, currency = excluded.currency, newsletter = excluded.newsletter'),
-    categories: db.prepare<[], { id: string; name: string }>('SELECT id, name FROM categories ORDER BY id'),
-    category: db.prepare<[string], { id: string }>('SELECT id FROM categories WHERE id = ?'),
-    product: db.prepare<[string], ProductRow>(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`),
-    productRowid: db.prepare<[string], { rowid: number }>('SELECT rowid FROM products WHERE id = ?'),
-    categoryPage: db.prepare<[string, string, number], ProductRow>(
+    categories: st<[], { id: string; name: string }>('SELECT id, name FROM categories ORDER BY id'),
+    category: st<[string], { id: string }>('SELECT id FROM categories WHERE id = ?'),
+    product: st<[string], ProductRow>(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`),
+    productRowid: st<[string], { rowid: number }>('SELECT rowid FROM products WHERE id = ?'),
+    categoryPage: st<[string, string, number], ProductRow>(
       `SELECT ${PRODUCT_COLUMNS} FROM products WHERE category_id = ? AND id > ? ORDER BY id LIMIT ?`),
-    upsertProduct: db.prepare<[string, string, string, string, number], { rowid: number }>(
+    upsertProduct: st<[string, string, string, string, number], { rowid: number }>(
       'INSERT INTO products (id, category_id, name, description, price_cents) VALUES (?, ?, ?, ?, ?) ' +
       'ON CONFLICT (id) DO UPDATE SET category_id = excluded.category_id, name = excluded.name, ' +
       'description = excluded.description, price_cents = excluded.price_cents RETURNING rowid'),
-    deleteWords: db.prepare<[number]>('DELETE FROM product_words WHERE rowid = ?'),
-    insertWords: db.prepare<[number, string]>('INSERT INTO product_words (rowid, name) VALUES (?, ?)'),
-    search: db.prepare<[string, number], ProductRow>(
+    deleteWords: st<[number]>('DELETE FROM product_words WHERE rowid = ?'),
+    insertWords: st<[number, string]>('INSERT INTO product_words (rowid, name) VALUES (?, ?)'),
+    search: st<[string, number], ProductRow>(
       `SELECT ${PRODUCT_COLUMNS} FROM products WHERE rowid IN (SELECT rowid FROM product_words WHERE product_words MATCH ?) ORDER BY id LIMIT ?`),
-    stock: db.prepare<[string], { available: number }>('SELECT available FROM stock WHERE sku = ?'),
-    insertStockIfNew: db.prepare<[string, number]>('INSERT OR IGNORE INTO stock (sku, available) VALUES (?, ?)'),
-    price: db.prepare<[string], { priceCents: number }>(
+    stock: st<[string], { available: number }>('SELECT available FROM stock WHERE sku = ?'),
+    insertStockIfNew: st<[string, number]>('INSERT OR IGNORE INTO stock (sku, available) VALUES (?, ?)'),
+    price: st<[string], { priceCents: number }>(
       'SELECT p.price_cents AS priceCents FROM products p JOIN stock s ON s.sku = p.id WHERE p.id = ?'),
-    reserve: db.prepare<[number, string, number]>('UPDATE stock SET available = available - ? WHERE sku = ? AND available >= ?'),
-    orderByKey: db.prepare<[string, string], OrderRow>('SELECT * FROM orders WHERE user_id = ? AND idempotency_key = ?'),
-    order: db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE order_id = ?'),
-    insertOrder: db.prepare<[string, string, string | null, string, number, number], { seq: number }>(
+    reserve: st<[number, string, number]>('UPDATE stock SET available = available - ? WHERE sku = ? AND available >= ?'),
+    orderByKey: st<[string, string], OrderRow>('SELECT * FROM orders WHERE user_id = ? AND idempotency_key = ?'),
+    order: st<[string], OrderRow>('SELECT * FROM orders WHERE order_id = ?'),
+    insertOrder: st<[string, string, string | null, string, number, number], { seq: number }>(
       'INSERT INTO orders (order_id, user_id, idempotency_key, items, total_cents, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq'),
-    ordersPage: db.prepare<[string, number, number], OrderRow>(
+    ordersPage: st<[string, number, number], OrderRow>(
       'SELECT * FROM orders WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
-    insertNotification: db.prepare<[string, string, string, number, number]>(
+    insertNotification: st<[string, string, string, number, number]>(
       "INSERT INTO notifications (id, user_id, kind, order_id, total_cents, created_at) VALUES (?, ?, 'order-created', ?, ?, ?)"),
-    notificationsPage: db.prepare<[string, number, number], NotificationRow>(
+    notificationsPage: st<[string, number, number], NotificationRow>(
       'SELECT seq, id, kind, order_id AS orderId, total_cents AS totalCents, created_at AS createdAt FROM notifications ' +
       'WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
-    insertMessage: db.prepare<[string, string, string, string, number]>(
+    insertMessage: st<[string, string, string, string, number]>(
       'INSERT INTO messages (message_id, to_id, from_id, text, sent_at) VALUES (?, ?, ?, ?, ?)'),
-    messagesPage: db.prepare<[string, number, number], MessageRow>(
+    messagesPage: st<[string, number, number], MessageRow>(
       'SELECT seq, message_id AS messageId, from_id AS "from", to_id AS "to", text, sent_at AS sentAt FROM messages ' +
       'WHERE to_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
   };
