@@ -26,8 +26,9 @@
  *     Requests sent between the kill and that verdict may wait for the verdict (a call pending on
  *     the dead node fails over when it is declared dead) and are only counted, not judged.
  *
- * Nothing asserts a timing: every wait is a bounded poll. The load's choices come from a seeded
- * PRNG (PP_FAULT_SEED, printed), so a failing run's request mix can be replayed.
+ * Nothing asserts a timing: every wait is a bounded poll. Each load worker draws its choices from
+ * a PRNG seeded from PP_FAULT_SEED (printed) and its index, so a failing run's request sequences can
+ * be replayed (how far each worker gets before the stop depends on the machine).
  * Clean-up: children killed, the PostgreSQL schemas dropped, the namespace's Redis keys and
  * JetStream topics deleted.
  */
@@ -236,7 +237,6 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     }
 
     // ---- the load ---------------------------------------------------------------------------------
-    const rand = prng(SEED);
     const attempts: Attempt[] = [];
     const placements: Placement[] = [];
     const acked = (p: Placement): boolean => p.acks.length > 0;
@@ -251,7 +251,6 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     };
     const unexpected: string[] = [];
     let stopLoad = false;
-    let keySeq = 0;
 
     const send = async (g: number, kind: Attempt['kind'], method: string, path: string, opts: { token?: string; body?: unknown }): Promise<Answer> => {
       const sentMs = performance.now();
@@ -279,7 +278,7 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       }
     };
 
-    const read = async (): Promise<void> => {
+    const read = async (rand: () => number): Promise<void> => {
       const g = pickGateway();
       const u = Math.floor(rand() * USERS);
       const x = rand();
@@ -295,22 +294,26 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       if (a.status >= 400 && a.status < 500) unexpected.push(`read -> ${a.status} ${JSON.stringify(a.body)}`);
     };
 
-    const worker = async (): Promise<void> => {
+    // Each worker draws its choices from its own PRNG (seed + worker index), so its sequence of
+    // operations is reproducible; only how far each gets before the stop depends on the machine.
+    const worker = async (w: number): Promise<void> => {
+      const rand = prng(SEED + w);
+      let seq = 0;
       while (!stopLoad) {
         if (rand() < ORDER_SHARE) {
           const n = rand() < 0.5 ? 1 : 2;
           const first = Math.floor(rand() * SKUS);
           const items: OrderItem[] = [];
           for (let i = 0; i < n; i++) items.push({ sku: skus[(first + i * 7) % SKUS]!, qty: 1 + Math.floor(rand() * 3) });
-          const p: Placement = { key: `k${SEED}-${keySeq++}`, user: Math.floor(rand() * USERS), items, acks: [], attempts: 0 };
+          const p: Placement = { key: `k${SEED}-w${w}-${seq++}`, user: Math.floor(rand() * USERS), items, acks: [], attempts: 0 };
           placements.push(p);
           await place(p, PLACE_ATTEMPTS_MAX);
         } else {
-          await read();
+          await read(rand);
         }
       }
     };
-    const workers = Array.from({ length: WORKERS }, worker);
+    const workers = Array.from({ length: WORKERS }, (_, w) => worker(w));
     let loadError: unknown;
     const loadDone = Promise.all(workers).catch((e: unknown) => {
       loadError = e;
