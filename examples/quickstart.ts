@@ -20,10 +20,10 @@ const Product = Type.Object({
 });
 type Product = Static<typeof Product>;
 
-/** The catalog service over a table and a cache (a factory, so the registry can name its type). */
-function catalogService(products: Table<Product>, cache: Cache<Product>) {
+/** The products service over a table and a cache (a factory, so the registry can name its type). */
+function productsService(products: Table<Product>, cache: Cache<Product>) {
   return defineService({
-    name: 'catalog',
+    name: 'products',
     actions: {
       get: action({
         params: Type.Object({ id: Type.String({ minLength: 1 }) }),
@@ -49,10 +49,13 @@ function catalogService(products: Table<Product>, cache: Cache<Product>) {
   });
 }
 
-// Registering the service's type makes `node.call('catalog.get', …)` type-checked everywhere.
-declare module 'powerplant' {
+// Registering the service's type makes `node.call('products.get', …)` type-checked everywhere.
+// The registry lives in 'powerplant/service' (augmenting the root 'powerplant' does not reach it:
+// TypeScript does not merge an augmentation into an interface the root only re-exports). One
+// compilation has one registry, so service names are unique across it (examples/shop has 'catalog').
+declare module 'powerplant/service' {
   interface ServiceRegistry {
-    catalog: ReturnType<typeof catalogService>;
+    products: ReturnType<typeof productsService>;
   }
 }
 
@@ -67,12 +70,12 @@ export async function startQuickstart(options: { dataDir: string; port?: number 
   const products = await store.table('products', { schema: Product, primaryKey: ['id'] });
   const cache = await createCache<Product>({ l1: { maxEntries: 10_000 }, ttlMs: 60_000 });
 
-  const node = createNode({ transport: 'inproc://quickstart', services: [catalogService(products, cache)], logger: false });
+  const node = createNode({ transport: 'inproc://quickstart', services: [productsService(products, cache)], logger: false });
   await node.start();
   const gateway = createGateway(node, {
     routes: [
-      { method: 'GET', url: '/products/:id', action: 'catalog.get' },
-      { method: 'PUT', url: '/products/:id', action: 'catalog.put' },
+      { method: 'GET', url: '/products/:id', action: 'products.get' },
+      { method: 'PUT', url: '/products/:id', action: 'products.put' },
     ],
   });
   const url = await gateway.listen(options.port ?? 3000, '127.0.0.1');

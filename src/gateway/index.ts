@@ -140,7 +140,7 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
       const r = reply as unknown as FastifyReply;
       void r.send(sendError(req as unknown as FastifyRequest, r, err, '(framework)'));
     },
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   });
 
   // Per-route latency is the node's pp_call_duration_ms{action} (one observation per call): a

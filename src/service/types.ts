@@ -5,7 +5,8 @@
  * HOW CALLS ARE TYPE-CHECKED. An application registers its services once, by augmenting
  * `ServiceRegistry` with one property per service, keyed by the service's name:
  *
- *     declare module 'powerplant' {            // or the module that re-exports ServiceRegistry
+ *     declare module 'powerplant/service' {    // not 'powerplant': an augmentation does not reach
+ *                                              // an interface the root only re-exports
  *       interface ServiceRegistry { catalog: typeof catalog; orders: typeof orders }
  *     }
  *
