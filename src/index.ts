@@ -19,6 +19,7 @@ export type {
   StoreOptions,
   TableSpec,
   Versioned,
+  KeyOf,
   Query,
   Page,
   WriteResult,
@@ -49,3 +50,4 @@ export { createLogger } from './observe/index.js';
 export type { Logger } from './observe/index.js';
 export * as cache from './cache/index.js';
 export { createCache, Cache, readThroughKv, readThroughTable, invalidateFromFeed } from './cache/index.js';
+export type { ReadThrough, CacheOptions } from './cache/index.js';

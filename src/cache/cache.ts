@@ -288,6 +288,20 @@ export class Cache<V = unknown> {
   }
 
   /**
+   * The fresh L1 value of `key`, synchronously, or undefined (absent, stale, negative: then call
+   * `getOrLoad`). Lets a handler answer a hit without a promise — the service runtime then answers
+   * without a microtask hop. Counts as an L1 hit for the policy and the stats; skips XFetch's early
+   * refresh (that is `getOrLoad`'s job on the next miss path).
+   */
+  peek(key: string): V | undefined {
+    const l1 = this.l1;
+    const slot = l1.lookup(key);
+    if (slot < 0 || this.core.clock.now() >= l1.staleAtOf(slot) || (l1.flagsOf(slot) & FLAG_NEGATIVE) !== 0) return undefined;
+    this.core.stats.hitsL1++;
+    return l1.valueAt(slot) as V;
+  }
+
+  /**
    * Read-through: L1, then L2, then `loader` (once per key across concurrent callers, and across
    * nodes with an L2 lease). `undefined` from the loader means "does not exist" and is cached for
    * negativeTtlMs. Rejects only with the loader's own error (or PP_ERR_TIMEOUT at the hard

@@ -54,6 +54,8 @@ export async function invalidateFromFeed(cache: Cache<unknown>, feed: ChangeFeed
 
 export interface ReadThrough<K, V> {
   get(key: K): Promise<V | undefined>;
+  /** The fresh L1 value, synchronously, or undefined (then use `get`): see `Cache.peek`. */
+  peek(key: K): V | undefined;
   /** Writes through the store, then invalidates the key everywhere (the feed does it too). */
   put(key: K, value: V, options?: KvPutOptions): Promise<WriteResult>;
   delete(key: K): Promise<boolean>;
@@ -66,6 +68,7 @@ export async function readThroughKv<V>(cache: Cache<V>, kv: Kv<V>, feed: ChangeF
   const sub = await invalidateFromFeed(cache as Cache<unknown>, feed, { source: 'kv', name: kv.namespace, pollIntervalMs: options.pollIntervalMs });
   return {
     get: (key) => cache.getOrLoad(key, async () => (await kv.get(key))?.value, options),
+    peek: (key) => cache.peek(key),
     put: async (key, value, putOptions) => {
       const w = await kv.put(key, value, putOptions);
       await cache.delete(key);
@@ -93,6 +96,7 @@ export async function readThroughTable<T extends Record<string, unknown>>(
   const sub = await invalidateFromFeed(cache as Cache<unknown>, feed, { source: 'table', name: table.def.name, pollIntervalMs: options.pollIntervalMs });
   return {
     get: (key) => cache.getOrLoad(keyOf(key), async () => (await table.get(key))?.row, options),
+    peek: (key) => cache.peek(keyOf(key)),
     put: async (key, value, putOptions) => {
       const w = await table.upsert(value, putOptions);
       await cache.delete(keyOf(key));

@@ -48,6 +48,24 @@ describe('Cache (L1 only)', () => {
     expect(calls).toBe(1);
   });
 
+  it('peek: the fresh L1 value synchronously; undefined when absent, stale or negative', async () => {
+    const clock = new FakeClock(1_000_000);
+    const cache = await createCache<string>(base(clock, { ttlMs: 100, negativeTtlMs: 100 }));
+    expect(cache.peek('k')).toBeUndefined();
+    await cache.getOrLoad('k', () => 'v');
+    const hits = cache.stats().hitsL1;
+    expect(cache.peek('k')).toBe('v');
+    expect(cache.stats().hitsL1).toBe(hits + 1);
+    await cache.getOrLoad('gone', () => undefined); // cached as "does not exist"
+    expect(cache.peek('gone')).toBeUndefined();
+    clock.advance(100);
+    expect(cache.peek('k')).toBeUndefined();
+    await cache.set('k', 'w');
+    expect(cache.peek('k')).toBe('w');
+    await cache.delete('k');
+    expect(cache.peek('k')).toBeUndefined();
+  });
+
   it('TTL: fresh until ttlMs, then loaded again', async () => {
     const clock = new FakeClock(1_000_000);
     const cache = await createCache<string>(base(clock, { ttlMs: 100 }));

@@ -4,13 +4,13 @@
  * any product write).
  *
  * Hot paths (GET /products/:id, the category page, search): a fresh L1 hit is answered
- * synchronously (`peekFresh`), so the node hands the gateway a value, not a promise.
+ * synchronously (`Cache.peek`), so the node hands the gateway a value, not a promise.
  */
 import { Type } from '@sinclair/typebox';
 import { action, defineService, ppError } from 'powerplant';
 import { nameTerms } from '../seed-data.js';
 import { AnyId, Category, Cursor, DEFAULT_LIMIT, ItemsOf, Limit, PageOf, Product, type Category as CategoryT, type Product as ProductT } from '../schema.js';
-import { peekFresh, rethrowCursor, type ShopDeps } from './deps.js';
+import { rethrowCursor, type ShopDeps } from './deps.js';
 
 const PAGE_TTL_MS = 10_000;
 const CATEGORIES_KEY = 'categories';
@@ -83,7 +83,7 @@ export function catalogService(d: ShopDeps) {
         params: Type.Object({ id: AnyId }),
         result: Product,
         idempotent: true,
-        handler: (_ctx, { id }): ProductT | Promise<ProductT> => peekFresh(d.productCache, JSON.stringify([id])) ?? loadProduct(id),
+        handler: (_ctx, { id }): ProductT | Promise<ProductT> => d.products.peek(id) ?? loadProduct(id),
       }),
       categories: action({
         params: Type.Object({}),
@@ -97,7 +97,7 @@ export function catalogService(d: ShopDeps) {
         idempotent: true,
         handler: (_ctx, { id, limit = DEFAULT_LIMIT, cursor }): PageT | Promise<PageT> => {
           const key = `cat|${id}|${limit}|${cursor ?? ''}`;
-          return (peekFresh(pages, key) as PageT | undefined) ?? (pages.getOrLoad(key, () => loadCategoryPage(id, limit, cursor), { ttlMs: PAGE_TTL_MS }) as Promise<PageT>);
+          return (pages.peek(key) as PageT | undefined) ?? (pages.getOrLoad(key, () => loadCategoryPage(id, limit, cursor), { ttlMs: PAGE_TTL_MS }) as Promise<PageT>);
         },
       }),
       search: action({
@@ -109,7 +109,7 @@ export function catalogService(d: ShopDeps) {
           // Terms are letters and digits only: anything else matches nothing (and never reaches the store).
           if (!TERM_RE.test(term)) return { items: [] };
           const key = `search|${term}|${limit}`;
-          return (peekFresh(pages, key) as { items: ProductT[] } | undefined) ??
+          return (pages.peek(key) as { items: ProductT[] } | undefined) ??
             (pages.getOrLoad(key, () => loadSearch(term, limit), { ttlMs: PAGE_TTL_MS }) as Promise<{ items: ProductT[] }>);
         },
       }),

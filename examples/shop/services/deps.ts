@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
-import { cache as cacheLib, ppError, type store as storeLib, type Cache, type Kv, type Queue, type Store, type Table } from 'powerplant';
+import { ppError, type Cache, type KeyOf, type Kv, type Queue, type ReadThrough, type Store, type Table } from 'powerplant';
 import type {
   CategoryRow, EmailRow, InboxRow, NotificationRow, OrderRow, Preferences, Product, ProductRow, StockRow, TermRow, UserRow,
 } from '../schema.js';
@@ -28,26 +28,13 @@ export interface ShopDeps {
   readonly tables: ShopTables;
   readonly preferences: Kv<Preferences>;
   /** Products by id, read through the cache (L1, + Redis L2 when configured), invalidated from the feed. */
-  readonly products: cacheLib.ReadThrough<storeLib.KeyOf<Product>, Product>;
+  readonly products: ReadThrough<KeyOf<Product>, Product>;
   readonly productCache: Cache<Product>;
   /** Derived pages (category listings, search results, the category list): L1 only, dropped on any product write. */
   readonly pages: Cache<unknown>;
   readonly queue: Queue;
   readonly topics: { readonly orderCreated: string; readonly messages: string };
   readonly sessionKey: KeyObject;
-}
-
-/**
- * The fresh L1 value of `key`, synchronously, or undefined (absent, stale, negative). Lets a
- * handler answer a cache hit with no promise at all: the node then answers the gateway
- * synchronously (no timing-wheel entry, no microtask hop). A miss falls back to `getOrLoad`.
- * (Cache has no synchronous peek in its API; this reads its public L1 the way getOrLoad does.)
- */
-export function peekFresh<V>(c: Cache<V>, key: string): V | undefined {
-  const l1 = c.l1;
-  const slot = l1.lookup(key);
-  if (slot < 0 || Date.now() >= l1.staleAtOf(slot) || (l1.flagsOf(slot) & cacheLib.FLAG_NEGATIVE) !== 0) return undefined;
-  return l1.valueAt(slot) as V;
 }
 
 /** A cursor the store rejected (malformed, or from another listing) as a 400 naming `params.cursor`. */
