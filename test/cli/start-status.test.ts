@@ -124,6 +124,7 @@ describe.runIf(natsUp)('powerplant start <entry> --nats: two processes form one 
     const a = startChild([BIN, 'start', 'test/cli/fixtures/greeter.ts', '--port', '0', '--nats', 'nats://127.0.0.1:4222'], { env: { ...env, PP_NODE_ID: 'cli-a' } });
     const b = startChild([BIN, 'start', 'test/cli/fixtures/greeter.ts', '--port', '0'], { env: { ...env, PP_NODE_ID: 'cli-b', PP_NATS: 'nats://127.0.0.1:4222' } });
     const [urlA] = await Promise.all([a.waitForLine(LISTENING, 60_000).then((m) => m[1]!), b.waitForLine(LISTENING, 60_000)]);
+    await a.waitForLine(/Ctrl-C to stop/, 10_000);
     expect(a.output()).toContain('transport nats://127.0.0.1:4222');
 
     // Calls through A's gateway are balanced over both nodes once A has discovered B.
