@@ -166,18 +166,17 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const store = await openStore({ engine: storeUrl, shards: options.shards ?? 4 });
     closers.push(() => store.close());
     const T = TABLES;
-    // One table at a time: on PostgreSQL, creating tables concurrently starves the shard's DDL pool
-    // (a migration replaces the pool while other ensureTable calls wait on the old one, and those
-    // waits end in "timeout exceeded when trying to connect" after connectTimeoutMs).
-    const users = await store.table('users', T.users);
-    const emails = await store.table('emails', T.emails);
-    const categories = await store.table('categories', T.categories);
-    const productsTable = await store.table('products', T.products);
-    const productTerms = await store.table('productTerms', T.productTerms);
-    const inventory = await store.table('inventory', T.inventory);
-    const orders = await store.table('orders', T.orders);
-    const inbox = await store.table('inbox', T.inbox);
-    const notifications = await store.table('notifications', T.notifications);
+    const [users, emails, categories, productsTable, productTerms, inventory, orders, inbox, notifications] = await Promise.all([
+      store.table('users', T.users),
+      store.table('emails', T.emails),
+      store.table('categories', T.categories),
+      store.table('products', T.products),
+      store.table('productTerms', T.productTerms),
+      store.table('inventory', T.inventory),
+      store.table('orders', T.orders),
+      store.table('inbox', T.inbox),
+      store.table('notifications', T.notifications),
+    ]);
     const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, inbox, notifications };
     const [meta, preferences] = await Promise.all([store.kv<unknown>('meta'), store.kv<Preferences>('preferences')]);
 

@@ -222,6 +222,25 @@ describe.runIf(pgUp)('postgres engine', () => {
     expect((await q).items.map((r) => r.row.n)).toEqual([10, 11, 12, 13, 14]);
   });
 
+  it('tables created and migrated concurrently, with reads queued meanwhile, all complete (a pool reset never strands waiters)', async () => {
+    const { id } = fresh();
+    const s = await engine.open({ shards: 2 }, id);
+    const V1 = Type.Object({ id: Type.String(), n: Type.Integer() });
+    const V2 = Type.Object({ id: Type.String(), n: Type.Integer(), note: Type.Optional(Type.String()) });
+    // More concurrent DDL than the shard's pool has connections.
+    const names = Array.from({ length: 12 }, (_, i) => `cc${i}`);
+    const tables = await Promise.all(names.map((n) => s.table(n, { schema: V1, primaryKey: ['id'] })));
+    await Promise.all(tables.map((t, i) => t.insert({ id: 'a', n: i })));
+    // Migrations reset the pool (stale prepared statements); reads queued on it must still be served.
+    const migrated = Promise.all(names.slice(0, 6).map((n) => s.table(n, { schema: V2, primaryKey: ['id'] })));
+    const reads = Promise.all(Array.from({ length: 40 }, (_, i) => tables[i % tables.length]!.get('a')));
+    const [m2, got] = await Promise.all([migrated, reads]);
+    expect(got.map((r) => r?.row.n)).toEqual(Array.from({ length: 40 }, (_, i) => i % tables.length));
+    await m2[0]!.upsert({ id: 'a', n: 0, note: 'after' });
+    expect((await m2[0]!.get('a'))?.row).toEqual({ id: 'a', n: 0, note: 'after' });
+    expect((await m2[0]!.migrations()).length).toBeGreaterThanOrEqual(2);
+  });
+
   it('schema names and other identifiers are validated before they reach SQL', async () => {
     await expectCode(openStore({ engine: `${PG_BASE}?schema=a"b` }), 'PP_ERR_INVALID_ARGUMENT', 'engine');
     await expectCode(openStore({ engine: `${PG_BASE}?schema=a;drop`, shards: 2 }), 'PP_ERR_INVALID_ARGUMENT', 'engine');

@@ -340,7 +340,8 @@ export class PostgresShard implements ShardEngine {
         }
       }
       await c.query('COMMIT');
-      migrated = changes.length > 0;
+      // Only a changed shape can leave stale prepared statements behind; a new table has none.
+      migrated = changes.length > 0 && rec.rows.length > 0;
       return out;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => (broken = true));
@@ -360,6 +361,10 @@ export class PostgresShard implements ShardEngine {
     invariant(old !== undefined, 'pool is open');
     this.#pool = this.#newPool();
     this.#getQueries = new WeakMap();
+    // Callers already queued on the old pool (other ensureTable calls, reads) are still served by
+    // it: ending it now would leave them waiting until their connect timeout. End it once its
+    // queue is empty (bounded: each waiter is served or times out within connectTimeoutMs).
+    while (old.waitingCount > 0) await new Promise((r) => setTimeout(r, 10));
     await old.end();
   }
 
