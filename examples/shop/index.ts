@@ -198,6 +198,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const derived = new Set(['products', 'productTerms', 'categories']);
     const pagesFeed = await store.feed.subscribe({
       from: 'latest',
+      only: { tables: [...derived] },
       pollIntervalMs: 50,
       retryDelayMs: 100,
       handler: (records: readonly ChangeRecord[]) => {

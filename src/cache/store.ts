@@ -41,6 +41,7 @@ export async function invalidateFromFeed(cache: Cache<unknown>, feed: ChangeFeed
     from: 'latest',
     pollIntervalMs: options.pollIntervalMs ?? 50,
     retryDelayMs: 100,
+    only: options.source === 'kv' ? { kv: [options.name] } : { tables: [options.name] },
     ...(options.onError === undefined ? {} : { onError: (err: unknown) => options.onError?.(err) }),
     handler: async (records) => {
       const keys: string[] = [];

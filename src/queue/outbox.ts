@@ -70,6 +70,8 @@ export async function createOutbox(options: OutboxOptions): Promise<Outbox> {
     batchMax: options.batchMax ?? 256,
     pollIntervalMs: options.pollIntervalMs ?? 200,
     retryDelayMs: options.retryDelayMs ?? 1000,
+    // A route names a table or a kv namespace; changes of anything else are never decoded.
+    only: { tables: Object.keys(routes), kv: Object.keys(routes) },
     ...(options.onError === undefined ? {} : { onError: (err: unknown) => options.onError?.(err) }),
     handler: async (records, shard) => {
       const out: { topic: string; message: unknown; opts: PublishOptions }[] = [];

@@ -57,6 +57,11 @@ export interface SubscribeOptions {
   readonly from?: 'earliest' | 'latest' | Positions;
   /** Shards to follow; default all. */
   readonly shards?: readonly string[];
+  /**
+   * Only changes of these tables / kv namespaces reach the handler (others are skipped without
+   * being decoded, and their positions are passed). Default: everything.
+   */
+  readonly only?: { readonly tables?: readonly string[]; readonly kv?: readonly string[] };
   /** Records per handler call. Default 256. */
   readonly batchMax?: number;
   /** How often to look for writes made by other processes, in ms. Default 200. */
@@ -75,6 +80,46 @@ export interface Subscription {
 
 export const FEED_BATCH_MAX_LIMIT = 10_000;
 const TRIMMED_MARK = 'pp:trimmed';
+/**
+ * A read of a shard's feed is shared by the subscribers of this process that ask within this many
+ * ms and with no local commit in between (a commit wakes them all at once; one SQL read serves
+ * them). Writes of other processes are seen at most this much later than without sharing.
+ */
+const SHARED_READ_MAX_AGE_MS = 5;
+/** A consumer that only skips records (none matched `only`) saves its position after this many. */
+const SKIPPED_SAVE_EVERY = 10_000;
+
+interface SharedRead {
+  readonly after: number;
+  readonly limit: number;
+  readonly generation: number;
+  readonly atMs: number;
+  readonly rows: Promise<FeedRow[]>;
+}
+
+/** Decoded records, shared by every subscriber that receives the same row object. */
+const decoded = new WeakMap<FeedRow, ChangeRecord>();
+
+function decodeShared(shard: string, r: FeedRow): ChangeRecord {
+  let rec = decoded.get(r);
+  if (rec === undefined) {
+    rec = decodeFeedRow(shard, r);
+    decoded.set(r, rec);
+  }
+  return rec;
+}
+
+/** Rows of `rows` (ascending) with position > `after`, at most `limit`. */
+function rowsAfter(rows: readonly FeedRow[], after: number, limit: number): FeedRow[] {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rows[mid]!.pos <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return rows.slice(lo, lo + limit);
+}
 
 export function decodeFeedRow(shard: string, r: FeedRow): ChangeRecord {
   const kv = r.tbl.startsWith('kv_');
@@ -127,16 +172,45 @@ export class ChangeFeed {
   readonly #engines: readonly ShardEngine[];
   readonly #byName: ReadonlyMap<string, number>;
   readonly #wakers: Set<Waker>[];
+  /** Per shard: local commits seen (a shared read from before one is not reused). */
+  readonly #generation: number[];
+  readonly #shared: (SharedRead | undefined)[];
 
   constructor(engines: readonly ShardEngine[]) {
     this.#engines = engines;
     this.#byName = new Map(engines.map((e, i) => [e.shard, i]));
     this.#wakers = engines.map(() => new Set<Waker>());
+    this.#generation = engines.map(() => 0);
+    this.#shared = engines.map(() => undefined);
   }
 
   /** Called by the store after a durable commit on a shard: wakes that shard's subscribers now. */
   notify(shardIndex: number): void {
+    if (shardIndex in this.#generation) this.#generation[shardIndex]! += 1;
     for (const w of this.#wakers[shardIndex] ?? []) w.wake();
+  }
+
+  /**
+   * Feed rows of shard `i` after `after`, at most `limit`: from a read another subscriber made a
+   * moment ago when it covers this one, else from the engine (and then shared). A shared read
+   * that stopped at its limit answers only while it still has rows past `after`.
+   */
+  #readRows(i: number, after: number, limit: number): Promise<FeedRow[]> {
+    const c = this.#shared[i];
+    const now = performance.now();
+    if (c !== undefined && c.generation === this.#generation[i] && now - c.atMs < SHARED_READ_MAX_AGE_MS && c.after <= after) {
+      return c.rows.then((rows) => {
+        const out = rowsAfter(rows, after, limit);
+        if (out.length > 0 || rows.length < c.limit) return out;
+        return this.#engines[i]!.readFeed(after, limit);
+      });
+    }
+    const rows = this.#engines[i]!.readFeed(after, limit);
+    this.#shared[i] = { after, limit, generation: this.#generation[i]!, atMs: now, rows };
+    rows.catch(() => {
+      if (this.#shared[i]?.rows === rows) this.#shared[i] = undefined;
+    });
+    return rows;
   }
 
   #shardIndex(shard: string): number {
@@ -217,6 +291,12 @@ export class ChangeFeed {
     requireArg(Number.isFinite(pollMs) && pollMs >= 1 && pollMs <= 60_000, 'pollIntervalMs', 'must be in [1, 60000]');
     requireArg(Number.isFinite(retryMs) && retryMs >= 1 && retryMs <= 600_000, 'retryDelayMs', 'must be in [1, 600000]');
     const shardIdx = (options.shards ?? this.#engines.map((e) => e.shard)).map((s) => this.#shardIndex(s));
+    let wanted: Set<string> | undefined;
+    if (options.only !== undefined) {
+      const { tables = [], kv = [] } = options.only;
+      requireArg(Array.isArray(tables) && Array.isArray(kv) && [...tables, ...kv].every((n) => typeof n === 'string'), 'only', 'must list table and kv names');
+      wanted = new Set([...tables.map((n) => `t_${n}`), ...kv.map((n) => `kv_${n}`)]);
+    }
     const positions: Positions = {};
     const from = options.from ?? 'earliest';
     for (const i of shardIdx) {
@@ -247,10 +327,12 @@ export class ChangeFeed {
     const loop = async (i: number, waker: Waker): Promise<void> => {
       const e = this.#engines[i]!;
       const shard = e.shard;
+      let skippedSinceSave = 0;
       while (!closed) {
         let rows: FeedRow[];
+        const after = positions[shard]!;
         try {
-          rows = await e.readFeed(positions[shard]!, batchMax);
+          rows = await this.#readRows(i, after, batchMax);
         } catch (err) {
           if (closed) return;
           report(err, shard);
@@ -261,31 +343,40 @@ export class ChangeFeed {
           await waker.wait(pollMs);
           continue;
         }
-        try {
-          await this.#checkNotTrimmed(e, positions[shard]!);
-        } catch (err) {
-          if (closed) return;
-          report(err, shard);
-          // Truncated: this shard cannot be followed from here without losing records.
-          if (isPowerplantError(err, 'PP_ERR_FEED_TRUNCATED')) return;
-          await waker.wait(retryMs);
-          continue;
-        }
-        try {
-          await options.handler(
-            rows.map((r) => decodeFeedRow(shard, r)),
-            shard,
-          );
-        } catch (err) {
-          report(err, shard);
-          if (!closed) await waker.wait(retryMs);
-          continue;
+        // Positions are consecutive within a shard's feed unless records were trimmed (or, on
+        // PostgreSQL, a sequence value was skipped): only a gap needs the trim watermark.
+        if (rows[0]!.pos !== after + 1) {
+          try {
+            await this.#checkNotTrimmed(e, after);
+          } catch (err) {
+            if (closed) return;
+            report(err, shard);
+            // Truncated: this shard cannot be followed from here without losing records.
+            if (isPowerplantError(err, 'PP_ERR_FEED_TRUNCATED')) return;
+            await waker.wait(retryMs);
+            continue;
+          }
         }
         const last = rows[rows.length - 1]!.pos;
+        const mine = wanted === undefined ? rows : rows.filter((r) => wanted.has(r.tbl));
+        if (mine.length > 0) {
+          try {
+            await options.handler(
+              mine.map((r) => decodeShared(shard, r)),
+              shard,
+            );
+          } catch (err) {
+            report(err, shard);
+            if (!closed) await waker.wait(retryMs);
+            continue;
+          }
+        }
         positions[shard] = last;
-        if (options.consumer !== undefined) {
+        skippedSinceSave += rows.length;
+        if (options.consumer !== undefined && (mine.length > 0 || skippedSinceSave >= SKIPPED_SAVE_EVERY)) {
           try {
             await e.saveOffset(options.consumer, last);
+            skippedSinceSave = 0;
           } catch (err) {
             // Not saved: after a restart this batch is delivered again (at least once).
             report(err, shard);

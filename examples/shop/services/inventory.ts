@@ -3,6 +3,11 @@
  * compare-and-set loops on the row's version, idempotent per order: the row remembers the last
  * RECENT_MAX order operations applied to it (`+<orderId>` reserved, `-<orderId>` released), so a
  * retried call (a timeout retried on another instance, a retried order) applies once.
+ *
+ * Contention: changes of one SKU are routed to one instance (`keyParam: 'sku'`: consistent hash
+ * with bounded load over the instances) and run one after another there, so the compare-and-set
+ * only races with another instance during a membership change. Without that, concurrent orders of
+ * a popular SKU retry each other's lost races while every commit waits for its fsync.
  */
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, ppError } from 'powerplant';
@@ -31,6 +36,20 @@ function lastOpOf(recent: readonly string[], orderId: string): string | undefine
 
 export function inventoryService(d: ShopDeps) {
   const inventory = d.tables.inventory;
+  /** Per SKU: the tail of the chain of changes running on this instance (removed when idle). */
+  const tails = new Map<string, Promise<unknown>>();
+
+  /** Runs `fn` after the changes of `sku` already queued here. */
+  function serialized<T>(sku: string, fn: () => Promise<T>): Promise<T> {
+    const prev = tails.get(sku);
+    const run = prev === undefined ? fn() : prev.then(fn, fn);
+    const tail = run.then(() => undefined, () => undefined);
+    tails.set(sku, tail);
+    void tail.then(() => {
+      if (tails.get(sku) === tail) tails.delete(sku);
+    });
+    return run;
+  }
 
   /** Applies `delta` once per (orderId, direction); 409 when it would take stock below zero. */
   async function change(sku: string, delta: number, orderId: string): Promise<{ sku: string; available: number; applied: boolean }> {
@@ -74,13 +93,15 @@ export function inventoryService(d: ShopDeps) {
         params: Change,
         result: ChangeResult,
         idempotent: true,
-        handler: (_ctx, { sku, qty, orderId }) => change(sku, -qty, orderId),
+        keyParam: 'sku',
+        handler: (_ctx, { sku, qty, orderId }) => serialized(sku, () => change(sku, -qty, orderId)),
       }),
       release: action({
         params: Change,
         result: ChangeResult,
         idempotent: true,
-        handler: (_ctx, { sku, qty, orderId }) => change(sku, qty, orderId),
+        keyParam: 'sku',
+        handler: (_ctx, { sku, qty, orderId }) => serialized(sku, () => change(sku, qty, orderId)),
       }),
     },
   });
