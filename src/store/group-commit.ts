@@ -2,9 +2,12 @@
  * Group commit: concurrent write requests to one shard share one transaction, so N writers pay
  * for one fsync (SQLite) or one WAL flush and one round trip (PostgreSQL) instead of N.
  *
- * One committer per shard, one batch in flight at a time. A request waits at most until the next
- * flush: immediately after the in-flight batch, or, when idle, after `waitMs` (0 = the next event
- * loop turn, which already gathers every request issued in the same tick). A batch holds at most
+ * One committer per shard. Batches are applied one after another; an engine whose `commit` applies
+ * the batch at once and only then waits for durability (SQLite: the statements run on the loop, the
+ * WAL sync on the thread pool) declares `maxBatchesInFlight` > 1, so the next batch is applied
+ * while the previous one's sync runs, and one sync can cover several batches. A request waits at
+ * most until the next flush: immediately after a batch leaves, or, when idle, after `waitMs` (0 =
+ * the next event loop turn, which already gathers every request issued in the same tick). A batch holds at most
  * `batchMax` requests; at most `queueMax` wait, beyond which submit fails fast with
  * PP_ERR_OVERLOADED (retryable) instead of growing memory without bound.
  *
@@ -56,7 +59,8 @@ export class GroupCommitter {
   readonly #drainTimeoutMs: number;
   #timer: NodeJS.Timeout | undefined;
   #queue: Pending[] = [];
-  #inFlight = false;
+  #inFlight = 0;
+  readonly #maxInFlight: number;
   #scheduled = false;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
@@ -70,6 +74,7 @@ export class GroupCommitter {
     this.#waitMs = options.waitMs ?? GROUP_COMMIT_DEFAULTS.waitMs;
     this.#queueMax = options.queueMax ?? GROUP_COMMIT_DEFAULTS.queueMax;
     this.#drainTimeoutMs = options.drainTimeoutMs ?? GROUP_COMMIT_DEFAULTS.drainTimeoutMs;
+    this.#maxInFlight = engine.maxBatchesInFlight ?? 1;
     requireArg(Number.isInteger(this.#drainTimeoutMs) && this.#drainTimeoutMs >= 0 && this.#drainTimeoutMs <= 600_000, 'groupCommit.drainTimeoutMs', 'must be an integer in [0, 600000]');
     requireArg(Number.isInteger(this.#batchMax) && this.#batchMax >= 1 && this.#batchMax <= BATCH_MAX_LIMIT, 'groupCommit.batchMax', `must be an integer in [1, ${BATCH_MAX_LIMIT}]`);
     requireArg(Number.isFinite(this.#waitMs) && this.#waitMs >= 0 && this.#waitMs <= WAIT_MS_LIMIT, 'groupCommit.waitMs', `must be in [0, ${WAIT_MS_LIMIT}]`);
@@ -98,7 +103,7 @@ export class GroupCommitter {
   }
 
   #schedule(): void {
-    if (this.#inFlight || this.#scheduled) return;
+    if (this.#inFlight >= this.#maxInFlight || this.#scheduled) return;
     this.#scheduled = true;
     if (this.#waitMs === 0 || this.#queue.length >= this.#batchMax) setImmediate(this.#flush);
     else this.#timer = setTimeout(this.#flush, this.#waitMs);
@@ -107,14 +112,14 @@ export class GroupCommitter {
   readonly #flush = (): void => {
     this.#scheduled = false;
     this.#timer = undefined;
-    if (this.#inFlight || this.#queue.length === 0) {
+    if (this.#inFlight >= this.#maxInFlight || this.#queue.length === 0) {
       this.#checkIdle();
       return;
     }
     const batch = this.#queue.length <= this.#batchMax ? this.#queue : this.#queue.slice(0, this.#batchMax);
     this.#queue = this.#queue.length <= this.#batchMax ? [] : this.#queue.slice(this.#batchMax);
     invariant(batch.length >= 1 && batch.length <= this.#batchMax, 'a batch holds 1..batchMax requests');
-    this.#inFlight = true;
+    this.#inFlight++;
     this.stats.batches++;
     this.stats.requests += batch.length;
     if (batch.length > this.stats.batchMaxSeen) this.stats.batchMaxSeen = batch.length;
@@ -147,13 +152,13 @@ export class GroupCommitter {
   };
 
   #done(): void {
-    this.#inFlight = false;
+    this.#inFlight--;
     if (this.#queue.length > 0) this.#schedule();
     else this.#checkIdle();
   }
 
   #checkIdle(): void {
-    if (this.#inFlight || this.#queue.length > 0 || this.#scheduled) return;
+    if (this.#inFlight > 0 || this.#queue.length > 0 || this.#scheduled) return;
     const w = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const f of w) f();
@@ -165,7 +170,7 @@ export class GroupCommitter {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    if (!this.#inFlight && this.#queue.length === 0 && !this.#scheduled) return;
+    if (this.#inFlight === 0 && this.#queue.length === 0 && !this.#scheduled) return;
     const idle = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.#drainTimeoutMs)));

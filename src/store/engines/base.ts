@@ -123,6 +123,12 @@ export interface ShardEngine {
   readonly location: string;
   /** Engine-specific counters (PostgreSQL: commits, roundTrips, diagnosed), for stats and tests. */
   readonly stats?: Readonly<Record<string, number>>;
+  /**
+   * Batches the group committer may have in `commit` at once (default 1). More than one only for
+   * an engine whose `commit` applies its batch before its first await (so batches apply in
+   * submission order) and then waits for durability alone.
+   */
+  readonly maxBatchesInFlight?: number;
 
   open(): Promise<void>;
   /** Creates the table or applies additive migrations (recorded); PP_ERR_INCOMPATIBLE_SCHEMA otherwise. */

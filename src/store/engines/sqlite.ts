@@ -90,6 +90,11 @@ export class SqliteShard implements ShardEngine {
   #db: Database.Database | undefined;
   /** A descriptor of the WAL file, for `fdatasync` off the event loop (undefined with 'normal'). */
   #walFd: number | undefined;
+  /** The WAL sync running now, and the one queued to start after it (covering later commits). */
+  #syncing: Promise<void> | undefined;
+  #syncQueued: Promise<void> | undefined;
+  /** Batches apply synchronously in `commit`; only the WAL sync is awaited, and syncs coalesce. */
+  readonly maxBatchesInFlight = 8;
   readonly #stmts = new Map<string, Database.Statement>();
   readonly #tpls = new TplCache(DIALECT);
   #getStmts = new WeakMap<TableDef, Database.Statement>();
@@ -271,9 +276,40 @@ export class SqliteShard implements ShardEngine {
 
   async commit(requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[]> {
     const results = this.commitSync(requests, nowMs);
-    const fd = this.#walFd;
-    if (fd !== undefined && results.some((r) => r.ok)) await syncFile(fd, this.shard);
+    if (this.#walFd !== undefined && results.some((r) => r.ok)) await this.#sync();
     return results;
+  }
+
+  /**
+   * Resolves after an fdatasync that STARTED after this call: joins the queued sync if there is
+   * one (it starts after every write made so far), else queues one behind the running sync (which
+   * may have started before this commit's write), else starts one.
+   */
+  #sync(): Promise<void> {
+    if (this.#syncQueued !== undefined) return this.#syncQueued;
+    const running = this.#syncing;
+    if (running === undefined) return this.#startSync();
+    const queued = running.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      this.#syncQueued = undefined;
+      return this.#startSync();
+    });
+    this.#syncQueued = queued;
+    return queued;
+  }
+
+  #startSync(): Promise<void> {
+    const fd = this.#walFd;
+    if (fd === undefined) return Promise.reject(ppError('PP_ERR_CLOSED', { message: `shard ${this.shard} is closed` }));
+    const p = syncFile(fd, this.shard);
+    this.#syncing = p;
+    const clear = (): void => {
+      if (this.#syncing === p) this.#syncing = undefined;
+    };
+    p.then(clear, clear);
+    return p;
   }
 
   /**
@@ -386,6 +422,8 @@ export class SqliteShard implements ShardEngine {
     this.#db = undefined;
     this.#forgetStatements();
     db?.close();
+    // Syncs still running hold the descriptor (the committers drained, so normally none).
+    await Promise.allSettled([this.#syncing, this.#syncQueued]);
     if (this.#walFd !== undefined) {
       closeSync(this.#walFd);
       this.#walFd = undefined;
