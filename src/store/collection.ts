@@ -172,7 +172,8 @@ export function allShards(ctx: ShardContext): number[] {
 
 export function checkLimit(limit: unknown, pageMax: number): number {
   if (limit === undefined) return Math.min(DEFAULT_PAGE, pageMax);
-  requireArg(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= pageMax, 'limit', `must be an integer in [1, ${pageMax}]`);
+  // The message is built only on failure: this runs on every query.
+  if (!(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= pageMax)) requireArg(false, 'limit', `must be an integer in [1, ${pageMax}]`);
   return limit as number;
 }
 
