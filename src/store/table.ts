@@ -20,6 +20,7 @@ import {
 } from './collection.js';
 import { decodeRow } from './codec.js';
 import type { Migration, RangeCond, RawRow, ScanPlan, WriteOp } from './engines/base.js';
+import { SqliteShard } from './engines/sqlite.js';
 import type { Router } from './router.js';
 import { decodeCursor, encodeCursor, encodeValue, sizeOf, type ColumnDef, type ColumnType, type SqlValue, type TableDef } from './schema.js';
 
@@ -128,6 +129,10 @@ export class Table<T extends Record<string, unknown>> {
   readonly #pkShape: IndexShape;
   readonly #indexShapes: ReadonlyMap<string, IndexShape>;
   readonly #allShards: readonly number[];
+  /** Where each partition-key column sits in the primary key. */
+  readonly #partInPk: readonly number[];
+  /** SQLite shards answer point reads synchronously; kept typed to skip a promise hop (as kv does). */
+  readonly #sync: readonly (SqliteShard | undefined)[];
 
   constructor(ctx: ShardContext, def: TableDef, schema: TObject, router: Router) {
     this.#ctx = ctx;
@@ -142,6 +147,8 @@ export class Table<T extends Record<string, unknown>> {
     this.#pkShape = indexShape(def, this.#colIndex, undefined);
     this.#indexShapes = new Map(Object.keys(def.indexes).map((n) => [n, indexShape(def, this.#colIndex, n)]));
     this.#allShards = Object.freeze(allShards(ctx));
+    this.#partInPk = def.partitionKey.map((c) => def.primaryKey.indexOf(c));
+    this.#sync = ctx.engines.map((e) => (e instanceof SqliteShard ? e : undefined));
   }
 
   // ---- encoding ---------------------------------------------------------------------------------
@@ -245,7 +252,7 @@ export class Table<T extends Record<string, unknown>> {
 
   #shardOfKey(key: readonly SqlValue[]): number {
     // partitionKey is a subset of primaryKey: pick its columns out of the key.
-    return this.#router.shardIndexOf(this.def.partitionKey.map((c) => key[this.def.primaryKey.indexOf(c)]!));
+    return this.#router.shardIndexOf(this.#partInPk.map((i) => key[i]!));
   }
 
   #decode(raw: RawRow): Versioned<T> {
@@ -359,8 +366,9 @@ export class Table<T extends Record<string, unknown>> {
   async get(key: KeyOf<T>): Promise<Versioned<T> | undefined> {
     this.#ctx.checkOpen();
     const k = this.#encodeKey(key);
-    const e = this.#ctx.engines[this.#shardOfKey(k)]!;
-    const raw = await e.get(this.def, k, Date.now());
+    const s = this.#shardOfKey(k);
+    const sync = this.#sync[s];
+    const raw = sync !== undefined ? sync.getSync(this.def, k, Date.now()) : await this.#ctx.engines[s]!.get(this.def, k, Date.now());
     return raw === undefined ? undefined : this.#decode(raw);
   }
 
