@@ -36,6 +36,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/balance/index.js';
 import { statusCommand } from '../../src/cli/status.js';
 import { openQueue } from '../../src/queue/index.js';
 import { killChildren, startChild, type RunningChild } from '../helpers/child.js';
@@ -68,18 +69,6 @@ const WARMUP_ACKS_PER_GATEWAY = 10;
 const AFTER_VERDICT_REQUESTS_MIN = 300;
 const AFTER_VERDICT_MS_MIN = 3_000;
 const REPLAYED_KEYS = 10;
-
-/** mulberry32: a small seeded PRNG, so the load's choices are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface Answer {
   /** HTTP status, or 0 when no response came (connection refused or reset, timeout). */
@@ -298,7 +287,7 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     // Each worker draws its choices from its own PRNG (seed + worker index), so its sequence of
     // operations is reproducible; only how far each gets before the stop depends on the machine.
     const worker = async (w: number): Promise<void> => {
-      const rand = prng(SEED + w);
+      const rand = seededRandom(SEED + w);
       let seq = 0;
       while (!stopLoad) {
         if (rand() < ORDER_SHARE) {
