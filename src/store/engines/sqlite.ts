@@ -378,7 +378,7 @@ export class SqliteShard implements ShardEngine {
 
   async readFeed(after: number, limit: number): Promise<FeedRow[]> {
     try {
-      return this.#stmt('SELECT * FROM "pp_feed" WHERE "pos" > ? ORDER BY "pos" LIMIT ?').all(after, limit) as FeedRow[];
+      return this.#stmt('SELECT * FROM "pp_feed" WHERE "pos" > ? ORDER BY "pos" LIMIT (? + 0)').all(after, limit) as FeedRow[];
     } catch (err) {
       throw mapSqliteError(err);
     }
