@@ -80,15 +80,8 @@ export interface MixOptions {
   signal?: AbortSignal;
 }
 
-export interface EndpointStats {
-  name: EndpointName;
-  /** e.g. 'GET /products/:id' */
-  label: string;
-  /** Share of the mix, 0..1 (from the weights). */
-  weight: number;
-  requests: number;
-  ok: number;
-  errors: number;
+/** Outcome counts and latency percentiles of a set of requests (an endpoint, or all of them). */
+export interface RequestStats {
   /** Responses by HTTP status (2xx included); network errors and timeouts are not here. */
   byStatus: Record<string, number>;
   networkErrors: number;
@@ -103,7 +96,18 @@ export interface EndpointStats {
   meanMs: number;
 }
 
-export interface MixResult {
+export interface EndpointStats extends RequestStats {
+  name: EndpointName;
+  /** e.g. 'GET /products/:id' */
+  label: string;
+  /** Share of the mix, 0..1 (from the weights). */
+  weight: number;
+  requests: number;
+  ok: number;
+  errors: number;
+}
+
+export interface MixResult extends RequestStats {
   url: string;
   connections: number;
   /** The measured window actually run (shorter than asked when aborted). */
@@ -114,17 +118,6 @@ export interface MixResult {
   requests: number;
   ok: number;
   errors: number;
-  networkErrors: number;
-  timeouts: number;
-  byStatus: Record<string, number>;
-  /** ok responses per second, measured window only. */
-  rps: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  meanMs: number;
   endpoints: EndpointStats[];
   /** All endpoints merged (microseconds). */
   histogram: Hdr;

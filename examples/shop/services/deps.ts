@@ -5,7 +5,9 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
-import { ppError, type Cache, type KeyOf, type Kv, type Queue, type ReadThrough, type Store, type Table } from 'powerplant';
+import { Type } from '@sinclair/typebox';
+import { isPowerplantError, ppError, type Cache, type KeyOf, type Kv, type Logger, type Queue, type queue as queueLib, type ReadThrough, type Store, type Table } from 'powerplant';
+import { Cursor, DEFAULT_LIMIT, Limit, UserId } from '../schema.js';
 import type {
   CategoryRow, EmailRow, InboxRow, NotificationRow, OrderRow, Preferences, Product, ProductRow, StockRow, TermRow, UserRow,
 } from '../schema.js';
@@ -43,4 +45,45 @@ export function rethrowCursor(err: unknown): never {
     throw ppError('PP_ERR_VALIDATION', { field: 'params.cursor', message: 'params.cursor: malformed or from another listing' });
   }
   throw err;
+}
+
+/** Params of a user's newest-first list (`GET /orders`, `/messages`, `/notifications`). */
+export const UserPageParams = Type.Object({ userId: UserId, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false });
+
+/**
+ * One page of a user's rows, newest first, through the table's `recent` index (userId, time): one
+ * shard, since the tables are partitioned by userId. A bad cursor is a 400 naming params.cursor.
+ */
+export async function recentPage<R extends { userId: string }, T>(
+  table: Table<R>,
+  p: { userId: string; limit?: number; cursor?: string },
+  toItem: (row: R) => T,
+): Promise<{ items: T[]; cursor?: string }> {
+  const where = { userId: p.userId } as Partial<R>;
+  const page = await table
+    .query({ index: 'recent', where, order: 'desc', limit: p.limit ?? DEFAULT_LIMIT, ...(p.cursor === undefined ? {} : { cursor: p.cursor }) })
+    .catch(rethrowCursor);
+  const items = page.items.map((v) => toItem(v.row));
+  return page.cursor === undefined ? { items } : { items, cursor: page.cursor };
+}
+
+/**
+ * Subscribes `group` to `topic` and stores each message as a row of `table` — once: the row's key
+ * comes from the message, so a redelivery's insert conflicts and is acknowledged as done.
+ */
+export function consumeIntoTable<M, R extends Record<string, unknown>>(
+  queue: Queue, topic: string, group: string, table: Table<R>, toRow: (m: M) => R, logger: Logger,
+): Promise<queueLib.Subscription> {
+  return queue.subscribe<M>(topic, {
+    group,
+    concurrency: 64,
+    onError: (err) => logger.warn({ err, topic, group }, 'shop: consumer error'),
+    handler: async (msg) => {
+      try {
+        await table.insert(toRow(msg.value));
+      } catch (err) {
+        if (!isPowerplantError(err, 'PP_ERR_CONFLICT')) throw err; // stored already: a redelivery
+      }
+    },
+  });
 }

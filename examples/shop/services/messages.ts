@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, ppError, type queue as queueLib } from 'powerplant';
-import { Cursor, DEFAULT_LIMIT, Limit, Message, MessageId, PageOf, UserId, type InboxRow, type Message as MessageT } from '../schema.js';
-import { rethrowCursor, type ShopDeps } from './deps.js';
+import { Message, MessageId, PageOf, UserId, type InboxRow, type Message as MessageT } from '../schema.js';
+import { consumeIntoTable, recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
 export const MessagePage = PageOf(Message);
 
@@ -42,33 +42,15 @@ export function messagesService(d: ShopDeps) {
         },
       }),
       inbox: action({
-        params: Type.Object({ userId: UserId, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        params: UserPageParams,
         result: MessagePage,
         idempotent: true,
-        handler: async (_ctx, { userId, limit = DEFAULT_LIMIT, cursor }) => {
-          const page = await inbox
-            .query({ index: 'recent', where: { userId }, order: 'desc', limit, ...(cursor === undefined ? {} : { cursor }) })
-            .catch(rethrowCursor);
-          const items = page.items.map(({ row: r }) => ({ messageId: r.messageId, from: r.from, to: r.to, text: r.text, sentAt: r.sentAt }));
-          return page.cursor === undefined ? { items } : { items, cursor: page.cursor };
-        },
+        handler: (_ctx, p) => recentPage(inbox, p, (r) => ({ messageId: r.messageId, from: r.from, to: r.to, text: r.text, sentAt: r.sentAt })),
       }),
     },
     async started(ctx) {
-      sub = await d.queue.subscribe<MessageT>(topic, {
-        group: 'inbox',
-        concurrency: 64,
-        onError: (err) => ctx.logger.warn({ err, topic }, 'messages: inbox consumer error'),
-        handler: async (msg) => {
-          const m = msg.value;
-          const row: InboxRow = { userId: m.to, messageId: m.messageId, from: m.from, to: m.to, text: m.text, sentAt: m.sentAt };
-          try {
-            await inbox.insert(row);
-          } catch (err) {
-            if (!isPowerplantError(err, 'PP_ERR_CONFLICT')) throw err; // already stored: a redelivery
-          }
-        },
-      });
+      sub = await consumeIntoTable<MessageT, InboxRow>(d.queue, topic, 'inbox', inbox,
+        (m) => ({ userId: m.to, messageId: m.messageId, from: m.from, to: m.to, text: m.text, sentAt: m.sentAt }), ctx.logger);
     },
     async stopped() {
       await sub?.close();

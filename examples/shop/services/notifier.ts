@@ -3,10 +3,9 @@
  * a consumer group and writes one notification per order. The notification id is derived from
  * the orderId (`n` + its hex), so a redelivered or re-published event stores it once.
  */
-import { Type } from '@sinclair/typebox';
-import { action, defineService, isPowerplantError, type queue as queueLib } from 'powerplant';
-import { Cursor, DEFAULT_LIMIT, Limit, Notification, PageOf, UserId, type NotificationRow } from '../schema.js';
-import { rethrowCursor, type ShopDeps } from './deps.js';
+import { action, defineService, type queue as queueLib } from 'powerplant';
+import { Notification, PageOf, type NotificationRow } from '../schema.js';
+import { consumeIntoTable, recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
 export const NotificationPage = PageOf(Notification);
 
@@ -31,33 +30,15 @@ export function notifierService(d: ShopDeps) {
     name: 'notifier',
     actions: {
       list: action({
-        params: Type.Object({ userId: UserId, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        params: UserPageParams,
         result: NotificationPage,
         idempotent: true,
-        handler: async (_ctx, { userId, limit = DEFAULT_LIMIT, cursor }) => {
-          const page = await notifications
-            .query({ index: 'recent', where: { userId }, order: 'desc', limit, ...(cursor === undefined ? {} : { cursor }) })
-            .catch(rethrowCursor);
-          const items = page.items.map(({ row: r }) => ({ id: r.id, kind: r.kind, orderId: r.orderId, totalCents: r.totalCents, createdAt: r.createdAt }));
-          return page.cursor === undefined ? { items } : { items, cursor: page.cursor };
-        },
+        handler: (_ctx, p) => recentPage(notifications, p, (r) => ({ id: r.id, kind: r.kind, orderId: r.orderId, totalCents: r.totalCents, createdAt: r.createdAt })),
       }),
     },
     async started(ctx) {
-      sub = await d.queue.subscribe<OrderCreatedEvent>(topic, {
-        group: 'notifier',
-        concurrency: 64,
-        onError: (err) => ctx.logger.warn({ err, topic }, 'notifier: consumer error'),
-        handler: async (msg) => {
-          const e = msg.value;
-          const row: NotificationRow = { userId: e.userId, id: notificationIdOf(e.orderId), kind: 'order-created', orderId: e.orderId, totalCents: e.totalCents, createdAt: e.createdAt };
-          try {
-            await notifications.insert(row);
-          } catch (err) {
-            if (!isPowerplantError(err, 'PP_ERR_CONFLICT')) throw err; // stored already: a redelivery
-          }
-        },
-      });
+      sub = await consumeIntoTable<OrderCreatedEvent, NotificationRow>(d.queue, topic, 'notifier', notifications,
+        (e) => ({ userId: e.userId, id: notificationIdOf(e.orderId), kind: 'order-created', orderId: e.orderId, totalCents: e.totalCents, createdAt: e.createdAt }), ctx.logger);
     },
     async stopped() {
       await sub?.close();

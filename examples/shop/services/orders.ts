@@ -14,8 +14,8 @@
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, PowerplantError, ppError, type Context } from 'powerplant';
-import { AnyId, Cursor, DEFAULT_LIMIT, Limit, Order, OrderId, PageOf, UserId, type Order as OrderT, type OrderItem, type OrderRow } from '../schema.js';
-import { rethrowCursor, type ShopDeps } from './deps.js';
+import { AnyId, Order, OrderId, PageOf, UserId, type Order as OrderT, type OrderItem, type OrderRow } from '../schema.js';
+import { recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
 export const OrderPage = PageOf(Order);
 
@@ -117,16 +117,10 @@ export function ordersService(d: ShopDeps) {
         handler: (ctx, p) => place(ctx, p.userId, p.items, p.idempotencyKey),
       }),
       list: action({
-        params: Type.Object({ userId: UserId, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        params: UserPageParams,
         result: OrderPage,
         idempotent: true,
-        handler: async (_ctx, { userId, limit = DEFAULT_LIMIT, cursor }) => {
-          const page = await orders
-            .query({ index: 'recent', where: { userId }, order: 'desc', limit, ...(cursor === undefined ? {} : { cursor }) })
-            .catch(rethrowCursor);
-          const items = page.items.map((v) => toOrder(v.row));
-          return page.cursor === undefined ? { items } : { items, cursor: page.cursor };
-        },
+        handler: (_ctx, p) => recentPage(orders, p, toOrder),
       }),
       get: action({
         params: Type.Object({ userId: UserId, orderId: AnyId }),
