@@ -11,10 +11,12 @@ export class UsageError extends Error {
 
 export type FlagSpec =
   | { kind: 'int'; min: number; max: number }
+  /** A finite number in [min, max], or in (min, max] with `aboveMin`. */
+  | { kind: 'number'; min: number; max: number; aboveMin?: boolean }
   | { kind: 'string' }
   | { kind: 'bool' };
 
-type FlagValue<F extends FlagSpec> = F extends { kind: 'int' } ? number : F extends { kind: 'bool' } ? boolean : string;
+type FlagValue<F extends FlagSpec> = F extends { kind: 'int' | 'number' } ? number : F extends { kind: 'bool' } ? boolean : string;
 
 export interface Parsed<S extends Record<string, FlagSpec>> {
   flags: { [K in keyof S]?: FlagValue<S[K]> };
@@ -54,8 +56,11 @@ export function parseArgs<S extends Record<string, FlagSpec>>(command: string, a
       continue;
     }
     const n = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
-    if (!Number.isInteger(n) || n < f.min || n > f.max) {
-      throw new UsageError(`powerplant ${command}: ${flag} must be an integer from ${f.min} to ${f.max} (got ${raw ?? 'nothing'})`);
+    const int = f.kind === 'int';
+    const aboveMin = f.kind === 'number' && f.aboveMin === true;
+    if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < f.min || (aboveMin && n === f.min) || n > f.max) {
+      const range = aboveMin ? `greater than ${f.min} and at most ${f.max}` : `from ${f.min} to ${f.max}`;
+      throw new UsageError(`powerplant ${command}: ${flag} must be ${int ? 'an integer' : 'a number'} ${range} (got ${raw ?? 'nothing'})`);
     }
     flags[name] = n;
   }

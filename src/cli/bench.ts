@@ -19,6 +19,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { DEFAULT_WEIGHTS, ENDPOINT_NAMES, MAX_CONNECTIONS, MAX_USERS, formatMixTable, runMix, type MixResult } from './loadgen.js';
+import { parseArgs, UsageError, type FlagSpec } from './args.js';
 
 export const BENCH_USAGE = `usage: powerplant bench [options]
 
@@ -59,62 +60,34 @@ export interface BenchIo {
   stderr: { write(s: string): unknown; isTTY?: boolean };
 }
 
-class UsageError extends Error {}
+const BENCH_FLAGS = {
+  url: { kind: 'string' },
+  connections: { kind: 'int', min: 1, max: MAX_CONNECTIONS },
+  duration: { kind: 'number', min: 0, max: 86_400, aboveMin: true },
+  warmup: { kind: 'number', min: 0, max: 86_400 },
+  users: { kind: 'int', min: 1, max: MAX_USERS },
+  seed: { kind: 'int', min: -(2 ** 31), max: 2 ** 31 - 1 },
+  hgrm: { kind: 'string' },
+  json: { kind: 'bool' },
+  help: { kind: 'bool' },
+} as const satisfies Record<string, FlagSpec>;
 
 /** Parses the flags; throws a UsageError naming the flag on anything unknown or out of range. */
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
-  const a: BenchArgs = {
-    url: 'http://127.0.0.1:3000', connections: 64, durationS: 20, warmupS: 3, users: undefined, seed: 1,
-    hgrm: './bench-shop.hgrm', json: false, help: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]!;
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const inline = raw.startsWith('--') && eq > 0 ? raw.slice(eq + 1) : undefined;
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`);
-      i++;
-      return v;
-    };
-    const number = (min: number, max: number, integer: boolean, what: string): number => {
-      const v = value();
-      const n = v.trim() === '' ? Number.NaN : Number(v);
-      if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be ${what} (got ${v})`);
-      return n;
-    };
-    switch (flag) {
-      case '--url': {
-        const v = value();
-        let u: URL | undefined;
-        try {
-          u = new URL(v);
-        } catch {
-          u = undefined;
-        }
-        if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new UsageError(`--url must be an http:// or https:// URL (got ${v})`);
-        a.url = v;
-        break;
-      }
-      case '--connections': a.connections = number(1, MAX_CONNECTIONS, true, `an integer from 1 to ${MAX_CONNECTIONS}`); break;
-      case '--duration': a.durationS = number(Number.MIN_VALUE, 86_400, false, 'a number of seconds > 0 and <= 86400'); break;
-      case '--warmup': a.warmupS = number(0, 86_400, false, 'a number of seconds >= 0 and <= 86400'); break;
-      case '--users': a.users = number(1, MAX_USERS, true, `an integer from 1 to ${MAX_USERS}`); break;
-      case '--seed': a.seed = number(-(2 ** 31), 2 ** 31 - 1, true, 'a 32-bit integer'); break;
-      case '--hgrm': {
-        const v = value();
-        if (v.trim() === '') throw new UsageError('--hgrm needs a file path');
-        a.hgrm = v;
-        break;
-      }
-      case '--json': a.json = true; break;
-      case '--help': case '-h': a.help = true; break;
-      default: throw new UsageError(`unknown option ${flag}`);
-    }
+  const { flags: f } = parseArgs('bench', argv.map((x) => (x === '-h' ? '--help' : x)), BENCH_FLAGS);
+  const url = f.url ?? 'http://127.0.0.1:3000';
+  let u: URL | undefined;
+  try {
+    u = new URL(url);
+  } catch {
+    u = undefined;
   }
-  return a;
+  if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new UsageError(`powerplant bench: --url must be an http:// or https:// URL (got ${url})`);
+  if (f.hgrm !== undefined && f.hgrm.trim() === '') throw new UsageError('powerplant bench: --hgrm needs a file path');
+  return {
+    url, connections: f.connections ?? 64, durationS: f.duration ?? 20, warmupS: f.warmup ?? 3, users: f.users, seed: f.seed ?? 1,
+    hgrm: f.hgrm ?? './bench-shop.hgrm', json: f.json ?? false, help: f.help ?? false,
+  };
 }
 
 /** `bench-shop.hgrm` -> `bench-shop.product.hgrm`; a path without `.hgrm` gets `.product.hgrm` appended. */
@@ -143,7 +116,7 @@ export async function benchCommand(argv: string[], io: BenchIo = { stdout: proce
     args = parseBenchArgs(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`powerplant bench: ${err.message}\n\n${BENCH_USAGE}`);
+    io.stderr.write(`${err.message}\n\n${BENCH_USAGE}`);
     return 2;
   }
   if (args.help) {
