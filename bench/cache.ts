@@ -19,6 +19,7 @@ import { memoryDriver } from 'bentocache/drivers/memory';
 import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
+import { ZipfSampler } from '../src/balance/index.js';
 import { L1Cache, createCache, type PolicyName } from '../src/cache/index.js';
 import { formatTable } from '../src/partition/index.js';
 
@@ -43,13 +44,7 @@ function prng(seed: number): () => number {
 
 /** Zipf(s) sampler over ranks 0..n-1 (inverse CDF by binary search), ranks shuffled onto keys. */
 function zipfSampler(n: number, s: number, rnd: () => number): () => number {
-  const cdf = new Float64Array(n);
-  let acc = 0;
-  for (let i = 0; i < n; i++) {
-    acc += 1 / Math.pow(i + 1, s);
-    cdf[i] = acc;
-  }
-  for (let i = 0; i < n; i++) cdf[i] = cdf[i]! / acc;
+  const zipf = new ZipfSampler(n, s);
   const perm = new Int32Array(n);
   for (let i = 0; i < n; i++) perm[i] = i;
   for (let i = n - 1; i > 0; i--) {
@@ -58,17 +53,7 @@ function zipfSampler(n: number, s: number, rnd: () => number): () => number {
     perm[i] = perm[j]!;
     perm[j] = t;
   }
-  return () => {
-    const u = rnd();
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const m = (lo + hi) >> 1;
-      if (cdf[m]! < u) lo = m + 1;
-      else hi = m;
-    }
-    return perm[lo]!;
-  };
+  return () => perm[zipf.rank(rnd())]!;
 }
 
 function median(xs: number[]): number {

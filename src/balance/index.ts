@@ -15,7 +15,7 @@ export { LeastOutstandingBalancer } from './least-outstanding.js';
 export { P2CBalancer } from './p2c.js';
 export { ConsistentHashBalancer } from './consistent-hash.js';
 export type { ConsistentHashOptions } from './consistent-hash.js';
-export { seededRandom } from './prng.js';
+export { seededRandom, ZipfSampler } from './prng.js';
 export { simulateBalance, formatTable } from './simulate.js';
 export type { SimulateOptions, SimulationRow } from './simulate.js';
 export { createBalancer, BALANCER_NAMES } from './registry.js';

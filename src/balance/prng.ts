@@ -58,3 +58,34 @@ export function seededRandom(seed: number): () => number {
   const g = new Sfc32(seed);
   return () => g.next();
 }
+
+/**
+ * Zipf-distributed ranks 0..n-1 (rank r has weight 1/(r+1)^exponent) from uniform draws: the
+ * cumulative distribution once, then a binary search per draw. Load generators and cache traces.
+ */
+export class ZipfSampler {
+  private readonly cdf: Float64Array;
+
+  constructor(n: number, exponent: number) {
+    requireArg(n >= 1, 'n', 'must be at least 1');
+    this.cdf = new Float64Array(n);
+    let acc = 0;
+    for (let r = 0; r < n; r++) {
+      acc += 1 / (r + 1) ** exponent;
+      this.cdf[r] = acc;
+    }
+    for (let r = 0; r < n; r++) this.cdf[r]! /= acc;
+  }
+
+  /** The rank for a uniform u in [0, 1). */
+  rank(u: number): number {
+    let lo = 0;
+    let hi = this.cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.cdf[mid]! > u) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+}

@@ -51,7 +51,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, type Dispatcher } from 'undici';
-import { seededRandom } from '../balance/index.js';
+import { seededRandom, ZipfSampler } from '../balance/index.js';
 import { requireArg } from '../errors/index.js';
 import { Hdr } from '../observe/index.js';
 
@@ -172,33 +172,6 @@ interface ShopCatalog {
   searchPrefixes: string[];
 }
 
-/** Zipf sampler over ranks 0..n-1 via the cumulative distribution and binary search. */
-class ZipfSampler {
-  private readonly cdf: Float64Array;
-
-  constructor(n: number, exponent: number) {
-    requireArg(n >= 1, 'n', 'must be at least 1');
-    this.cdf = new Float64Array(n);
-    let acc = 0;
-    for (let r = 0; r < n; r++) {
-      acc += 1 / (r + 1) ** exponent;
-      this.cdf[r] = acc;
-    }
-    for (let r = 0; r < n; r++) this.cdf[r]! /= acc;
-  }
-
-  /** The rank for a uniform u in [0, 1). */
-  rank(u: number): number {
-    let lo = 0;
-    let hi = this.cdf.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.cdf[mid]! > u) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  }
-}
 
 class Totals {
   requests = 0;
