@@ -218,7 +218,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const topics = { orderCreated: `${ns}-order-created`, messages: `${ns}-messages` };
     await Promise.all([queue.createTopic(topics.orderCreated, { partitions: 4 }), queue.createTopic(topics.messages, { partitions: 4 })]);
 
-    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, productCache, pages, queue, topics, sessionKey };
+    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey };
     const factories = { users: usersService, catalog: catalogService, inventory: inventoryService, orders: ordersService, messages: messagesService, notifier: notifierService };
     const services = SERVICE_NAMES.filter(runs).map((s) => factories[s](deps));
 

@@ -31,7 +31,6 @@ export interface ShopDeps {
   readonly preferences: Kv<Preferences>;
   /** Products by id, read through the cache (L1, + Redis L2 when configured), invalidated from the feed. */
   readonly products: ReadThrough<KeyOf<Product>, Product>;
-  readonly productCache: Cache<Product>;
   /** Derived pages (category listings, search results, the category list): L1 only, dropped on any product write. */
   readonly pages: Cache<unknown>;
   readonly queue: Queue;
