@@ -295,3 +295,4 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
 }
 
 export { DEFAULT_PREFERENCES };
+export { shopBanner } from './banner.js';

@@ -8,32 +8,12 @@
  *
  * Prints the URL and a few requests to try; SIGINT / SIGTERM stop it gracefully.
  */
+import { shopBanner } from './banner.js';
 import { startShop, shopOptionsFromEnv } from './index.js';
 
 const options = shopOptionsFromEnv(process.env);
 const shop = await startShop(options);
-const u = shop.url;
-const where = options.store ?? `sqlite:${options.dataDir ?? './data/shop'}/store`;
-process.stdout.write(
-  `Powerplant shop (node ${shop.node.nodeId}) ${u === '' ? 'running without a gateway' : `serving ${u}`}\n` +
-    `  store ${where}, ${options.redis === undefined ? 'L1 cache only' : `cache L2 ${options.redis}`}, ` +
-    `${options.nats === undefined ? 'in-process transport, embedded queue' : `transport + queue ${options.nats}`}\n` +
-    `  started in ${(shop.startup.ms / 1000).toFixed(1)} s${shop.startup.seeded ? ' (seeded)' : ''}\n\n` +
-    (u === ''
-      ? ''
-      : `  curl ${u}/products/p00017\n` +
-        `  curl '${u}/categories/c03/products?limit=5'\n` +
-        `  curl '${u}/search?q=lamp&limit=5'\n` +
-        `  TOKEN=$(curl -s -X POST ${u}/sessions -H 'content-type: application/json' \\\n` +
-        `      -d '{"email":"user1@example.com","password":"password-1"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')\n` +
-        `  curl -X POST ${u}/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
-        `      -d '{"items":[{"sku":"p00017","qty":2}],"idempotencyKey":"first-order"}'\n` +
-        `  curl ${u}/orders -H "authorization: Bearer $TOKEN"\n` +
-        `  curl ${u}/notifications -H "authorization: Bearer $TOKEN"\n` +
-        `  curl ${u}/status        # nodes, services, partitions\n` +
-        `  curl ${u}/metrics\n`) +
-    `\nCtrl-C to stop.\n`,
-);
+process.stdout.write(shopBanner(shop, options));
 
 let stopping = false;
 const stop = (signal: string): void => {

@@ -102,7 +102,16 @@ export async function startCommand(argv: readonly string[], io: StartIo = defaul
 interface ShopModule {
   /** CONTRACT.md's PP_* environment as startShop options; a RangeError names a bad variable. */
   shopOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown>;
-  startShop(options: Record<string, unknown>): Promise<{ url: string; startup?: { ms: number; seeded: boolean }; stop(): Promise<void> }>;
+  startShop(options: Record<string, unknown>): Promise<ShopRunning>;
+  /** What a started shop prints: `listening on <url>` first, then where it runs and what to try. */
+  shopBanner(shop: ShopRunning, options: Record<string, unknown>): string;
+}
+
+interface ShopRunning {
+  url: string;
+  node: { nodeId: string };
+  startup: { ms: number; seeded: boolean };
+  stop(): Promise<void>;
 }
 
 async function startShop(io: StartIo, env: NodeJS.ProcessEnv, port: number, host: string, nats: string | undefined): Promise<Started> {
@@ -119,36 +128,8 @@ async function startShop(io: StartIo, env: NodeJS.ProcessEnv, port: number, host
   }
   const options: Record<string, unknown> = { ...fromEnv, port, host };
   if (nats !== undefined) options.nats = nats;
-  const t0 = performance.now();
   const running = await shop.startShop(options);
-  const url = running.url;
-  const o = options;
-  const seeded = running.startup === undefined ? '' : running.startup.seeded ? ', seed data written' : ', seed data already there';
-  if (url === '') {
-    io.out(`running without a gateway (PP_GATEWAY=0): node ${String(o.nodeId ?? '')} serves its services over ${nats ?? 'the in-process transport'}\n\nCtrl-C to stop.\n`);
-    return running;
-  }
-  io.out(`listening on ${url}\n`);
-  io.out(
-    `\nPowerplant shop (examples/shop) started in ${((performance.now() - t0) / 1000).toFixed(1)} s${seeded}\n` +
-      `  store:     ${String(o.store ?? `sqlite:${String(o.dataDir ?? './data/shop')}/store`)} (${String(o.shards ?? 4)} shards)\n` +
-      `  cache:     ${o.redis === undefined ? 'in-process L1' : `L1 + Redis L2 (${String(o.redis)})`}\n` +
-      `  transport: ${nats === undefined ? 'in-process' : nats} (queue: ${nats === undefined ? 'embedded log' : 'NATS JetStream'})\n` +
-      `  namespace: ${String(o.namespace ?? 'shop')}\n` +
-      `\nTry:\n` +
-      `  curl ${url}/categories\n` +
-      `  curl ${url}/products/p00017\n` +
-      `  curl '${url}/search?q=lamp&limit=5'\n` +
-      `  curl -X POST ${url}/sessions -H 'content-type: application/json' \\\n` +
-      `       -d '{"email":"user1@example.com","password":"password-1"}'      # -> {"token":...}\n` +
-      `  curl -X POST ${url}/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
-      `       -d '{"items":[{"sku":"p00017","qty":2}],"idempotencyKey":"my-first-order"}'\n` +
-      `  curl ${url}/orders -H "authorization: Bearer $TOKEN"\n` +
-      `  curl ${url}/notifications -H "authorization: Bearer $TOKEN"\n` +
-      `  curl ${url}/health ; curl ${url}/metrics\n` +
-      `  npx powerplant status --url ${url}\n` +
-      `\nCtrl-C to stop.\n`,
-  );
+  io.out(shop.shopBanner(running, options));
   return running;
 }
 
