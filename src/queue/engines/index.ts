@@ -6,7 +6,7 @@
 import { requireArg } from '../../errors/index.js';
 import type { EngineLimits, QueueEngine } from './base.js';
 import { JetStreamEngine, type JetStreamOptions } from './jetstream.js';
-import { LogEngine, type LogOptions } from './log.js';
+import { LogEngine, type LogOptions } from './log/index.js';
 
 export type {
   AppendResult,
@@ -23,7 +23,7 @@ export type {
   TopicConfig,
   TopicRetention,
 } from './base.js';
-export { LogEngine, LOG_DEFAULTS, type LogOptions } from './log.js';
+export { LogEngine, LOG_DEFAULTS, type LogOptions } from './log/index.js';
 export { JetStreamEngine, JETSTREAM_DEFAULTS, type JetStreamOptions } from './jetstream.js';
 
 export interface EngineOptions {
