@@ -16,7 +16,7 @@ export {
   type PublishResult,
   type QueueMessage,
 } from './queue.js';
-export { SUBSCRIBE_DEFAULTS, type Backoff, type Delivery, type SubscribeOptions, type Subscription, type SubscriptionStats } from './consumer.js';
+export { SUBSCRIBE_DEFAULTS, type Backoff, type Delivery, type SubscribeOptions, type Subscription, type SubscriptionStats } from './consumer/index.js';
 export { createOutbox, type Outbox, type OutboxOptions, type OutboxRoute, type OutboxMessage } from './outbox.js';
 export {
   createEngine,

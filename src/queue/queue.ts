@@ -1,12 +1,12 @@
 /**
  * The queue: topics, publish, subscribe, replay — one API over any engine (`engines/index.ts`
  * resolves `file:<dir>` or `nats://…`). Producer-side work (validation, size limits, encoding,
- * key -> partition) happens here once; consumer semantics live in `consumer.ts`.
+ * key -> partition) happens here once; consumer semantics live in `consumer/`.
  */
 import { hash32, jumpHash } from '../partition/index.js';
 import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
 import { decodePayload, encodePayload } from './codec.js';
-import { Member, type ConsumerHost, type SubscribeOptions, type Subscription } from './consumer.js';
+import { Member, type ConsumerHost, type SubscribeOptions, type Subscription } from './consumer/index.js';
 import { ENCODING_BYTES, RESERVED_HEADER_PREFIX, type QueueEngine, type ReadFrom, type RecoveryEvent, type StoredRecord, type TopicConfig, type TopicRetention } from './engines/base.js';
 import { createEngine, type EngineOptions } from './engines/index.js';
 

@@ -2,7 +2,7 @@
  * The contract every queue engine implements (Moleculer-style: one base, one file per engine,
  * `index.ts` resolves a URL). An engine is a durable partitioned log plus a small coordination
  * store for consumer groups; everything a consumer does on top of that — per-key ordering, ack
- * deadlines, redelivery with backoff, dead letters, rebalancing — lives once in `../consumer.ts`,
+ * deadlines, redelivery with backoff, dead letters, rebalancing — lives once in `../consumer/`,
  * so both engines give the same semantics and pass the same conformance suite.
  *
  * Offsets: per partition, strictly increasing in append order, not necessarily dense (JetStream

@@ -1,6 +1,6 @@
 /**
  * The NATS JetStream engine: JetStream is the durable log, the consumer semantics are ours
- * (`../consumer.ts`), so both engines behave the same and pass the same conformance suite.
+ * (`../consumer/`), so both engines behave the same and pass the same conformance suite.
  *
  *  - A topic is a stream `<ns>_<topic>` with one subject per partition, `<ns>.<topic>.<p>`; file
  *    storage, retention by `max_bytes` / `max_age` (discard old), dedup by `Nats-Msg-Id` over

@@ -3,75 +3,22 @@
  * deadlines, redelivery with backoff, dead letters and offset commits — the same code on every
  * engine, so both engines give the same semantics.
  *
- * Per owned partition a worker reads ahead (at most `readAheadMax` records) and admits records
- * into a window ordered by offset. Records with the same key form a chain: only the oldest
- * unfinished one of a key may run, so a key's records are handled in order even across failures
- * and redeliveries (a failing record blocks its key, not the partition). Records without a key
- * have no order. The committed offset is the first unfinished record of the window: every record
- * below it was handled (acked, or dead-lettered). Commits are periodic (every heartbeat) and on
- * release, so after a crash a group re-handles at most what was acked since its last commit —
- * at-least-once.
+ * Each owned partition has a Worker (worker.ts) that reads ahead into a window; the member admits
+ * the window's records, runs the oldest unfinished record of each key (records without a key run
+ * in any order), and commits each partition's first unfinished offset. Commits are periodic
+ * (every heartbeat) and on release, so after a crash a group re-handles at most what was acked
+ * since its last commit — at-least-once.
  *
  * Acks: a handler that resolves acks; one that throws (or rejects) fails the attempt; one that
  * is still running after `ackWaitMs` fails the attempt too (its signal is aborted, its slot freed
- * and the record redelivered). Each delivery carries a generation: an ack or a failure for an
- * older delivery (after ackWait, after redelivery, after the partition moved to another member)
- * is rejected and counted in `lateAcks`, never counted twice.
+ * and the record redelivered). Only the current delivery of a record counts (see delivery.ts).
  */
-import { invariant, ppError, requireArg } from '../errors/index.js';
-import { backoffDelayMs } from '../resilience/index.js';
-import { ENCODING_BYTES, type PartitionReader, type QueueEngine, type ReadFrom, type StoredRecord } from './engines/base.js';
-import { decodePayload } from './codec.js';
-
-export type Backoff = { readonly baseDelayMs: number; readonly maxDelayMs: number } | readonly number[];
-
-export interface Delivery<T = unknown> {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly key: string | undefined;
-  readonly id: string | undefined;
-  readonly headers: Readonly<Record<string, string>>;
-  /** Append time, epoch ms. */
-  readonly timestampMs: number;
-  /** 1 on the first delivery, 2 on the first redelivery, ... */
-  readonly attempt: number;
-  /** The message: bytes as published for a Uint8Array, else the decoded msgpack value. */
-  readonly value: T;
-  /** Aborted when this delivery's ackWait passes (the record is redelivered). */
-  readonly signal: AbortSignal;
-  /** Acks now (the handler's return is then ignored). False when this delivery is no longer current. */
-  ack(): boolean;
-  /** Fails this attempt now (redelivery with backoff, or dead letter). False when no longer current. */
-  nak(reason?: unknown): boolean;
-}
-
-export interface SubscribeOptions<T = unknown> {
-  /** Consumer group: each group gets every message; members of a group share partitions. */
-  readonly group: string;
-  /** Resolves = ack; throws/rejects = failure (redelivered with backoff, then dead-lettered). */
-  readonly handler: (msg: Delivery<T>) => unknown;
-  /** Handlers running at once in this member. Default 16, max 10000. */
-  readonly concurrency?: number;
-  /** A delivery not settled within this is failed and redelivered, in ms. Default 30000. */
-  readonly ackWaitMs?: number;
-  /** Deliveries of one record before it is dead-lettered. Default 5, max 1000. */
-  readonly maxDeliver?: number;
-  /** Delay before a redelivery: exponential with full jitter, or a list (last entry repeats). Default {100, 30000}. */
-  readonly backoff?: Backoff;
-  /** Topic receiving records that failed maxDeliver times (created when missing); false = drop them (reported via onError). Default `<topic>-dlq`. */
-  readonly deadLetter?: string | false;
-  /** Where a group without a committed offset starts. Default 'earliest'. */
-  readonly from?: ReadFrom;
-  /** Records read ahead per partition (window bound). Default 1024, max 100000. */
-  readonly readAheadMax?: number;
-  /** Membership heartbeat, lease renewal and offset commit period, in ms. Default 500. */
-  readonly heartbeatMs?: number;
-  /** A member silent this long loses its partitions, in ms. Default 10000; >= 3 heartbeats. */
-  readonly sessionTimeoutMs?: number;
-  /** Errors that do not stop the subscription (dead letters dropped, commit failures, engine errors). */
-  readonly onError?: (err: unknown) => void;
-}
+import { invariant, ppError } from '../../errors/index.js';
+import type { QueueEngine, ReadFrom, StoredRecord } from '../engines/base.js';
+import { DeliveryImpl, type Delivery, type DeliveryOwner, type SettledBy } from './delivery.js';
+import { DueHeap, Fifo, S_DEAD, S_DONE, S_DROPPED, S_QUEUED, S_READY, S_RUNNING, type Entry } from './entry.js';
+import { backoffDelay, resolveSubscribeOptions, type Backoff, type SubscribeOptions } from './options.js';
+import { Worker, type WorkerOwner } from './worker.js';
 
 export interface SubscriptionStats {
   delivered: number;
@@ -107,308 +54,9 @@ export interface ConsumerHost {
   partitionsOf(topic: string): Promise<number>;
 }
 
-export const SUBSCRIBE_DEFAULTS = {
-  concurrency: 16,
-  ackWaitMs: 30_000,
-  maxDeliver: 5,
-  backoff: { baseDelayMs: 100, maxDelayMs: 30_000 },
-  readAheadMax: 1024,
-  heartbeatMs: 500,
-  sessionTimeoutMs: 10_000,
-} as const;
-
-const GROUP_RE = /^[A-Za-z0-9_-]{1,100}$/;
-const FETCH_MAX = 256;
-const FETCH_WAIT_MS = 1000;
-
-const S_QUEUED = 0; // admitted, waiting for its key, its due time, or a slot
-const S_READY = 1; // in the ready queue
-const S_RUNNING = 2;
-const S_DEAD = 3; // being dead-lettered
-const S_DONE = 4;
-const S_DROPPED = 5; // partition lost or closed
-
-class Entry {
-  readonly rec: StoredRecord;
-  readonly worker: Worker;
-  state = S_QUEUED;
-  attempts = 0;
-  gen = 0;
-  dueMs = 0;
-  deadlineMs = 0;
-  blocked = false;
-  chainNext: Entry | undefined;
-  delivery: DeliveryImpl | undefined;
-  heapIndex = -1;
-
-  constructor(rec: StoredRecord, worker: Worker) {
-    this.rec = rec;
-    this.worker = worker;
-  }
-}
-
-class DeliveryImpl implements Delivery<unknown> {
-  readonly #member: Member;
-  readonly #entry: Entry;
-  readonly #gen: number;
-  readonly attempt: number;
-  #value: unknown;
-  #decoded = false;
-  #ctl: AbortController | undefined;
-  #abortReason: Error | undefined;
-  settled = false;
-
-  constructor(member: Member, entry: Entry, gen: number) {
-    this.#member = member;
-    this.#entry = entry;
-    this.#gen = gen;
-    this.attempt = entry.attempts;
-  }
-
-  get topic(): string {
-    return this.#member.topic;
-  }
-  get partition(): number {
-    return this.#entry.rec.partition;
-  }
-  get offset(): number {
-    return this.#entry.rec.offset;
-  }
-  get key(): string | undefined {
-    return this.#entry.rec.key;
-  }
-  get id(): string | undefined {
-    return this.#entry.rec.id;
-  }
-  get headers(): Readonly<Record<string, string>> {
-    return this.#entry.rec.headers ?? EMPTY_HEADERS;
-  }
-  get timestampMs(): number {
-    return this.#entry.rec.timestampMs;
-  }
-  /** Decoded on first access: a handler that only forwards bytes pays nothing. */
-  get value(): unknown {
-    if (!this.#decoded) {
-      const r = this.#entry.rec;
-      this.#value = r.encoding === ENCODING_BYTES ? r.payload : decodePayload(r.payload);
-      this.#decoded = true;
-    }
-    return this.#value;
-  }
-  /** Created on first access, so deliveries that never look at it allocate no controller. */
-  get signal(): AbortSignal {
-    if (this.#ctl === undefined) {
-      this.#ctl = new AbortController();
-      if (this.#abortReason !== undefined) this.#ctl.abort(this.#abortReason);
-    }
-    return this.#ctl.signal;
-  }
-  abort(reason: string): void {
-    this.#abortReason = ppError('PP_ERR_TIMEOUT', { message: reason });
-    this.#ctl?.abort(this.#abortReason);
-  }
-  ack(): boolean {
-    return this.#member.settle(this.#entry, this.#gen, this, undefined, 'explicit');
-  }
-  nak(reason?: unknown): boolean {
-    return this.#member.settle(this.#entry, this.#gen, this, reason ?? new Error('nak'), 'explicit');
-  }
-}
-
-const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
-
-/** A min-heap of entries by dueMs (delays and backoffs), with removal by index. */
-class DueHeap {
-  readonly #a: Entry[] = [];
-  get size(): number {
-    return this.#a.length;
-  }
-  peek(): Entry | undefined {
-    return this.#a[0];
-  }
-  push(e: Entry): void {
-    e.heapIndex = this.#a.length;
-    this.#a.push(e);
-    this.#up(e.heapIndex);
-  }
-  pop(): Entry | undefined {
-    const a = this.#a;
-    const top = a[0];
-    if (top === undefined) return undefined;
-    this.#removeAt(0);
-    return top;
-  }
-  remove(e: Entry): void {
-    if (e.heapIndex >= 0) this.#removeAt(e.heapIndex);
-  }
-  #removeAt(i: number): void {
-    const a = this.#a;
-    const e = a[i]!;
-    const last = a.pop()!;
-    e.heapIndex = -1;
-    if (i < a.length) {
-      a[i] = last;
-      last.heapIndex = i;
-      this.#down(i);
-      this.#up(i);
-    }
-  }
-  #up(i: number): void {
-    const a = this.#a;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (a[p]!.dueMs <= a[i]!.dueMs) break;
-      this.#swap(i, p);
-      i = p;
-    }
-  }
-  #down(i: number): void {
-    const a = this.#a;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < a.length && a[l]!.dueMs < a[m]!.dueMs) m = l;
-      if (r < a.length && a[r]!.dueMs < a[m]!.dueMs) m = r;
-      if (m === i) return;
-      this.#swap(i, m);
-      i = m;
-    }
-  }
-  #swap(i: number, j: number): void {
-    const a = this.#a;
-    const x = a[i]!;
-    const y = a[j]!;
-    a[i] = y;
-    a[j] = x;
-    x.heapIndex = j;
-    y.heapIndex = i;
-  }
-}
-
-/** A FIFO over an array with a moving head (no shift(), compacted when half is dead space). */
-class Fifo<T> {
-  #a: T[] = [];
-  #head = 0;
-  get length(): number {
-    return this.#a.length - this.#head;
-  }
-  push(x: T): void {
-    this.#a.push(x);
-  }
-  peek(): T | undefined {
-    return this.#a[this.#head];
-  }
-  shift(): T | undefined {
-    if (this.#head >= this.#a.length) return undefined;
-    const x = this.#a[this.#head++];
-    if (this.#head > 1024 && this.#head * 2 > this.#a.length) {
-      this.#a = this.#a.slice(this.#head);
-      this.#head = 0;
-    }
-    return x;
-  }
-  clear(): void {
-    this.#a = [];
-    this.#head = 0;
-  }
-}
-
-/** One owned partition: its reader, its window of admitted records, its key chains. */
-class Worker {
-  readonly member: Member;
-  readonly partition: number;
-  readonly reader: PartitionReader;
-  /** Admitted records in offset order; the front is the first unfinished one. */
-  readonly window = new Fifo<Entry>();
-  readonly keyTails = new Map<string, Entry>();
-  /** Offset after the last record read (the committed offset when the window is empty). */
-  nextOffset: number;
-  /** Last committed offset stored (to skip no-op commits). */
-  storedOffset: number | undefined;
-  running = 0;
-  stopped = false;
-  releasing = false;
-  releaseDeadlineMs = 0;
-  #spaceWaiter: (() => void) | undefined;
-  readonly loop: Promise<void>;
-
-  constructor(member: Member, partition: number, reader: PartitionReader, startOffset: number, stored: number | undefined) {
-    this.member = member;
-    this.partition = partition;
-    this.reader = reader;
-    this.nextOffset = startOffset;
-    this.storedOffset = stored;
-    this.loop = this.#fetchLoop();
-  }
-
-  /** Committed offset: first unfinished record, else one past the last read. */
-  committed(): number {
-    const w = this.window;
-    while (w.length > 0 && w.peek()!.state === S_DONE) w.shift();
-    const head = w.peek();
-    return head === undefined ? this.nextOffset : head.rec.offset;
-  }
-
-  signalSpace(): void {
-    const w = this.#spaceWaiter;
-    this.#spaceWaiter = undefined;
-    w?.();
-  }
-
-  async #fetchLoop(): Promise<void> {
-    const m = this.member;
-    while (!this.stopped && !this.releasing) {
-      const room = m.readAheadMax - this.window.length;
-      if (room <= 0) {
-        // Finished records leave the window from the front only; wait for the front to move.
-        this.committed();
-        if (m.readAheadMax - this.window.length <= 0) {
-          await new Promise<void>((r) => (this.#spaceWaiter = r));
-        }
-        continue;
-      }
-      let recs: readonly StoredRecord[];
-      try {
-        recs = await this.reader.next(Math.min(room, FETCH_MAX), FETCH_WAIT_MS);
-      } catch (err) {
-        if (this.stopped) return;
-        m.report(err);
-        await new Promise((r) => setTimeout(r, 200));
-        continue;
-      }
-      if (this.stopped || this.releasing) return;
-      for (const rec of recs) {
-        invariant(rec.offset >= this.nextOffset, 'a partition reader moves forward');
-        this.nextOffset = rec.offset + 1;
-        m.admit(new Entry(rec, this));
-      }
-      m.counters.skipped = m.skippedBase + this.reader.skipped;
-      m.pump();
-    }
-  }
-
-  /** Drops every unfinished record (partition lost or closed): their late acks are rejected. */
-  drop(): void {
-    this.stopped = true;
-    this.signalSpace();
-    for (;;) {
-      const e = this.window.shift();
-      if (e === undefined) break;
-      if (e.state === S_RUNNING) this.member.counters.inFlight--;
-      if (e.state !== S_DONE) {
-        e.state = S_DROPPED;
-        e.gen++;
-        this.member.heap.remove(e);
-      }
-    }
-    this.keyTails.clear();
-  }
-}
-
 let memberSeq = 0;
 
-export class Member implements Subscription {
+export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   readonly topic: string;
   readonly group: string;
   readonly member: string;
@@ -443,18 +91,7 @@ export class Member implements Subscription {
   #idle: (() => void) | undefined;
 
   constructor(host: ConsumerHost, topic: string, options: SubscribeOptions<unknown>) {
-    requireArg(typeof options === 'object' && options !== null, 'options', 'must be an object');
-    requireArg(typeof options.group === 'string' && GROUP_RE.test(options.group), 'group', 'must match [A-Za-z0-9_-]{1,100}');
-    requireArg(typeof options.handler === 'function', 'handler', 'must be a function');
-    const o = { ...SUBSCRIBE_DEFAULTS, ...options };
-    requireArg(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 10_000, 'concurrency', 'must be an integer in [1, 10000]');
-    requireArg(Number.isInteger(o.ackWaitMs) && o.ackWaitMs >= 10 && o.ackWaitMs <= 86_400_000, 'ackWaitMs', 'must be an integer in [10, 86400000]');
-    requireArg(Number.isInteger(o.maxDeliver) && o.maxDeliver >= 1 && o.maxDeliver <= 1000, 'maxDeliver', 'must be an integer in [1, 1000]');
-    requireArg(Number.isInteger(o.readAheadMax) && o.readAheadMax >= 1 && o.readAheadMax <= 100_000, 'readAheadMax', 'must be an integer in [1, 100000]');
-    requireArg(Number.isInteger(o.heartbeatMs) && o.heartbeatMs >= 10 && o.heartbeatMs <= 60_000, 'heartbeatMs', 'must be an integer in [10, 60000]');
-    requireArg(Number.isInteger(o.sessionTimeoutMs) && o.sessionTimeoutMs >= 3 * o.heartbeatMs, 'sessionTimeoutMs', 'must be an integer >= 3 * heartbeatMs');
-    checkBackoff(o.backoff);
-    requireArg(o.deadLetter === undefined || o.deadLetter === false || (typeof o.deadLetter === 'string' && o.deadLetter !== topic), 'deadLetter', 'must be a topic name other than the topic itself, or false');
+    const o = resolveSubscribeOptions(topic, options);
     this.#host = host;
     this.topic = topic;
     this.group = o.group;
@@ -464,8 +101,8 @@ export class Member implements Subscription {
     this.#ackWaitMs = o.ackWaitMs;
     this.#maxDeliver = o.maxDeliver;
     this.#backoff = o.backoff;
-    this.#dlq = o.deadLetter ?? `${topic}-dlq`;
-    this.#from = o.from ?? 'earliest';
+    this.#dlq = o.deadLetter;
+    this.#from = o.from;
     this.readAheadMax = o.readAheadMax;
     this.#heartbeatMs = o.heartbeatMs;
     this.#sessionMs = o.sessionTimeoutMs;
@@ -671,7 +308,7 @@ export class Member implements Subscription {
    * else (a second settle, a handler returning after ackWait or after the partition moved) is a
    * late ack: rejected and counted once.
    */
-  settle(e: Entry, gen: number, d: DeliveryImpl, err: unknown, by: 'return' | 'explicit' | 'timeout'): boolean {
+  settle(e: Entry, gen: number, d: DeliveryImpl, err: unknown, by: SettledBy): boolean {
     if (d.settled) {
       // The handler returned after an explicit ack()/nak(): expected, not late. A second explicit call is.
       if (by === 'explicit') this.counters.lateAcks++;
@@ -736,10 +373,7 @@ export class Member implements Subscription {
   }
 
   #delayFor(retryIndex: number): number {
-    const b = this.#backoff;
-    if (Array.isArray(b)) return (b as readonly number[])[Math.min(retryIndex, b.length - 1)]!;
-    const x = b as { baseDelayMs: number; maxDelayMs: number };
-    return backoffDelayMs(retryIndex, x.baseDelayMs, x.maxDelayMs);
+    return backoffDelay(this.#backoff, retryIndex);
   }
 
   #finish(e: Entry): void {
@@ -819,17 +453,4 @@ export class Member implements Subscription {
   stats(): Readonly<SubscriptionStats> {
     return { ...this.counters };
   }
-}
-
-function checkBackoff(b: unknown): void {
-  if (Array.isArray(b)) {
-    requireArg(b.length >= 1 && b.length <= 100 && b.every((x) => Number.isFinite(x) && x >= 0 && x <= 86_400_000), 'backoff', 'a list must hold 1..100 delays in [0, 86400000] ms');
-    return;
-  }
-  const x = b as { baseDelayMs?: unknown; maxDelayMs?: unknown } | null;
-  requireArg(
-    typeof x === 'object' && x !== null && typeof x.baseDelayMs === 'number' && typeof x.maxDelayMs === 'number' && x.baseDelayMs >= 0 && x.maxDelayMs >= x.baseDelayMs && x.maxDelayMs <= 86_400_000,
-    'backoff',
-    'must be { baseDelayMs, maxDelayMs } with 0 <= base <= max <= 86400000, or a list of delays',
-  );
 }

@@ -1,0 +1,115 @@
+/**
+ * What a subscriber configures: the options of `queue.subscribe`, their defaults, and their
+ * validation (a typed PP_ERR_INVALID_ARGUMENT naming the field, before anything starts).
+ */
+import { requireArg } from '../../errors/index.js';
+import { backoffDelayMs } from '../../resilience/index.js';
+import type { ReadFrom } from '../engines/base.js';
+import type { Delivery } from './delivery.js';
+
+export type Backoff = { readonly baseDelayMs: number; readonly maxDelayMs: number } | readonly number[];
+
+export interface SubscribeOptions<T = unknown> {
+  /** Consumer group: each group gets every message; members of a group share partitions. */
+  readonly group: string;
+  /** Resolves = ack; throws/rejects = failure (redelivered with backoff, then dead-lettered). */
+  readonly handler: (msg: Delivery<T>) => unknown;
+  /** Handlers running at once in this member. Default 16, max 10000. */
+  readonly concurrency?: number;
+  /** A delivery not settled within this is failed and redelivered, in ms. Default 30000. */
+  readonly ackWaitMs?: number;
+  /** Deliveries of one record before it is dead-lettered. Default 5, max 1000. */
+  readonly maxDeliver?: number;
+  /** Delay before a redelivery: exponential with full jitter, or a list (last entry repeats). Default {100, 30000}. */
+  readonly backoff?: Backoff;
+  /** Topic receiving records that failed maxDeliver times (created when missing); false = drop them (reported via onError). Default `<topic>-dlq`. */
+  readonly deadLetter?: string | false;
+  /** Where a group without a committed offset starts. Default 'earliest'. */
+  readonly from?: ReadFrom;
+  /** Records read ahead per partition (window bound). Default 1024, max 100000. */
+  readonly readAheadMax?: number;
+  /** Membership heartbeat, lease renewal and offset commit period, in ms. Default 500. */
+  readonly heartbeatMs?: number;
+  /** A member silent this long loses its partitions, in ms. Default 10000; >= 3 heartbeats. */
+  readonly sessionTimeoutMs?: number;
+  /** Errors that do not stop the subscription (dead letters dropped, commit failures, engine errors). */
+  readonly onError?: (err: unknown) => void;
+}
+
+export const SUBSCRIBE_DEFAULTS = {
+  concurrency: 16,
+  ackWaitMs: 30_000,
+  maxDeliver: 5,
+  backoff: { baseDelayMs: 100, maxDelayMs: 30_000 },
+  readAheadMax: 1024,
+  heartbeatMs: 500,
+  sessionTimeoutMs: 10_000,
+} as const;
+
+/** Subscribe options with the defaults applied and every value checked. */
+export interface ResolvedSubscribeOptions {
+  readonly group: string;
+  readonly handler: (msg: Delivery<unknown>) => unknown;
+  readonly concurrency: number;
+  readonly ackWaitMs: number;
+  readonly maxDeliver: number;
+  readonly backoff: Backoff;
+  readonly deadLetter: string | false;
+  readonly from: ReadFrom;
+  readonly readAheadMax: number;
+  readonly heartbeatMs: number;
+  readonly sessionTimeoutMs: number;
+  readonly onError: ((err: unknown) => void) | undefined;
+}
+
+const GROUP_RE = /^[A-Za-z0-9_-]{1,100}$/;
+
+/** Applies the defaults and validates every option of a subscription to `topic`. */
+export function resolveSubscribeOptions(topic: string, options: SubscribeOptions<unknown>): ResolvedSubscribeOptions {
+  requireArg(typeof options === 'object' && options !== null, 'options', 'must be an object');
+  requireArg(typeof options.group === 'string' && GROUP_RE.test(options.group), 'group', 'must match [A-Za-z0-9_-]{1,100}');
+  requireArg(typeof options.handler === 'function', 'handler', 'must be a function');
+  const o = { ...SUBSCRIBE_DEFAULTS, ...options };
+  requireArg(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 10_000, 'concurrency', 'must be an integer in [1, 10000]');
+  requireArg(Number.isInteger(o.ackWaitMs) && o.ackWaitMs >= 10 && o.ackWaitMs <= 86_400_000, 'ackWaitMs', 'must be an integer in [10, 86400000]');
+  requireArg(Number.isInteger(o.maxDeliver) && o.maxDeliver >= 1 && o.maxDeliver <= 1000, 'maxDeliver', 'must be an integer in [1, 1000]');
+  requireArg(Number.isInteger(o.readAheadMax) && o.readAheadMax >= 1 && o.readAheadMax <= 100_000, 'readAheadMax', 'must be an integer in [1, 100000]');
+  requireArg(Number.isInteger(o.heartbeatMs) && o.heartbeatMs >= 10 && o.heartbeatMs <= 60_000, 'heartbeatMs', 'must be an integer in [10, 60000]');
+  requireArg(Number.isInteger(o.sessionTimeoutMs) && o.sessionTimeoutMs >= 3 * o.heartbeatMs, 'sessionTimeoutMs', 'must be an integer >= 3 * heartbeatMs');
+  checkBackoff(o.backoff);
+  requireArg(o.deadLetter === undefined || o.deadLetter === false || (typeof o.deadLetter === 'string' && o.deadLetter !== topic), 'deadLetter', 'must be a topic name other than the topic itself, or false');
+  return {
+    group: o.group,
+    handler: o.handler,
+    concurrency: o.concurrency,
+    ackWaitMs: o.ackWaitMs,
+    maxDeliver: o.maxDeliver,
+    backoff: o.backoff,
+    deadLetter: o.deadLetter ?? `${topic}-dlq`,
+    from: o.from ?? 'earliest',
+    readAheadMax: o.readAheadMax,
+    heartbeatMs: o.heartbeatMs,
+    sessionTimeoutMs: o.sessionTimeoutMs,
+    onError: o.onError,
+  };
+}
+
+function checkBackoff(b: unknown): void {
+  if (Array.isArray(b)) {
+    requireArg(b.length >= 1 && b.length <= 100 && b.every((x) => Number.isFinite(x) && x >= 0 && x <= 86_400_000), 'backoff', 'a list must hold 1..100 delays in [0, 86400000] ms');
+    return;
+  }
+  const x = b as { baseDelayMs?: unknown; maxDelayMs?: unknown } | null;
+  requireArg(
+    typeof x === 'object' && x !== null && typeof x.baseDelayMs === 'number' && typeof x.maxDelayMs === 'number' && x.baseDelayMs >= 0 && x.maxDelayMs >= x.baseDelayMs && x.maxDelayMs <= 86_400_000,
+    'backoff',
+    'must be { baseDelayMs, maxDelayMs } with 0 <= base <= max <= 86400000, or a list of delays',
+  );
+}
+
+/** The delay before retry number `retryIndex` (0 = the first redelivery), in ms. */
+export function backoffDelay(b: Backoff, retryIndex: number): number {
+  if (Array.isArray(b)) return (b as readonly number[])[Math.min(retryIndex, b.length - 1)]!;
+  const x = b as { baseDelayMs: number; maxDelayMs: number };
+  return backoffDelayMs(retryIndex, x.baseDelayMs, x.maxDelayMs);
+}
