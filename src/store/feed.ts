@@ -23,8 +23,8 @@
  *    stops following that shard (it must restart from a position it chooses).
  */
 import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
-import { parseKeyJson, unpack } from './codec.js';
-import type { FeedRow, ShardEngine } from './engines/base.js';
+import { unpack } from './codec.js';
+import { parseKeyJson, type FeedRow, type ShardEngine } from './engines/base.js';
 
 export interface ChangeRecord {
   readonly shard: string;

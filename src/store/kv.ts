@@ -18,8 +18,7 @@ import {
   type WriteResult,
 } from './collection.js';
 import { pack, unpack } from './codec.js';
-import type { RawRow, ScanPlan, ShardEngine, WriteOp } from './engines/base.js';
-import { SqliteShard } from './engines/sqlite.js';
+import { hasSyncReads, keyJson, type RawRow, type ScanPlan, type ShardEngine, type SyncReadEngine, type WriteOp } from './engines/base.js';
 import type { Router } from './router.js';
 import { checkString, decodeCursor, encodeCursor, prefixUpperBound, type TableDef } from './schema.js';
 
@@ -57,8 +56,8 @@ export class Kv<V = unknown> {
   readonly def: TableDef;
   readonly #ctx: ShardContext;
   readonly #router: Router;
-  /** SQLite shards answer point reads synchronously; kept typed to skip a promise hop. */
-  readonly #sync: readonly (SqliteShard | undefined)[];
+  /** Per shard: the engine if it declares synchronous reads (SQLite), to skip a promise hop. */
+  readonly #sync: readonly (SyncReadEngine | undefined)[];
   readonly #engines: readonly ShardEngine[];
   /** One shard: nothing to route (no hash per call). */
   readonly #single: boolean;
@@ -70,7 +69,7 @@ export class Kv<V = unknown> {
     this.#router = router;
     this.#engines = ctx.engines;
     this.#single = ctx.engines.length === 1;
-    this.#sync = ctx.engines.map((e) => (e instanceof SqliteShard ? e : undefined));
+    this.#sync = ctx.engines.map((e) => (hasSyncReads(e) ? e : undefined));
   }
 
   #checkKey(key: unknown, field = 'key'): asserts key is string {
@@ -117,7 +116,10 @@ export class Kv<V = unknown> {
     this.#checkKey(key, `${field}key`);
     const version = checkVersion(options.version);
     const v = this.#encodeValue(value, `${field}value`);
-    return { table: this.def, kind: 'upsert', key: [key], values: [key, v], expiresAtMs: expiryOf(options.ttlMs, this.#ctx.limits, nowMs), ...(version === undefined ? {} : { expectVersion: version }) };
+    // The change record's document is the stored value's bytes, as they are.
+    const exp = expiryOf(options.ttlMs, this.#ctx.limits, nowMs);
+    const k = [key];
+    return { table: this.def, kind: 'upsert', key: k, values: [key, v], expiresAtMs: exp, keyJson: keyJson(k), doc: v, ...(version === undefined ? {} : { expectVersion: version }) };
   }
 
   /** Writes the value. With `version`: compare-and-set (PP_ERR_CONFLICT on mismatch). */
@@ -139,7 +141,8 @@ export class Kv<V = unknown> {
     this.#checkKey(key);
     const version = checkVersion(options.version);
     const s = this.#shardOf(key);
-    const [o] = await submit(this.#ctx, s, [{ table: this.def, kind: 'delete', key: [key], ...(version === undefined ? {} : { expectVersion: version }) }]);
+    const k = [key];
+    const [o] = await submit(this.#ctx, s, [{ table: this.def, kind: 'delete', key: k, keyJson: keyJson(k), ...(version === undefined ? {} : { expectVersion: version }) }]);
     return o!.applied;
   }
 

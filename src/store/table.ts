@@ -18,9 +18,8 @@ import {
   type ShardContext,
   type WriteResult,
 } from './collection.js';
-import { decodeRow } from './codec.js';
-import type { Migration, RangeCond, RawRow, ScanPlan, WriteOp } from './engines/base.js';
-import { SqliteShard } from './engines/sqlite.js';
+import { decodeRow, feedDoc, feedDocOfValues } from './codec.js';
+import { hasSyncReads, keyJson, type Migration, type RangeCond, type RawRow, type ScanPlan, type SyncReadEngine, type WriteOp } from './engines/base.js';
 import type { Router } from './router.js';
 import { decodeCursor, encodeCursor, encodeValue, sizeOf, type ColumnDef, type ColumnType, type SqlValue, type TableDef } from './schema.js';
 
@@ -131,8 +130,10 @@ export class Table<T extends Record<string, unknown>> {
   readonly #allShards: readonly number[];
   /** Where each partition-key column sits in the primary key. */
   readonly #partInPk: readonly number[];
-  /** SQLite shards answer point reads synchronously; kept typed to skip a promise hop (as kv does). */
-  readonly #sync: readonly (SqliteShard | undefined)[];
+  /** Per shard: the engine if it declares synchronous reads (SQLite), to skip a promise hop (as kv does). */
+  readonly #sync: readonly (SyncReadEngine | undefined)[];
+  /** An update's change-record document from the row after the patch; one function, shared by every op. */
+  readonly #docOf = (raw: RawRow): Buffer => feedDoc(this.def, raw);
 
   constructor(ctx: ShardContext, def: TableDef, schema: TObject, router: Router) {
     this.#ctx = ctx;
@@ -148,7 +149,7 @@ export class Table<T extends Record<string, unknown>> {
     this.#indexShapes = new Map(Object.keys(def.indexes).map((n) => [n, indexShape(def, this.#colIndex, n)]));
     this.#allShards = Object.freeze(allShards(ctx));
     this.#partInPk = def.partitionKey.map((c) => def.primaryKey.indexOf(c));
-    this.#sync = ctx.engines.map((e) => (e instanceof SqliteShard ? e : undefined));
+    this.#sync = ctx.engines.map((e) => (hasSyncReads(e) ? e : undefined));
   }
 
   // ---- encoding ---------------------------------------------------------------------------------
@@ -269,7 +270,8 @@ export class Table<T extends Record<string, unknown>> {
       case 'upsert': {
         const values = this.#encodeRow(op.row);
         const key = this.#pkIdx.map((i) => values[i]!);
-        const w: WriteOp = { table: this.def, kind: op.op, key, values, expiresAtMs: expiryOf(ttl, this.#ctx.limits, nowMs), ...(version === undefined ? {} : { expectVersion: version }) };
+        const exp = expiryOf(ttl, this.#ctx.limits, nowMs);
+        const w: WriteOp = { table: this.def, kind: op.op, key, values, expiresAtMs: exp, keyJson: keyJson(key), doc: feedDocOfValues(this.def, values), ...(version === undefined ? {} : { expectVersion: version }) };
         return { op: w, shard: this.#shardOfRowValues(values) };
       }
       case 'update': {
@@ -294,6 +296,8 @@ export class Table<T extends Record<string, unknown>> {
           kind: 'update',
           key,
           patch: pairs,
+          keyJson: keyJson(key),
+          docOf: this.#docOf,
           ...(ttl === undefined ? {} : { expiresAtMs: expiryOf(ttl, this.#ctx.limits, nowMs) }),
           ...(version === undefined ? {} : { expectVersion: version }),
         };
@@ -301,7 +305,7 @@ export class Table<T extends Record<string, unknown>> {
       }
       case 'delete': {
         const key = this.#encodeKey(op.key);
-        return { op: { table: this.def, kind: 'delete', key, ...(version === undefined ? {} : { expectVersion: version }) }, shard: this.#shardOfKey(key) };
+        return { op: { table: this.def, kind: 'delete', key, keyJson: keyJson(key), ...(version === undefined ? {} : { expectVersion: version }) }, shard: this.#shardOfKey(key) };
       }
       default:
         requireArg(false, 'op', 'must be insert, upsert, update or delete');

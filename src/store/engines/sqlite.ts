@@ -21,18 +21,23 @@ import Database from 'better-sqlite3';
 import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PowerplantError, ppError, invariant } from '../../errors/index.js';
-import { feedDoc, keyJson } from '../codec.js';
 import { defToJSON, diffDefs, type SqlValue, type TableDef } from '../schema.js';
 import type { FeedRow, Migration, OpOutcome, RawRow, RequestResult, ScanPlan, ShardEngine, WriteRequest } from './base.js';
-import { TplCache, failure, feedOp, judge, opStatement, probeStatement } from './ops.js';
 import {
   FEED_COLUMNS,
+  TplCache,
   addColumnSql,
   createExpIndexSql,
   createIndexSql,
   createTableSql,
+  failure,
+  feedDocOf,
+  feedOp,
   getManyTpl,
   getTpl,
+  judge,
+  opStatement,
+  probeStatement,
   q,
   renderQ,
   scanParams,
@@ -229,7 +234,7 @@ export class SqliteShard implements ShardEngine {
     return this.getSync(def, key, nowMs);
   }
 
-  /** Synchronous point read: the kv/table layer's hot path calls this directly for SQLite. */
+  /** The contract's synchronous-read capability: the kv/table layer's point reads call it directly. */
   getSync(def: TableDef, key: readonly SqlValue[], nowMs: number): RawRow | undefined {
     // Point reads skip the template cache (a key string and a join per call cost ~40% of a get in
     // the store benchmark): the prepared statement is cached per table definition object.
@@ -345,7 +350,7 @@ export class SqliteShard implements ShardEngine {
           const del = op.kind === 'delete';
           const version = del ? 0 : (row._v as number);
           const exp = del ? null : ((row._exp as number | null) ?? null);
-          const f = feedIns.get(op.table.physical, feedOp(op), keyJson(op.key), del ? null : feedDoc(op.table, row), version, exp, nowMs) as { pos: number };
+          const f = feedIns.get(op.table.physical, feedOp(op), op.keyJson, feedDocOf(op, row), version, exp, nowMs) as { pos: number };
           outcomes.push({ applied: true, version, position: f.pos });
         }
         if (failed !== undefined) {
