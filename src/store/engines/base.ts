@@ -176,6 +176,13 @@ export interface ShardEngine {
   trimFeed(through: number): Promise<number>;
   loadOffset(consumer: string): Promise<number | undefined>;
   saveOffset(consumer: string, position: number): Promise<void>;
+  /**
+   * The shard's stored metadata value `name` (table `pp_meta`), storing `proposed` first when there
+   * is none. Atomic across processes: callers racing on a fresh shard all get the value stored
+   * first, and it never changes afterwards. For store-wide settings made on first open (the
+   * cursor secret). Durable before it resolves.
+   */
+  metaValue(name: string, proposed: string): Promise<string>;
 
   close(): Promise<void>;
 }

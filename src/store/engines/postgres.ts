@@ -288,6 +288,7 @@ export class PostgresShard implements ShardEngine {
         CREATE TABLE IF NOT EXISTS ${this.#meta('pp_schema')} ("tbl" TEXT PRIMARY KEY, "def" TEXT NOT NULL, "updated_ms" BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS ${this.#meta('pp_migrations')} ("id" BIGSERIAL PRIMARY KEY, "tbl" TEXT NOT NULL, "change" TEXT NOT NULL, "applied_ms" BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS ${this.#meta('pp_offsets')} ("consumer" TEXT PRIMARY KEY, "pos" BIGINT NOT NULL, "updated_ms" BIGINT NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${this.#meta('pp_meta')} ("name" TEXT PRIMARY KEY, "value" TEXT NOT NULL);
       `);
       await c.query('COMMIT');
     } catch (err) {
@@ -690,6 +691,18 @@ export class PostgresShard implements ShardEngine {
         `INSERT INTO ${this.#meta('pp_offsets')} ("consumer", "pos", "updated_ms") VALUES ($1, $2, $3) ON CONFLICT ("consumer") DO UPDATE SET "pos" = excluded."pos", "updated_ms" = excluded."updated_ms"`,
         [consumer, position, Date.now()],
       );
+    } catch (err) {
+      throw mapPgError(err);
+    }
+  }
+
+  async metaValue(name: string, proposed: string): Promise<string> {
+    try {
+      // Two statements: a racing insert waits for the first one's commit and does nothing; the
+      // SELECT then runs with a new snapshot (read committed) that sees the stored value.
+      await this.#p.query(`INSERT INTO ${this.#meta('pp_meta')} ("name", "value") VALUES ($1, $2) ON CONFLICT ("name") DO NOTHING`, [name, proposed]);
+      const r = await this.#p.query<{ value: string }>(`SELECT "value" FROM ${this.#meta('pp_meta')} WHERE "name" = $1`, [name]);
+      return r.rows[0]!.value;
     } catch (err) {
       throw mapPgError(err);
     }

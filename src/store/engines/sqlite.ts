@@ -162,6 +162,7 @@ export class SqliteShard implements ShardEngine {
         CREATE TABLE IF NOT EXISTS "pp_schema" ("tbl" TEXT PRIMARY KEY, "def" TEXT NOT NULL, "updated_ms" INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS "pp_migrations" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "tbl" TEXT NOT NULL, "change" TEXT NOT NULL, "applied_ms" INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS "pp_offsets" ("consumer" TEXT PRIMARY KEY, "pos" INTEGER NOT NULL, "updated_ms" INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS "pp_meta" ("name" TEXT PRIMARY KEY, "value" TEXT NOT NULL);
       `);
       if (this.#options.synchronous !== 'normal') {
         // The WAL exists from the first write above and lives as long as this connection. Its
@@ -417,6 +418,18 @@ export class SqliteShard implements ShardEngine {
   async saveOffset(consumer: string, position: number): Promise<void> {
     try {
       this.#stmt('INSERT INTO "pp_offsets" ("consumer", "pos", "updated_ms") VALUES (?, ?, ?) ON CONFLICT ("consumer") DO UPDATE SET "pos" = excluded."pos", "updated_ms" = excluded."updated_ms"').run(consumer, position, Date.now());
+    } catch (err) {
+      throw mapSqliteError(err);
+    }
+  }
+
+  async metaValue(name: string, proposed: string): Promise<string> {
+    try {
+      // Another process inserting at the same time holds the write lock until it commits (we wait
+      // up to busyTimeoutMs), so the SELECT after the no-op insert sees its value.
+      const stored = this.#stmt('INSERT INTO "pp_meta" ("name", "value") VALUES (?, ?) ON CONFLICT ("name") DO NOTHING').run(name, proposed).changes > 0;
+      if (stored && this.#walFd !== undefined) await this.#sync();
+      return (this.#stmt('SELECT "value" FROM "pp_meta" WHERE "name" = ?').get(name) as { value: string }).value;
     } catch (err) {
       throw mapSqliteError(err);
     }
