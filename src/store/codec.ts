@@ -1,6 +1,8 @@
 /**
  * Value encoding shared by the kv layer and the change feed: msgpack (msgpackr), plain maps (no
- * msgpackr "records" extension) so other languages can read feed documents and kv values.
+ * msgpackr "records" extension) so other languages can read feed documents and kv values. Used by
+ * the kv/table layer (which hands engines the encoded feed documents) and the feed reader; the
+ * engines never import it. The record's key format is `keyJson` in engines/base.ts.
  */
 import { Packr } from 'msgpackr';
 import type { SqlValue, TableDef } from './schema.js';
@@ -37,8 +39,8 @@ export function feedDoc(def: TableDef, raw: RawRow): Buffer {
 
 /**
  * The change-feed document of a row written with every column given (insert, upsert, CAS replace):
- * the same bytes `feedDoc` makes from the row the engine returns, computed before the write so the
- * PostgreSQL engine can send the record together with the write.
+ * the same bytes `feedDoc` makes from the row the engine returns, computed before the write (once,
+ * by the table layer) so the PostgreSQL engine can send the record together with the write.
  */
 export function feedDocOfValues(def: TableDef, values: readonly SqlValue[]): Buffer {
   if (def.kind === 'kv') return values[1] as Buffer;
@@ -46,16 +48,4 @@ export function feedDocOfValues(def: TableDef, values: readonly SqlValue[]): Buf
   const cols = def.columns;
   for (let i = 0; i < cols.length; i++) raw[cols[i]!.name] = values[i];
   return packr.pack(decodeRow(def, raw));
-}
-
-/** JSON of primary-key values (bytes as {"b": base64}): the change record's key. */
-export function keyJson(key: readonly SqlValue[]): string {
-  if (key.length === 1 && typeof key[0] === 'string') return JSON.stringify(key);
-  return JSON.stringify(key.map((v) => (Buffer.isBuffer(v) ? { b: v.toString('base64') } : v)));
-}
-
-export function parseKeyJson(s: string): unknown[] {
-  return (JSON.parse(s) as unknown[]).map((v) =>
-    typeof v === 'object' && v !== null && typeof (v as { b?: unknown }).b === 'string' ? Buffer.from((v as { b: string }).b, 'base64') : v,
-  );
 }

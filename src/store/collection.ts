@@ -3,6 +3,7 @@
  * fan-out + ordered merge for reads that do not name a partition key, and limit checks.
  */
 import { invariant, ppError, requireArg } from '../errors/index.js';
+import type { CursorCodec } from './cursor.js';
 import type { OpOutcome, RawRow, ScanPlan, ShardEngine, WriteOp } from './engines/base.js';
 import type { GroupCommitter } from './group-commit.js';
 import { compareSql, type SqlValue } from './schema.js';
@@ -34,6 +35,8 @@ export interface ShardContext {
   readonly engines: readonly ShardEngine[];
   readonly committers: readonly GroupCommitter[];
   readonly limits: StoreLimits;
+  /** Issues and checks page cursors with the store's secret. */
+  readonly cursors: CursorCodec;
   /** Throws PP_ERR_CLOSED once the store is closed. */
   readonly checkOpen: () => void;
 }

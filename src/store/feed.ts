@@ -23,8 +23,8 @@
  *    stops following that shard (it must restart from a position it chooses).
  */
 import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
-import { parseKeyJson, unpack } from './codec.js';
-import type { FeedRow, ShardEngine } from './engines/base.js';
+import { unpack } from './codec.js';
+import { parseKeyJson, type FeedRow, type ShardEngine } from './engines/base.js';
 
 export interface ChangeRecord {
   readonly shard: string;
@@ -397,6 +397,12 @@ export class ChangeFeed {
   }
 }
 
+interface WellFormed {
+  isWellFormed(): boolean;
+}
+
 function checkConsumer(consumer: unknown): void {
   requireArg(typeof consumer === 'string' && consumer.length > 0 && consumer.length <= 200 && !consumer.startsWith('pp:'), 'consumer', 'must be a non-empty string of at most 200 chars, not starting with "pp:"');
+  // Stored as text (PostgreSQL refuses NUL; a lone surrogate would change the name).
+  requireArg(!consumer.includes('\0') && (consumer as unknown as WellFormed).isWellFormed(), 'consumer', 'may not contain NUL or lone surrogates');
 }

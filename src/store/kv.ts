@@ -18,10 +18,14 @@ import {
   type WriteResult,
 } from './collection.js';
 import { pack, unpack } from './codec.js';
-import type { RawRow, ScanPlan, ShardEngine, WriteOp } from './engines/base.js';
-import { SqliteShard } from './engines/sqlite.js';
+import { cursorShape, type CursorShape } from './cursor.js';
+import { hasSyncReads, keyJson, type RawRow, type ScanPlan, type ShardEngine, type SyncReadEngine, type WriteOp } from './engines/base.js';
 import type { Router } from './router.js';
-import { checkString, decodeCursor, encodeCursor, prefixUpperBound, type TableDef } from './schema.js';
+import { checkString, illFormedPath, prefixUpperBound, type TableDef } from './schema.js';
+
+/** Bytes that precede a lone surrogate in msgpackr's output: 0xED (its own UTF-8 loop) or U+FFFD (Buffer's). */
+const MAYBE_SURROGATE = 0xed;
+const REPLACEMENT_CHAR = Buffer.from('\uFFFD');
 
 export interface KvEntry<V> {
   readonly value: V;
@@ -57,11 +61,13 @@ export class Kv<V = unknown> {
   readonly def: TableDef;
   readonly #ctx: ShardContext;
   readonly #router: Router;
-  /** SQLite shards answer point reads synchronously; kept typed to skip a promise hop. */
-  readonly #sync: readonly (SqliteShard | undefined)[];
+  /** Per shard: the engine if it declares synchronous reads (SQLite), to skip a promise hop. */
+  readonly #sync: readonly (SyncReadEngine | undefined)[];
   readonly #engines: readonly ShardEngine[];
   /** One shard: nothing to route (no hash per call). */
   readonly #single: boolean;
+  /** Scan cursors: scoped to this namespace, one string (the key, bounded by keyMaxBytes). */
+  readonly #cursor: CursorShape;
 
   constructor(ctx: ShardContext, def: TableDef, router: Router) {
     this.#ctx = ctx;
@@ -70,7 +76,8 @@ export class Kv<V = unknown> {
     this.#router = router;
     this.#engines = ctx.engines;
     this.#single = ctx.engines.length === 1;
-    this.#sync = ctx.engines.map((e) => (e instanceof SqliteShard ? e : undefined));
+    this.#sync = ctx.engines.map((e) => (hasSyncReads(e) ? e : undefined));
+    this.#cursor = cursorShape(def.physical, '', [{ name: 'key', type: 'string', maxBytes: ctx.limits.keyMaxBytes }]);
   }
 
   #checkKey(key: unknown, field = 'key'): asserts key is string {
@@ -93,6 +100,15 @@ export class Kv<V = unknown> {
     }
     const max = this.#ctx.limits.valueMaxBytes;
     if (buf.byteLength > max) throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${buf.byteLength} bytes exceeds valueMaxBytes ${max}`, data: { max, size: buf.byteLength } });
+    // msgpack strings are UTF-8: a lone surrogate would come back as U+FFFD. Refused, not changed.
+    // Two native byte scans of the encoded value decide whether a walk of it is needed at all.
+    if (buf.indexOf(MAYBE_SURROGATE) >= 0 || buf.indexOf(REPLACEMENT_CHAR) >= 0) {
+      const at = illFormedPath(value);
+      if (at !== undefined) {
+        const f = at === '' ? field : `${field}.${at}`;
+        throw ppError('PP_ERR_VALIDATION', { field: f, message: `${f}: strings may not contain lone surrogates` });
+      }
+    }
     return buf;
   }
 
@@ -117,7 +133,10 @@ export class Kv<V = unknown> {
     this.#checkKey(key, `${field}key`);
     const version = checkVersion(options.version);
     const v = this.#encodeValue(value, `${field}value`);
-    return { table: this.def, kind: 'upsert', key: [key], values: [key, v], expiresAtMs: expiryOf(options.ttlMs, this.#ctx.limits, nowMs), ...(version === undefined ? {} : { expectVersion: version }) };
+    // The change record's document is the stored value's bytes, as they are.
+    const exp = expiryOf(options.ttlMs, this.#ctx.limits, nowMs);
+    const k = [key];
+    return { table: this.def, kind: 'upsert', key: k, values: [key, v], expiresAtMs: exp, keyJson: keyJson(k), doc: v, ...(version === undefined ? {} : { expectVersion: version }) };
   }
 
   /** Writes the value. With `version`: compare-and-set (PP_ERR_CONFLICT on mismatch). */
@@ -139,7 +158,8 @@ export class Kv<V = unknown> {
     this.#checkKey(key);
     const version = checkVersion(options.version);
     const s = this.#shardOf(key);
-    const [o] = await submit(this.#ctx, s, [{ table: this.def, kind: 'delete', key: [key], ...(version === undefined ? {} : { expectVersion: version }) }]);
+    const k = [key];
+    const [o] = await submit(this.#ctx, s, [{ table: this.def, kind: 'delete', key: k, keyJson: keyJson(k), ...(version === undefined ? {} : { expectVersion: version }) }]);
     return o!.applied;
   }
 
@@ -203,12 +223,12 @@ export class Kv<V = unknown> {
     const limit = checkLimit(options.limit, this.#ctx.limits.pageMax);
     const upper = prefix === '' ? undefined : prefixUpperBound(prefix);
     const range = prefix === '' ? undefined : { column: 'k', gte: prefix, ...(upper === undefined ? {} : { lt: upper }) };
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ['string']);
+    const after = options.cursor === undefined ? undefined : this.#ctx.cursors.decode(this.#cursor, options.cursor);
     const plan: ScanPlan = { table: this.def, eq: [], range, notNull: [], order: ['k'], desc: false, after, limit: limit + 1 };
     const { rows, more } = await scanShards(this.#ctx, allShards(this.#ctx), plan, limit, Date.now());
     const items = rows.map((r) => ({ key: r.k as string, ...this.#entry(r) }));
     const last = items[items.length - 1];
-    return { items, cursor: more && last !== undefined ? encodeCursor([last.key]) : undefined };
+    return { items, cursor: more && last !== undefined ? this.#ctx.cursors.encode(this.#cursor, [last.key]) : undefined };
   }
 
   /** Live entries (optionally under a prefix), summed over shards. */

@@ -1,7 +1,7 @@
 /**
  * Table definitions: from a TypeBox / JSON Schema object to the normalized, engine-facing shape
  * (typed columns, primary key, partition key, indexes), row validation and encoding to SQL
- * values, decoding back, the sort-key comparator the cross-shard merge uses, and cursors.
+ * values, decoding back, and the sort-key comparator the cross-shard merge uses (cursors: cursor.ts).
  *
  * Every engine stores a table the same way: one SQL column per schema property plus two reserved
  * columns, `_v` (row version, starts at 1, +1 per write) and `_exp` (expiry in epoch ms, NULL =
@@ -208,6 +208,7 @@ export function defineKv(namespace: string): TableDef {
  */
 interface WellFormed {
   isWellFormed(): boolean;
+  toWellFormed(): string;
 }
 
 export function checkString(s: string, field: string): void {
@@ -215,6 +216,36 @@ export function checkString(s: string, field: string): void {
   if (s.includes('\0') || !(s as unknown as WellFormed).isWellFormed()) {
     throw ppError('PP_ERR_VALIDATION', { field, message: `${field}: strings may not contain NUL or lone surrogates` });
   }
+}
+
+/**
+ * Where inside `value` a string or an object key holds a lone surrogate: the path below `value`
+ * ('' = the value itself, 'a.0' = value.a[0]), or undefined if none does. Such strings cannot be
+ * encoded as UTF-8, so msgpack (kv values, change-feed documents) would turn them into U+FFFD:
+ * the store refuses them rather than store something else than it was given. Callers run it only
+ * when a cheap scan of the encoded form says a lone surrogate may be there.
+ */
+export function illFormedPath(value: unknown): string | undefined {
+  if (typeof value === 'string') return (value as unknown as WellFormed).isWellFormed() ? undefined : '';
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Date) return undefined;
+  const entries: Iterable<readonly [unknown, unknown]> = Array.isArray(value)
+    ? value.entries()
+    : value instanceof Map
+      ? value.entries()
+      : value instanceof Set
+        ? [...value].entries()
+        : Object.entries(value);
+  for (const [k, v] of entries) {
+    // An ill-formed key is named with U+FFFD in its place (the field must itself be well formed).
+    if (typeof k === 'string' && !(k as unknown as WellFormed).isWellFormed()) return (k as unknown as WellFormed).toWellFormed();
+    const below = illFormedPath(v);
+    if (below !== undefined) return below === '' ? String(k) : `${String(k)}.${below}`;
+  }
+  return undefined;
+}
+
+function illFormed(field: string): never {
+  throw ppError('PP_ERR_VALIDATION', { field, message: `${field}: strings may not contain lone surrogates` });
 }
 
 function badType(field: string, expected: string): never {
@@ -244,8 +275,16 @@ export function encodeValue(col: ColumnDef, v: unknown, field: string): SqlValue
     case 'bytes':
       if (!(v instanceof Uint8Array)) badType(field, 'a Uint8Array');
       return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-    case 'json':
-      return JSON.stringify(v);
+    case 'json': {
+      const text = JSON.stringify(v);
+      // JSON.stringify escapes a lone surrogate as \udXXX (lowercase hex); only then look closer.
+      // The table keeps the text faithfully, but the change record (msgpack) could not.
+      if (text.includes('\\ud')) {
+        const at = illFormedPath(v);
+        if (at !== undefined) illFormed(at === '' ? field : `${field}.${at}`);
+      }
+      return text;
+    }
   }
 }
 
@@ -314,50 +353,6 @@ export function prefixUpperBound(prefix: string): string | undefined {
     }
   }
   return undefined;
-}
-
-// ---- cursors -----------------------------------------------------------------------------------
-
-/** Bound on a cursor's encoded size (it is client input). */
-export const CURSOR_MAX_CHARS = 8192;
-
-/**
- * A cursor is the sort key of the last row returned, base64url JSON. It carries no shard state, so
- * it stays valid across shard counts and processes: each shard simply resumes after that key.
- */
-export function encodeCursor(key: readonly SqlValue[]): string {
-  const j = key.map((v) => (Buffer.isBuffer(v) ? { b: v.toString('base64') } : v));
-  return Buffer.from(JSON.stringify(j)).toString('base64url');
-}
-
-export function decodeCursor(cursor: unknown, types: readonly ColumnType[]): SqlValue[] {
-  const bad = (): never => {
-    throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'cursor', message: 'cursor: malformed or from another query' });
-  };
-  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > CURSOR_MAX_CHARS) bad();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor as string, 'base64url').toString('utf8'));
-  } catch {
-    bad();
-  }
-  if (!Array.isArray(parsed) || parsed.length !== types.length) bad();
-  const out: SqlValue[] = [];
-  for (let i = 0; i < types.length; i++) {
-    const v: unknown = (parsed as unknown[])[i];
-    const t = types[i]!;
-    if (t === 'bytes') {
-      if (typeof v !== 'object' || v === null || typeof (v as { b?: unknown }).b !== 'string') bad();
-      out.push(Buffer.from((v as { b: string }).b, 'base64'));
-    } else if (t === 'string') {
-      if (typeof v !== 'string') bad();
-      out.push(v as string);
-    } else {
-      if (typeof v !== 'number' || !Number.isFinite(v)) bad();
-      out.push(v as number);
-    }
-  }
-  return out;
 }
 
 // ---- compiled row codec -------------------------------------------------------------------------

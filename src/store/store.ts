@@ -2,9 +2,11 @@
  * `openStore`: shards (engines), one group committer per shard, the change feed, the background
  * sweeper (TTL + feed retention), and the kv/table handles.
  */
+import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from '@sinclair/typebox';
 import { ppError, requireArg } from '../errors/index.js';
 import { DEFAULT_LIMITS, type ShardContext, type StoreLimits } from './collection.js';
+import { CURSOR_SECRET_MAX_BYTES, CURSOR_SECRET_MIN_BYTES, CursorCodec } from './cursor.js';
 import type { Migration, ShardEngine } from './engines/base.js';
 import { createEngines, type EngineOptions } from './engines/index.js';
 import { ChangeFeed } from './feed.js';
@@ -31,7 +33,17 @@ export interface StoreOptions extends EngineOptions {
   readonly sweep?: SweepOptions;
   /** Change records kept per shard (older ones are trimmed by the sweeper). Default 1,000,000. */
   readonly feedRetainMax?: number;
+  /**
+   * Key that authenticates page cursors (HMAC-SHA256), 16..1024 bytes (a string counts its UTF-8
+   * bytes). Every node of a store must use the same one; changing it invalidates outstanding
+   * cursors (their next page is a 400 naming `cursor`). Default: a random secret the store creates
+   * on first open and keeps in shard s0's metadata, shared by every node that opens the store.
+   */
+  readonly cursorSecret?: string | Uint8Array;
 }
+
+/** Name of the stored cursor secret in shard s0's metadata. */
+const CURSOR_SECRET_META = 'cursorSecret';
 
 export interface TableSpec<S extends TObject> extends TableOptions<S> {
   /** How rows are spread over shards; default the store's hash partitioning. */
@@ -76,6 +88,8 @@ export class Store {
   readonly #handles = new Map<string, { def: TableDef; router: Router; handle: Promise<Kv<unknown> | Table<Record<string, unknown>>> }>();
   readonly #sweep: Required<SweepOptions>;
   readonly #feedRetainMax: number;
+  readonly #cursors = new CursorCodec();
+  readonly #cursorSecret: Buffer | undefined;
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
   #closed = false;
@@ -95,6 +109,7 @@ export class Store {
       engines,
       committers: this.#committers,
       limits: this.limits,
+      cursors: this.#cursors,
       checkOpen: () => {
         if (this.#closed) throw ppError('PP_ERR_CLOSED');
       },
@@ -106,6 +121,13 @@ export class Store {
     requireArg(Number.isInteger(this.#sweep.batchMax) && this.#sweep.batchMax >= 1 && this.#sweep.batchMax <= 100_000, 'sweep.batchMax', 'must be an integer in [1, 100000]');
     this.#feedRetainMax = options.feedRetainMax ?? 1_000_000;
     requireArg(Number.isInteger(this.#feedRetainMax) && this.#feedRetainMax >= 1, 'feedRetainMax', 'must be an integer >= 1');
+    const secret = options.cursorSecret;
+    if (secret !== undefined) {
+      requireArg(typeof secret === 'string' || secret instanceof Uint8Array, 'cursorSecret', 'must be a string or a Uint8Array');
+      const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
+      requireArg(key.byteLength >= CURSOR_SECRET_MIN_BYTES && key.byteLength <= CURSOR_SECRET_MAX_BYTES, 'cursorSecret', `must be ${CURSOR_SECRET_MIN_BYTES}..${CURSOR_SECRET_MAX_BYTES} bytes`);
+      this.#cursorSecret = key;
+    }
   }
 
   async open(): Promise<void> {
@@ -115,12 +137,30 @@ export class Store {
       await Promise.allSettled(this.#engines.map((e) => e.close()));
       throw failed.reason;
     }
+    try {
+      this.#cursors.setKey(this.#cursorSecret ?? (await this.#storedCursorSecret()));
+    } catch (err) {
+      await Promise.allSettled(this.#engines.map((e) => e.close()));
+      throw err;
+    }
     if (this.#sweep.intervalMs > 0) {
       this.#timer = setInterval(() => {
         if (this.#sweeping === undefined) this.#sweeping = this.sweepOnce().then(() => undefined, () => undefined).finally(() => (this.#sweeping = undefined));
       }, this.#sweep.intervalMs);
       this.#timer.unref();
     }
+  }
+
+  /**
+   * The secret kept in shard s0's metadata. The first process to open the store stores its
+   * proposal; `metaValue` is atomic, so processes opening a fresh store at the same time all get
+   * that one value (never each their own), and every later open reads it back.
+   */
+  async #storedCursorSecret(): Promise<Buffer> {
+    const stored = await this.#engines[0]!.metaValue(CURSOR_SECRET_META, randomBytes(32).toString('base64url'));
+    const key = Buffer.from(stored, 'base64url');
+    if (key.byteLength < CURSOR_SECRET_MIN_BYTES) throw ppError('PP_ERR_INTERNAL', { message: `shard ${this.shards[0]}: the stored cursor secret is too short` });
+    return key;
   }
 
   #checkOpen(): void {

@@ -5,7 +5,7 @@
  */
 import type { Static, TObject, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { PowerplantError, ppError, requireArg } from '../errors/index.js';
+import { PowerplantError, invariant, ppError, requireArg } from '../errors/index.js';
 import {
   allShards,
   checkBatchSize,
@@ -18,11 +18,11 @@ import {
   type ShardContext,
   type WriteResult,
 } from './collection.js';
-import { decodeRow } from './codec.js';
-import type { Migration, RangeCond, RawRow, ScanPlan, WriteOp } from './engines/base.js';
-import { SqliteShard } from './engines/sqlite.js';
+import { decodeRow, feedDoc, feedDocOfValues } from './codec.js';
+import { cursorShape, type CursorColumn, type CursorShape } from './cursor.js';
+import { hasSyncReads, keyJson, type Migration, type RangeCond, type RawRow, type ScanPlan, type SyncReadEngine, type WriteOp } from './engines/base.js';
 import type { Router } from './router.js';
-import { decodeCursor, encodeCursor, encodeValue, sizeOf, type ColumnDef, type ColumnType, type SqlValue, type TableDef } from './schema.js';
+import { encodeValue, sizeOf, type ColumnDef, type SqlValue, type TableDef } from './schema.js';
 
 /** A stored row with its version (for optimistic concurrency) and expiry. */
 export interface Versioned<T> {
@@ -93,11 +93,11 @@ interface IndexShape {
   readonly order: readonly string[];
   /** Nullable index columns (rows with a NULL there are not in the index). */
   readonly notNull: readonly string[];
-  /** Column types of `order`, as a cursor carries them (booleans are integers). */
-  readonly cursorTypes: readonly ColumnType[];
+  /** What a cursor of this index is scoped to and carries: the columns of `order`, typed. */
+  readonly cursor: CursorShape;
 }
 
-function indexShape(def: TableDef, colIndex: ReadonlyMap<string, number>, index: string | undefined): IndexShape {
+function indexShape(def: TableDef, colIndex: ReadonlyMap<string, number>, index: string | undefined, keyMaxBytes: number): IndexShape {
   const idxCols = index === undefined ? def.primaryKey : def.indexes[index]!;
   const col = (c: string): ColumnDef => def.columns[colIndex.get(c)!]!;
   const order = Object.freeze([...idxCols, ...def.primaryKey.filter((c) => !idxCols.includes(c))]);
@@ -105,7 +105,15 @@ function indexShape(def: TableDef, colIndex: ReadonlyMap<string, number>, index:
     label: index === undefined ? 'primary key' : `index "${index}"`,
     order,
     notNull: Object.freeze(index === undefined ? [] : idxCols.filter((c) => col(c).nullable)),
-    cursorTypes: Object.freeze(order.map((c) => (col(c).type === 'boolean' ? 'integer' : col(c).type))),
+    cursor: cursorShape(
+      def.physical,
+      index ?? '',
+      order.map((c): CursorColumn => {
+        const t = col(c).type;
+        invariant(t !== 'json', 'json columns are not indexable');
+        return { name: c, type: t, maxBytes: def.primaryKey.includes(c) ? keyMaxBytes : undefined };
+      }),
+    ),
   };
 }
 
@@ -131,8 +139,10 @@ export class Table<T extends Record<string, unknown>> {
   readonly #allShards: readonly number[];
   /** Where each partition-key column sits in the primary key. */
   readonly #partInPk: readonly number[];
-  /** SQLite shards answer point reads synchronously; kept typed to skip a promise hop (as kv does). */
-  readonly #sync: readonly (SqliteShard | undefined)[];
+  /** Per shard: the engine if it declares synchronous reads (SQLite), to skip a promise hop (as kv does). */
+  readonly #sync: readonly (SyncReadEngine | undefined)[];
+  /** An update's change-record document from the row after the patch; one function, shared by every op. */
+  readonly #docOf = (raw: RawRow): Buffer => feedDoc(this.def, raw);
 
   constructor(ctx: ShardContext, def: TableDef, schema: TObject, router: Router) {
     this.#ctx = ctx;
@@ -144,11 +154,11 @@ export class Table<T extends Record<string, unknown>> {
     this.#colIndex = new Map(def.columns.map((c, i) => [c.name, i]));
     this.#pkIdx = def.primaryKey.map((c) => this.#colIndex.get(c)!);
     this.#partIdx = def.partitionKey.map((c) => this.#colIndex.get(c)!);
-    this.#pkShape = indexShape(def, this.#colIndex, undefined);
-    this.#indexShapes = new Map(Object.keys(def.indexes).map((n) => [n, indexShape(def, this.#colIndex, n)]));
+    this.#pkShape = indexShape(def, this.#colIndex, undefined, ctx.limits.keyMaxBytes);
+    this.#indexShapes = new Map(Object.keys(def.indexes).map((n) => [n, indexShape(def, this.#colIndex, n, ctx.limits.keyMaxBytes)]));
     this.#allShards = Object.freeze(allShards(ctx));
     this.#partInPk = def.partitionKey.map((c) => def.primaryKey.indexOf(c));
-    this.#sync = ctx.engines.map((e) => (e instanceof SqliteShard ? e : undefined));
+    this.#sync = ctx.engines.map((e) => (hasSyncReads(e) ? e : undefined));
   }
 
   // ---- encoding ---------------------------------------------------------------------------------
@@ -269,7 +279,8 @@ export class Table<T extends Record<string, unknown>> {
       case 'upsert': {
         const values = this.#encodeRow(op.row);
         const key = this.#pkIdx.map((i) => values[i]!);
-        const w: WriteOp = { table: this.def, kind: op.op, key, values, expiresAtMs: expiryOf(ttl, this.#ctx.limits, nowMs), ...(version === undefined ? {} : { expectVersion: version }) };
+        const exp = expiryOf(ttl, this.#ctx.limits, nowMs);
+        const w: WriteOp = { table: this.def, kind: op.op, key, values, expiresAtMs: exp, keyJson: keyJson(key), doc: feedDocOfValues(this.def, values), ...(version === undefined ? {} : { expectVersion: version }) };
         return { op: w, shard: this.#shardOfRowValues(values) };
       }
       case 'update': {
@@ -294,6 +305,8 @@ export class Table<T extends Record<string, unknown>> {
           kind: 'update',
           key,
           patch: pairs,
+          keyJson: keyJson(key),
+          docOf: this.#docOf,
           ...(ttl === undefined ? {} : { expiresAtMs: expiryOf(ttl, this.#ctx.limits, nowMs) }),
           ...(version === undefined ? {} : { expectVersion: version }),
         };
@@ -301,7 +314,7 @@ export class Table<T extends Record<string, unknown>> {
       }
       case 'delete': {
         const key = this.#encodeKey(op.key);
-        return { op: { table: this.def, kind: 'delete', key, ...(version === undefined ? {} : { expectVersion: version }) }, shard: this.#shardOfKey(key) };
+        return { op: { table: this.def, kind: 'delete', key, keyJson: keyJson(key), ...(version === undefined ? {} : { expectVersion: version }) }, shard: this.#shardOfKey(key) };
       }
       default:
         requireArg(false, 'op', 'must be insert, upsert, update or delete');
@@ -402,7 +415,7 @@ export class Table<T extends Record<string, unknown>> {
     return out;
   }
 
-  #plan(q: Query<T>, forCount: boolean): { plan: ScanPlan; shards: readonly number[]; limit: number } {
+  #plan(q: Query<T>, forCount: boolean): { plan: ScanPlan; shape: IndexShape; shards: readonly number[]; limit: number } {
     requireArg(typeof q === 'object' && q !== null, 'query', 'must be an object');
     const def = this.def;
     const shape = q.index === undefined ? this.#pkShape : typeof q.index === 'string' ? this.#indexShapes.get(q.index) : undefined;
@@ -448,9 +461,9 @@ export class Table<T extends Record<string, unknown>> {
     }
     requireArg(q.order === undefined || q.order === 'asc' || q.order === 'desc', 'order', "must be 'asc' or 'desc'");
     const limit = forCount ? 1 : checkLimit(q.limit, this.#ctx.limits.pageMax);
-    const after = q.cursor !== undefined && !forCount ? decodeCursor(q.cursor, shape.cursorTypes) : undefined;
+    const after = q.cursor !== undefined && !forCount ? this.#ctx.cursors.decode(shape.cursor, q.cursor) : undefined;
     const plan: ScanPlan = { table: def, eq, range, notNull: shape.notNull, order, desc: q.order === 'desc', after, limit: limit + 1 };
-    return { plan, shards: this.#shardsOf(eq), limit };
+    return { plan, shape, shards: this.#shardsOf(eq), limit };
   }
 
   /** The one shard holding every match when `eq` fixes the whole partition key; else all shards. */
@@ -473,11 +486,11 @@ export class Table<T extends Record<string, unknown>> {
    */
   async query(q: Query<T> = {}): Promise<Page<T>> {
     this.#ctx.checkOpen();
-    const { plan, shards, limit } = this.#plan(q, false);
+    const { plan, shape, shards, limit } = this.#plan(q, false);
     const { rows, more } = await scanShards(this.#ctx, shards, plan, limit, Date.now());
     const items = rows.map((r) => this.#decode(r));
     const last = rows[rows.length - 1];
-    return { items, cursor: more && last !== undefined ? encodeCursor(plan.order.map((c) => last[c] as SqlValue)) : undefined };
+    return { items, cursor: more && last !== undefined ? this.#ctx.cursors.encode(shape.cursor, plan.order.map((c) => last[c] as SqlValue)) : undefined };
   }
 
   /** Which shards a query would read (one when `where` holds the whole partition key). */

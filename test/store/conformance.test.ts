@@ -138,7 +138,7 @@ describe.each(cases)('store conformance: $name', (engine) => {
       await expectCode(kv.put('k', undefined), 'PP_ERR_VALIDATION', 'value');
       await expectCode(kv.put('k', 1, { ttlMs: -5 }), 'PP_ERR_INVALID_ARGUMENT', 'ttlMs');
       await expectCode(kv.put('k', 1, { version: 1.5 }), 'PP_ERR_INVALID_ARGUMENT', 'version');
-      await expectCode(kv.scan({ cursor: 'garbage!' }), 'PP_ERR_INVALID_ARGUMENT', 'cursor');
+      await expectCode(kv.scan({ cursor: 'garbage!' }), 'PP_ERR_VALIDATION', 'cursor');
       await expectCode(kv.scan({ limit: 0 }), 'PP_ERR_INVALID_ARGUMENT', 'limit');
       await expectCode(() => s.kv('no spaces'), 'PP_ERR_INVALID_ARGUMENT', 'namespace');
       // One bad entry in a multi-shard batch: nothing of the batch is written.

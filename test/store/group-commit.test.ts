@@ -98,6 +98,37 @@ describe.each(cases)('group commit: $name', (engine) => {
     for (let i = 1; i < recs.length; i++) expect(recs[i]!.position).toBeGreaterThan(recs[i - 1]!.position);
   });
 
+  it('runs of plain puts beside a stale CAS and an update in one batch: each request gets its own outcome and feed record', async () => {
+    const s = await engine.open({ shards: 1 });
+    const t = await s.table('runs', { schema: Type.Object({ id: Type.String(), n: Type.Integer(), note: Type.Optional(Type.String()) }), primaryKey: ['id'] });
+    await t.upsert({ id: 'u', n: 0, note: 'keep' });
+    const head = (await s.feed.heads()).s0!;
+    // On PostgreSQL the update and the stale CAS send this batch down the diagnosing path, with
+    // the runs of plain upserts as multi-row statements whose rows are matched back by key.
+    const settled = await Promise.allSettled([
+      t.upsert({ id: 'a', n: 1 }),
+      t.upsert({ id: 'b', n: 1 }),
+      t.upsert({ id: 'c', n: 1 }),
+      t.upsert({ id: 'u', n: 9 }, { version: 7 }), // stale
+      t.update('u', { n: 5 }),
+      t.upsert({ id: 'd', n: 1 }),
+      t.upsert({ id: 'a', n: 2 }), // same key again: a new statement
+    ]);
+    expect(settled.map((r) => (r.status === 'fulfilled' ? r.value.version : (r.reason as { code: string }).code))).toEqual([1, 1, 1, 'PP_ERR_CONFLICT', 2, 1, 2]);
+    const recs = await s.feed.read('s0', head, 100);
+    expect(recs.map((r) => [r.key[0], r.version, r.row])).toEqual([
+      ['a', 1, { id: 'a', n: 1 }],
+      ['b', 1, { id: 'b', n: 1 }],
+      ['c', 1, { id: 'c', n: 1 }],
+      ['u', 2, { id: 'u', n: 5, note: 'keep' }],
+      ['d', 1, { id: 'd', n: 1 }],
+      ['a', 2, { id: 'a', n: 2 }],
+    ]);
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') expect(recs.find((x) => x.position === r.value.position)?.key[0]).toBe(['a', 'b', 'c', 'u', 'u', 'd', 'a'][i]);
+    });
+  });
+
   it('unconditional upserts sharing a batch (one multi-row statement on PostgreSQL), composite keys of every key type', async () => {
     const s = await engine.open({ shards: 1 });
     const t = await s.table('multi', {

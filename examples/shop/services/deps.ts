@@ -38,10 +38,10 @@ export interface ShopDeps {
   readonly sessionKey: KeyObject;
 }
 
-/** A cursor the store rejected (malformed, or from another listing) as a 400 naming `params.cursor`. */
+/** A cursor the store rejected (forged, malformed, from another listing) as a 400 naming `params.cursor`, with the store's reason. */
 export function rethrowCursor(err: unknown): never {
-  if (err instanceof Error && (err as { code?: string }).code === 'PP_ERR_INVALID_ARGUMENT' && (err as { field?: string }).field === 'cursor') {
-    throw ppError('PP_ERR_VALIDATION', { field: 'params.cursor', message: 'params.cursor: malformed or from another listing' });
+  if (err instanceof Error && (err as { code?: string }).code === 'PP_ERR_VALIDATION' && (err as { field?: string }).field === 'cursor') {
+    throw ppError('PP_ERR_VALIDATION', { field: 'params.cursor', message: `params.${err.message}` });
   }
   throw err;
 }

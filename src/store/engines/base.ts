@@ -42,6 +42,18 @@ export interface WriteOp {
   readonly expectVersion?: number;
   /** Expiry in epoch ms; null = never. For update, undefined keeps the row's expiry. */
   readonly expiresAtMs?: number | null;
+  /**
+   * What the change record needs, computed once by the kv/table layer so engines encode nothing:
+   * `keyJson(key)` (the record's `key`, also what engines tell ops apart by within a batch).
+   */
+  readonly keyJson: string;
+  /** insert/upsert: the record's document (msgpack of the row as written; kv: the value's bytes). */
+  readonly doc?: Buffer;
+  /**
+   * update: encodes the record's document from the row after the patch (the write's RETURNING
+   * row), inside the transaction. One function per table, not a closure per op.
+   */
+  readonly docOf?: (row: RawRow) => Buffer;
 }
 
 /** A request is atomic: all of its ops apply or none do. */
@@ -97,7 +109,7 @@ export interface FeedRow {
   readonly tbl: string;
   /** 1 = put (insert/upsert/update), 2 = delete. */
   readonly op: number;
-  /** JSON array of primary-key values (bytes as {"b": base64}). */
+  /** JSON array of primary-key values (bytes as {"b": base64}): `keyJson(key)`. */
   readonly key: string;
   /** msgpack of the row after the write (kv: the value itself); null for deletes. */
   readonly doc: Buffer | null;
@@ -136,6 +148,14 @@ export interface ShardEngine {
   migrations(table?: string): Promise<Migration[]>;
 
   get(def: TableDef, key: readonly SqlValue[], nowMs: number): Promise<RawRow | undefined>;
+  /**
+   * OPTIONAL CAPABILITY — synchronous point reads. An engine whose reads run on the calling thread
+   * (SQLite: better-sqlite3 is synchronous) provides it; one whose reads are I/O (PostgreSQL)
+   * leaves it out. Same answer as `get` (throws what `get` would reject with). The kv/table layer
+   * calls it whenever present (see `hasSyncReads`), so a point read on such an engine costs no
+   * promise hop inside the store.
+   */
+  getSync?(def: TableDef, key: readonly SqlValue[], nowMs: number): RawRow | undefined;
   getMany(def: TableDef, keys: readonly (readonly SqlValue[])[], nowMs: number): Promise<RawRow[]>;
   scan(plan: ScanPlan, nowMs: number): Promise<RawRow[]>;
   count(plan: ScanPlan, nowMs: number): Promise<number>;
@@ -156,6 +176,36 @@ export interface ShardEngine {
   trimFeed(through: number): Promise<number>;
   loadOffset(consumer: string): Promise<number | undefined>;
   saveOffset(consumer: string, position: number): Promise<void>;
+  /**
+   * The shard's stored metadata value `name` (table `pp_meta`), storing `proposed` first when there
+   * is none. Atomic across processes: callers racing on a fresh shard all get the value stored
+   * first, and it never changes afterwards. For store-wide settings made on first open (the
+   * cursor secret). Durable before it resolves.
+   */
+  metaValue(name: string, proposed: string): Promise<string>;
 
   close(): Promise<void>;
+}
+
+/** An engine that declares the synchronous-read capability. */
+export type SyncReadEngine = ShardEngine & Required<Pick<ShardEngine, 'getSync'>>;
+
+export function hasSyncReads(e: ShardEngine): e is SyncReadEngine {
+  return typeof e.getSync === 'function';
+}
+
+/**
+ * The change record's key (`FeedRow.key`): JSON of the primary-key values, bytes as
+ * {"b": base64}. Unique per row of a table, so engines also match ops and returned rows by it.
+ */
+export function keyJson(key: readonly SqlValue[]): string {
+  if (key.length === 1 && typeof key[0] === 'string') return JSON.stringify(key);
+  return JSON.stringify(key.map((v) => (Buffer.isBuffer(v) ? { b: v.toString('base64') } : v)));
+}
+
+/** The primary-key values of a `keyJson` string (bytes back to Buffers). */
+export function parseKeyJson(s: string): unknown[] {
+  return (JSON.parse(s) as unknown[]).map((v) =>
+    typeof v === 'object' && v !== null && typeof (v as { b?: unknown }).b === 'string' ? Buffer.from((v as { b: string }).b, 'base64') : v,
+  );
 }

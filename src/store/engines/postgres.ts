@@ -26,19 +26,24 @@
  */
 import pg from 'pg';
 import { PowerplantError, ppError, invariant, requireArg } from '../../errors/index.js';
-import { feedDoc, feedDocOfValues, keyJson } from '../codec.js';
 import { defToJSON, diffDefs, type SqlValue, type TableDef } from '../schema.js';
-import type { FeedRow, Migration, OpOutcome, RawRow, RequestResult, ScanPlan, ShardEngine, WriteOp, WriteRequest } from './base.js';
-import { TplCache, failure, feedOp, judge, opStatement, probeStatement } from './ops.js';
+import { keyJson, type FeedRow, type Migration, type OpOutcome, type RawRow, type RequestResult, type ScanPlan, type ShardEngine, type WriteOp, type WriteRequest } from './base.js';
 import {
   FEED_COLUMNS,
+  TplCache,
   addColumnSql,
   createExpIndexSql,
   createIndexSql,
   createTableSql,
+  failure,
+  feedDocOf,
+  feedOp,
   getManyTpl,
   getTpl,
+  judge,
+  opStatement,
   pgLiteral,
+  probeStatement,
   q,
   renderDollar,
   renderLiterals,
@@ -48,6 +53,7 @@ import {
   sweepTpl,
   upsertManyLiteral,
   upsertManyWithFeedLiteral,
+  batchStatements,
   writeWithFeedLiteral,
   type Dialect,
   type Tpl,
@@ -282,6 +288,7 @@ export class PostgresShard implements ShardEngine {
         CREATE TABLE IF NOT EXISTS ${this.#meta('pp_schema')} ("tbl" TEXT PRIMARY KEY, "def" TEXT NOT NULL, "updated_ms" BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS ${this.#meta('pp_migrations')} ("id" BIGSERIAL PRIMARY KEY, "tbl" TEXT NOT NULL, "change" TEXT NOT NULL, "applied_ms" BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS ${this.#meta('pp_offsets')} ("consumer" TEXT PRIMARY KEY, "pos" BIGINT NOT NULL, "updated_ms" BIGINT NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${this.#meta('pp_meta')} ("name" TEXT PRIMARY KEY, "value" TEXT NOT NULL);
       `);
       await c.query('COMMIT');
     } catch (err) {
@@ -457,50 +464,11 @@ export class PostgresShard implements ShardEngine {
   /** The one-round-trip path; undefined when some request's condition failed (rolled back). */
   async #commitOneTrip(c: pg.Client, requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[] | undefined> {
     const feed = this.#meta('pp_feed');
+    const stmts = batchStatements(requests, requests.map((_, i) => i), UPSERT_ROWS_MAX);
     let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
-    // Per op, in request order: the statement that wrote it and, for a multi-row statement, its key.
-    const opStmt: number[] = [];
-    const opKey: string[] = [];
-    // Per statement: whether it is a multi-row upsert (its records are matched by key).
-    const multi: boolean[] = [];
-    let stmt = 0;
-    let group: { def: TableDef; ops: WriteOp[]; keys: Set<string> } | undefined;
-    const flush = (): void => {
-      if (group === undefined) return;
-      const g = group;
-      group = undefined;
-      multi.push(g.ops.length > 1);
-      if (g.ops.length === 1) {
-        sql += `${this.#oneWithFeed(feed, g.ops[0]!, nowMs)};`;
-      } else {
-        const rows = g.ops.map((op) => ({ values: op.values!, key: op.key, exp: op.expiresAtMs ?? null, keyJson: keyJson(op.key), doc: feedDocOfValues(op.table, op.values!) }));
-        sql += `${upsertManyWithFeedLiteral(this.#d, g.def, feed, rows, nowMs)};`;
-      }
-      stmt++;
-    };
-    for (const req of requests) {
-      const single = req.ops.length === 1;
-      for (const op of req.ops) {
-        if (single && op.kind === 'upsert' && op.expectVersion === undefined) {
-          // Runs of unconditional single-op upserts on one table with distinct keys become one
-          // multi-row statement (same effect: no two touch the same row, none can fail).
-          const k = keyJson(op.key);
-          if (group !== undefined && (group.def !== op.table || group.keys.has(k) || group.ops.length >= UPSERT_ROWS_MAX)) flush();
-          if (group === undefined) group = { def: op.table, ops: [], keys: new Set() };
-          group.ops.push(op);
-          group.keys.add(k);
-          opStmt.push(stmt);
-          opKey.push(k);
-          continue;
-        }
-        flush();
-        sql += `${this.#oneWithFeed(feed, op, nowMs)};`;
-        multi.push(false);
-        opStmt.push(stmt++);
-        opKey.push('');
-      }
+    for (const st of stmts) {
+      sql += st.ops.length === 1 ? `${this.#oneWithFeed(feed, st.ops[0]!, nowMs)};` : `${upsertManyWithFeedLiteral(this.#d, st.ops[0]!.table, feed, st.ops, nowMs)};`;
     }
-    flush();
     sql += 'COMMIT';
     let res: pg.QueryResult<{ pos: number; ver: number; key?: string }>[];
     try {
@@ -514,11 +482,12 @@ export class PostgresShard implements ShardEngine {
       }
       throw await this.#failed(c, err, true);
     }
-    invariant(Array.isArray(res) && res.length === stmt + 3, 'one result per statement');
-    // Positions: every record of statement i precedes every record of statement i + 1.
+    invariant(Array.isArray(res) && res.length === stmts.length + 3, 'one result per statement');
+    // Outcomes in batch op order (statements keep it). Positions: every record of statement i
+    // precedes every record of statement i + 1.
+    const outcomes: OpOutcome[] = [];
     let prevMax = 0;
-    const byKey = new Map<number, Map<string, { pos: number; ver: number }>>();
-    for (let i = 0; i < stmt; i++) {
+    stmts.forEach((st, i) => {
       const rows = res[i + 2]!.rows;
       let min = Infinity;
       let max = 0;
@@ -528,16 +497,10 @@ export class PostgresShard implements ShardEngine {
       }
       invariant(rows.length === 0 || min > prevMax, 'positions increase statement by statement');
       if (rows.length > 0) prevMax = max;
-      if (multi[i]!) byKey.set(i, new Map(rows.map((r) => [r.key!, r])));
-    }
-    const results: RequestResult[] = [];
-    let k = 0;
-    for (const req of requests) {
-      const outcomes: OpOutcome[] = [];
-      for (const op of req.ops) {
-        const st = opStmt[k]!;
-        const key = opKey[k++]!;
-        const rec = multi[st]! ? byKey.get(st)!.get(key) : res[st + 2]!.rows[0];
+      // A multi-row statement's records are matched to its ops by key.
+      const byKey = st.ops.length > 1 ? new Map(rows.map((r) => [r.key!, r])) : undefined;
+      for (const op of st.ops) {
+        const rec = byKey === undefined ? rows[0] : byKey.get(op.keyJson);
         if (rec === undefined) {
           invariant(op.kind === 'delete' && op.expectVersion === undefined, 'only an unconditional delete may leave no record');
           outcomes.push({ applied: false, version: 0, position: 0 });
@@ -545,26 +508,15 @@ export class PostgresShard implements ShardEngine {
           outcomes.push({ applied: true, version: rec.ver, position: rec.pos });
         }
       }
-      results.push({ ok: true, outcomes });
-    }
-    return results;
+    });
+    let k = 0;
+    return requests.map((req) => ({ ok: true, outcomes: outcomes.slice(k, (k += req.ops.length)) }));
   }
 
-  /** One op's statement together with its outbox record. */
+  /** One op's statement together with its outbox record (one-trip batches hold no update). */
   #oneWithFeed(feed: string, op: WriteOp, nowMs: number): string {
     const st = opStatement(this.#tpls, op, nowMs);
-    const write = renderLiterals(st.tpl, st.params);
-    const del = op.kind === 'delete';
-    const fields = {
-      feed,
-      tbl: op.table.physical,
-      op: feedOp(op),
-      key: keyJson(op.key),
-      doc: del ? null : feedDocOfValues(op.table, op.values!),
-      exp: del ? null : (op.expiresAtMs ?? null),
-      ts: nowMs,
-    };
-    return writeWithFeedLiteral(write, fields, !del ? 'must' : op.expectVersion === undefined ? 'ifLive' : 'mustDelete');
+    return writeWithFeedLiteral(renderLiterals(st.tpl, st.params), feed, op, nowMs);
   }
 
   /**
@@ -601,57 +553,34 @@ export class PostgresShard implements ShardEngine {
       // Each pass either commits the remaining requests or removes at least one failed request.
       while (live.length > 0) {
         let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
-        const slots: { req: number; op: WriteOp; stmt: number }[] = [];
-        // Runs of unconditional single-op upserts on one table with distinct keys become one
-        // multi-row statement (same effect: no two touch the same row, none can fail).
-        const groups: { def: TableDef; slots: number[]; keys: Set<string> }[] = [];
-        let stmt = 0;
-        let open: { def: TableDef; slots: number[]; keys: Set<string> } | undefined;
-        const flushGroup = (): void => {
-          if (open === undefined) return;
-          sql += `${upsertManyLiteral(this.#d, open.def, open.slots.map((i) => ({ values: slots[i]!.op.values!, exp: slots[i]!.op.expiresAtMs ?? null })))};`;
-          groups[stmt++] = open;
-          open = undefined;
-        };
-        for (const r of live) {
-          const ops = requests[r]!.ops;
-          for (const op of ops) {
-            if (ops.length === 1 && op.kind === 'upsert' && op.expectVersion === undefined) {
-              const k = keyJson(op.key);
-              if (open !== undefined && (open.def !== op.table || open.keys.has(k) || open.slots.length >= UPSERT_ROWS_MAX)) flushGroup();
-              if (open === undefined) open = { def: op.table, slots: [], keys: new Set() };
-              open.keys.add(k);
-              open.slots.push(slots.length);
-              slots.push({ req: r, op, stmt: -1 });
-              continue;
-            }
-            flushGroup();
-            const st = opStatement(this.#tpls, op, nowMs);
-            sql += `${renderLiterals(st.tpl, st.params)};`;
-            slots.push({ req: r, op, stmt: stmt++ });
+        const stmts = batchStatements(requests, live, UPSERT_ROWS_MAX);
+        for (const st of stmts) {
+          if (st.ops.length > 1) {
+            sql += `${upsertManyLiteral(this.#d, st.ops[0]!.table, st.ops)};`;
+          } else {
+            const one = opStatement(this.#tpls, st.ops[0]!, nowMs);
+            sql += `${renderLiterals(one.tpl, one.params)};`;
           }
         }
-        flushGroup();
         inTx = true;
         this.stats.roundTrips++;
         const res = (await c.query(sql)) as unknown as pg.QueryResult<RawRow>[];
-        invariant(Array.isArray(res) && res.length === stmt + 2, 'one result per statement');
-        // Rows of multi-row statements, matched back to their slots by primary key.
-        const grouped = new Map<number, RawRow>();
-        groups.forEach((g, si) => {
-          const rows = res[si + 2]!.rows;
-          invariant(rows.length === g.slots.length, 'a multi-row upsert returns every row');
-          const byKey = new Map(rows.map((row) => [keyJson(g.def.primaryKey.map((col) => row[col] as SqlValue)), row]));
-          for (const i of g.slots) grouped.set(i, byKey.get(keyJson(slots[i]!.op.key))!);
+        invariant(Array.isArray(res) && res.length === stmts.length + 2, 'one result per statement');
+        // One slot per op, in batch order, with the row its statement returned (a multi-row
+        // statement's rows are matched back to its ops by primary key).
+        const slots: { req: number; op: WriteOp; row: RawRow | undefined; verdict: 'ok' | 'noop' | 'failed' }[] = [];
+        const slot = (req: number, op: WriteOp, row: RawRow | undefined): void => void slots.push({ req, op, row, verdict: judge(op, row, nowMs) });
+        stmts.forEach((st, i) => {
+          const rows = res[i + 2]!.rows;
+          if (st.ops.length === 1) return slot(st.reqs[0]!, st.ops[0]!, rows[0]);
+          invariant(rows.length === st.ops.length, 'a multi-row upsert returns every row');
+          const pk = st.ops[0]!.table.primaryKey;
+          const byKey = new Map(rows.map((row) => [keyJson(pk.map((col) => row[col] as SqlValue)), row]));
+          st.ops.forEach((op, j) => slot(st.reqs[j]!, op, byKey.get(op.keyJson)));
         });
         const failedReqs = new Set<number>();
-        const verdicts: { verdict: 'ok' | 'noop' | 'failed'; row: RawRow | undefined }[] = [];
-        for (let i = 0; i < slots.length; i++) {
-          const s = slots[i]!;
-          const row = s.stmt < 0 ? grouped.get(i) : res[s.stmt + 2]!.rows[0];
-          const verdict = judge(s.op, row, nowMs);
-          verdicts.push({ verdict, row });
-          if (verdict === 'failed' && !failedReqs.has(s.req)) {
+        for (const s of slots) {
+          if (s.verdict === 'failed' && !failedReqs.has(s.req)) {
             failedReqs.add(s.req);
             // Diagnose while the transaction still sees this batch's earlier writes.
             const p = probeStatement(this.#tpls, s.op);
@@ -669,14 +598,13 @@ export class PostgresShard implements ShardEngine {
         }
         // All conditions held: append the outbox records and commit, in one round trip.
         const values: string[] = [];
-        for (let i = 0; i < slots.length; i++) {
-          const v = verdicts[i]!;
-          if (v.verdict !== 'ok') continue;
-          const op = slots[i]!.op;
-          const row = v.row!;
+        for (const { op, row: r, verdict } of slots) {
+          if (verdict !== 'ok') continue;
+          const row = r!;
           const del = op.kind === 'delete';
+          const doc = feedDocOf(op, row);
           values.push(
-            `(${pgLiteral(op.table.physical)}, ${feedOp(op)}, ${pgLiteral(keyJson(op.key))}, ${del ? 'NULL' : pgLiteral(feedDoc(op.table, row))}, ${del ? 0 : (row._v as number)}, ${del ? 'NULL' : pgLiteral((row._exp as number | null) ?? null)}, ${nowMs})`,
+            `(${pgLiteral(op.table.physical)}, ${feedOp(op)}, ${pgLiteral(op.keyJson)}, ${doc === null ? 'NULL' : pgLiteral(doc)}, ${del ? 0 : (row._v as number)}, ${del ? 'NULL' : pgLiteral((row._exp as number | null) ?? null)}, ${nowMs})`,
           );
         }
         let positions: number[] = [];
@@ -692,14 +620,12 @@ export class PostgresShard implements ShardEngine {
         inTx = false;
         let k = 0;
         const perReq = new Map<number, OpOutcome[]>();
-        for (let i = 0; i < slots.length; i++) {
-          const s = slots[i]!;
-          const v = verdicts[i]!;
+        for (const s of slots) {
           let out: OpOutcome;
-          if (v.verdict === 'ok') {
+          if (s.verdict === 'ok') {
             const pos = positions[k++]!;
             invariant(k === 1 || pos > positions[k - 2]!, 'positions increase within a batch');
-            out = { applied: true, version: s.op.kind === 'delete' ? 0 : (v.row!._v as number), position: pos };
+            out = { applied: true, version: s.op.kind === 'delete' ? 0 : (s.row!._v as number), position: pos };
           } else {
             out = { applied: false, version: 0, position: 0 };
           }
@@ -765,6 +691,18 @@ export class PostgresShard implements ShardEngine {
         `INSERT INTO ${this.#meta('pp_offsets')} ("consumer", "pos", "updated_ms") VALUES ($1, $2, $3) ON CONFLICT ("consumer") DO UPDATE SET "pos" = excluded."pos", "updated_ms" = excluded."updated_ms"`,
         [consumer, position, Date.now()],
       );
+    } catch (err) {
+      throw mapPgError(err);
+    }
+  }
+
+  async metaValue(name: string, proposed: string): Promise<string> {
+    try {
+      // Two statements: a racing insert waits for the first one's commit and does nothing; the
+      // SELECT then runs with a new snapshot (read committed) that sees the stored value.
+      await this.#p.query(`INSERT INTO ${this.#meta('pp_meta')} ("name", "value") VALUES ($1, $2) ON CONFLICT ("name") DO NOTHING`, [name, proposed]);
+      const r = await this.#p.query<{ value: string }>(`SELECT "value" FROM ${this.#meta('pp_meta')} WHERE "name" = $1`, [name]);
+      return r.rows[0]!.value;
     } catch (err) {
       throw mapPgError(err);
     }

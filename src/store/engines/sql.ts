@@ -1,17 +1,19 @@
 /**
- * SQL text shared by the engines. Both SQLite (>= 3.35) and PostgreSQL speak the same subset we
- * need: INSERT .. AS x .. ON CONFLICT .. DO UPDATE .. WHERE, RETURNING, row-value comparison for
- * keyset pagination. What differs (quoting of schema names, column types, placeholders, how a
- * value is inlined) lives in `Dialect`.
+ * The SQL module shared by the SQL engines: the statement text, and from a WriteOp to the statement
+ * that performs it and from what the statement returned to the op's outcome (so conflict semantics
+ * are identical everywhere). Both SQLite (>= 3.35) and PostgreSQL speak the same subset we need:
+ * INSERT .. AS x .. ON CONFLICT .. DO UPDATE .. WHERE, RETURNING, row-value comparison for keyset
+ * pagination. What differs (quoting of schema names, column types, placeholders, how a value is
+ * inlined) lives in `Dialect`.
  *
  * A statement is built once per shape as a template: `parts` with a parameter slot between each
  * two parts. SQLite joins them with `?` and caches the prepared statement; PostgreSQL reads join
  * them with `$n` (named prepared statements); PostgreSQL writes inline literals so a whole group
  * commit batch goes to the server in one round trip (simple query protocol, several statements).
  */
-import { invariant } from '../../errors/index.js';
+import { ppError, invariant, type PowerplantError } from '../../errors/index.js';
 import type { ColumnType, SqlValue, TableDef } from '../schema.js';
-import type { ScanPlan } from './base.js';
+import type { RawRow, ScanPlan, WriteOp, WriteRequest } from './base.js';
 
 export type Tpl = readonly string[];
 
@@ -204,6 +206,123 @@ export function probeTpl(d: Dialect, def: TableDef): Tpl {
   return b.done();
 }
 
+// ---- ops: statement per WriteOp, verdict per returned row ----------------------------------------
+
+/** Bound on cached statement templates per engine (shapes: tables x op kinds x patch sets). */
+export const TEMPLATE_CACHE_MAX = 1024;
+
+export class TplCache {
+  readonly #map = new Map<string, Tpl>();
+  constructor(readonly dialect: Dialect) {}
+
+  get(key: string, build: () => Tpl): Tpl {
+    let t = this.#map.get(key);
+    if (t === undefined) {
+      if (this.#map.size >= TEMPLATE_CACHE_MAX) this.#map.clear();
+      t = build();
+      this.#map.set(key, t);
+    }
+    return t;
+  }
+}
+
+export interface OpStatement {
+  readonly tpl: Tpl;
+  readonly params: SqlValue[];
+}
+
+export function opStatement(c: TplCache, op: WriteOp, nowMs: number): OpStatement {
+  const def = op.table;
+  const d = c.dialect;
+  const exp = op.expiresAtMs ?? null;
+  switch (op.kind) {
+    case 'insert':
+    case 'upsert': {
+      const values = op.values;
+      invariant(values !== undefined && values.length === def.columns.length, 'insert/upsert carry every column');
+      const v = op.expectVersion;
+      if (op.kind === 'insert' || v === 0) {
+        return { tpl: c.get(`i|${def.physical}`, () => insertTpl(d, def)), params: [...values, exp, nowMs] };
+      }
+      if (v === undefined) return { tpl: c.get(`u|${def.physical}`, () => upsertTpl(d, def)), params: [...values, exp] };
+      const params: SqlValue[] = [];
+      for (let i = 0; i < def.columns.length; i++) if (!def.primaryKey.includes(def.columns[i]!.name)) params.push(values[i]!);
+      params.push(exp, ...op.key, nowMs, v);
+      return { tpl: c.get(`r|${def.physical}`, () => replaceTpl(d, def)), params };
+    }
+    case 'update': {
+      const patch = op.patch ?? [];
+      const cols = patch.map((p) => p[0]);
+      const setExp = op.expiresAtMs !== undefined;
+      const withVersion = op.expectVersion !== undefined;
+      const tpl = c.get(`p|${def.physical}|${cols.join(',')}|${setExp ? 1 : 0}${withVersion ? 1 : 0}`, () => updateTpl(d, def, cols, setExp, withVersion));
+      const params: SqlValue[] = patch.map((p) => p[1]);
+      if (setExp) params.push(exp);
+      params.push(...op.key, nowMs);
+      if (withVersion) params.push(op.expectVersion!);
+      return { tpl, params };
+    }
+    case 'delete': {
+      const withVersion = op.expectVersion !== undefined;
+      const tpl = c.get(`d|${def.physical}|${withVersion ? 1 : 0}`, () => deleteTpl(d, def, withVersion));
+      return { tpl, params: withVersion ? [...op.key, nowMs, op.expectVersion!] : [...op.key] };
+    }
+  }
+}
+
+export function probeStatement(c: TplCache, op: WriteOp): OpStatement {
+  return { tpl: c.get(`q|${op.table.physical}`, () => probeTpl(c.dialect, op.table)), params: [...op.key] };
+}
+
+export function isLive(row: RawRow, nowMs: number): boolean {
+  const e = row._exp;
+  return e === null || e === undefined || (e as number) > nowMs;
+}
+
+/**
+ * What a statement's returned row means. `row` is the RETURNING row (undefined: none).
+ * Returns 'ok' (applied), 'noop' (an unconditional delete that found no live row) or 'failed'
+ * (the op's condition did not hold: the request must not apply).
+ */
+export function judge(op: WriteOp, row: RawRow | undefined, nowMs: number): 'ok' | 'noop' | 'failed' {
+  if (op.kind === 'delete') {
+    if (row === undefined) return op.expectVersion === undefined ? 'noop' : 'failed';
+    return op.expectVersion !== undefined || isLive(row, nowMs) ? 'ok' : 'noop';
+  }
+  return row === undefined ? 'failed' : 'ok';
+}
+
+/** The typed error for a failed op, given the row's state at that moment (from a probe). */
+export function failure(op: WriteOp, probe: RawRow | undefined, nowMs: number): PowerplantError {
+  const actual = probe !== undefined && isLive(probe, nowMs) ? (probe._v as number) : 0;
+  const name = op.table.kind === 'kv' ? `${op.table.name}/${String(op.key[0])}` : `${op.table.name} ${JSON.stringify(op.key)}`;
+  const data = { table: op.table.name, expectedVersion: op.expectVersion ?? (op.kind === 'insert' ? 0 : null), actualVersion: actual };
+  if (op.kind === 'insert' || op.expectVersion === 0) {
+    return ppError('PP_ERR_CONFLICT', { message: `${name} already exists (version ${actual})`, data });
+  }
+  if (op.expectVersion === undefined) {
+    return ppError('PP_ERR_NOT_FOUND', { message: `${name} not found`, data });
+  }
+  return ppError('PP_ERR_CONFLICT', { message: `${name}: expected version ${op.expectVersion}, found ${actual === 0 ? 'none' : actual}`, data });
+}
+
+/** For a judged-ok op: the change record's op code (1 = put, 2 = delete). */
+export function feedOp(op: WriteOp): number {
+  return op.kind === 'delete' ? 2 : 1;
+}
+
+/**
+ * For a judged-ok op: the change record's document, as the kv/table layer prepared it (engines
+ * encode nothing): null for a delete, `doc` for insert/upsert, `docOf(row)` for an update (the
+ * row after the patch, `row` being what the write returned).
+ */
+export function feedDocOf(op: WriteOp, row: RawRow | undefined): Buffer | null {
+  if (op.kind === 'delete') return null;
+  if (op.doc !== undefined) return op.doc;
+  invariant(op.docOf !== undefined && row !== undefined, 'an update carries docOf and returned its row');
+  return op.docOf(row);
+}
+
 // ---- reads -------------------------------------------------------------------------------------
 
 /** params: key..., now. */
@@ -311,54 +430,79 @@ export function sweepTpl(d: Dialect, def: TableDef): Tpl {
 
 export const FEED_COLUMNS = '"tbl", "op", "key", "doc", "ver", "exp", "ts"';
 
+/** One statement of a PostgreSQL batch: one op, or a run of upserts written by one multi-row statement. */
+export interface BatchStatement {
+  readonly ops: WriteOp[];
+  /** The request of each op. */
+  readonly reqs: number[];
+}
+
+/**
+ * PostgreSQL only: the statements of a batch (the requests `live`, in order). Runs of
+ * unconditional single-op upserts on one table with distinct keys, at most `rowsMax`, become one
+ * multi-row statement (same effect: no two touch the same row, none can fail); every other op is
+ * a statement of its own. Statements, and the ops within each, keep the batch's op order.
+ */
+export function batchStatements(requests: readonly WriteRequest[], live: readonly number[], rowsMax: number): BatchStatement[] {
+  const out: BatchStatement[] = [];
+  let run: { ops: WriteOp[]; reqs: number[]; keys: Set<string> } | undefined;
+  for (const r of live) {
+    const ops = requests[r]!.ops;
+    for (const op of ops) {
+      if (ops.length === 1 && op.kind === 'upsert' && op.expectVersion === undefined) {
+        if (run !== undefined && (run.ops[0]!.table !== op.table || run.keys.has(op.keyJson) || run.ops.length >= rowsMax)) run = undefined;
+        if (run === undefined) {
+          run = { ops: [], reqs: [], keys: new Set() };
+          out.push(run);
+        }
+        run.ops.push(op);
+        run.reqs.push(r);
+        run.keys.add(op.keyJson);
+        continue;
+      }
+      run = undefined;
+      out.push({ ops: [op], reqs: [r] });
+    }
+  }
+  return out;
+}
+
 /**
  * PostgreSQL only: one multi-row upsert for several unconditional upserts of distinct keys, values
  * inlined. Planning one statement instead of N is most of a batch's server time (measured: ~0.1 ms
  * per planned statement, against ~1 ms for the commit's WAL flush).
  */
-export function upsertManyLiteral(d: Dialect, def: TableDef, rows: readonly { values: readonly SqlValue[]; exp: number | null }[]): string {
-  invariant(rows.length > 0, 'at least one row');
+export function upsertManyLiteral(d: Dialect, def: TableDef, ops: readonly WriteOp[]): string {
+  invariant(ops.length > 0, 'at least one row');
   const names = def.columns.map((c) => q(c.name));
-  const tuples = rows.map((r) => `(${r.values.map(pgLiteral).join(', ')}, 1, ${pgLiteral(r.exp)})`);
+  const tuples = ops.map((op) => `(${op.values!.map(pgLiteral).join(', ')}, 1, ${pgLiteral(op.expiresAtMs ?? null)})`);
   return (
     `INSERT INTO ${d.table(def.physical)} AS x (${names.join(', ')}, "_v", "_exp") VALUES ${tuples.join(', ')} ` +
     `ON CONFLICT (${def.primaryKey.map(q).join(', ')}) DO UPDATE SET ${names.map((n) => `${n} = excluded.${n}`).join(', ')}, "_v" = x."_v" + 1, "_exp" = excluded."_exp" RETURNING *`
   );
 }
 
-/** The client-known fields of one outbox record (everything but the row version). */
-export interface FeedFields {
-  /** Qualified, quoted outbox table. */
-  readonly feed: string;
-  readonly tbl: string;
-  readonly op: number;
-  readonly key: string;
-  readonly doc: Buffer | null;
-  readonly exp: number | null;
-  readonly ts: number;
-}
-
-/**
- * How a write's outbox record is derived from what the write returned (`w`):
- *  - 'must': the write must apply. If its condition failed, `w` is empty, the record's "ver" is
- *    NULL and pp_feed's NOT NULL constraint aborts the transaction (SQLSTATE 23502 on
- *    pp_feed.ver): the signal, without a server-side function, that a request's condition failed.
- *  - 'mustDelete': the same for a conditional delete (its record carries version 0).
- *  - 'ifLive': an unconditional delete: a record only if it removed a live row, no error otherwise.
- */
-export type FeedMode = 'must' | 'mustDelete' | 'ifLive';
-
 /**
  * PostgreSQL only: a write and its outbox record in ONE statement (a data-modifying CTE), so a
  * whole batch — BEGIN, lock, every write with its record, COMMIT — is one simple-query message,
- * one round trip. `write` is the op's statement with its RETURNING clause. Returns "pos", "ver".
+ * one round trip. `write` is the op's statement with its RETURNING clause (`w`); `feed` the
+ * qualified outbox table; the op is an insert, upsert or delete (its document known before the
+ * write). Returns "pos", "ver". How the record follows from `w`:
+ *  - a put must apply: if its condition failed, `w` is empty, the record's "ver" is NULL and
+ *    pp_feed's NOT NULL constraint aborts the transaction (SQLSTATE 23502 on pp_feed.ver): the
+ *    signal, without a server-side function, that a request's condition failed;
+ *  - a conditional delete: the same (its record carries version 0);
+ *  - an unconditional delete: a record only if it removed a live row, no error otherwise.
  */
-export function writeWithFeedLiteral(write: string, f: FeedFields, mode: FeedMode): string {
-  const ver = mode === 'must' ? 'w."_v"' : mode === 'mustDelete' ? 'w."_v" * 0' : '0';
-  const from = mode === 'ifLive' ? ` FROM w WHERE w."_exp" IS NULL OR w."_exp" > ${f.ts}` : ' FROM (VALUES (1)) AS o LEFT JOIN w ON true';
+export function writeWithFeedLiteral(write: string, feed: string, op: WriteOp, ts: number): string {
+  const del = op.kind === 'delete';
+  const ifLive = del && op.expectVersion === undefined;
+  const ver = !del ? 'w."_v"' : ifLive ? '0' : 'w."_v" * 0';
+  const from = ifLive ? ` FROM w WHERE w."_exp" IS NULL OR w."_exp" > ${ts}` : ' FROM (VALUES (1)) AS o LEFT JOIN w ON true';
+  const doc = feedDocOf(op, undefined);
   return (
-    `WITH w AS (${write}) INSERT INTO ${f.feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(f.tbl)}, ${f.op}, ${pgLiteral(f.key)}, ` +
-    `${f.doc === null ? 'NULL::bytea' : pgLiteral(f.doc)}, ${ver}, CAST(${pgLiteral(f.exp)} AS BIGINT), ${f.ts}${from} RETURNING "pos", "ver"`
+    `WITH w AS (${write}) INSERT INTO ${feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(op.table.physical)}, ${feedOp(op)}, ${pgLiteral(op.keyJson)}, ` +
+    `${doc === null ? 'NULL::bytea' : pgLiteral(doc)}, ${ver}, CAST(${pgLiteral(del ? null : (op.expiresAtMs ?? null))} AS BIGINT), ${ts}${from} RETURNING "pos", "ver"`
   );
 }
 
@@ -371,15 +515,15 @@ export function upsertManyWithFeedLiteral(
   d: Dialect,
   def: TableDef,
   feed: string,
-  rows: readonly { values: readonly SqlValue[]; key: readonly SqlValue[]; exp: number | null; keyJson: string; doc: Buffer }[],
+  ops: readonly WriteOp[],
   ts: number,
 ): string {
   const pk = def.primaryKey;
   const dcols = ['"o"', ...pk.map((_, i) => `"c${i}"`), '"key"', '"doc"', '"exp"'];
-  const tuples = rows.map((r, o) => `(${o}, ${r.key.map(pgLiteral).join(', ')}, ${pgLiteral(r.keyJson)}, ${pgLiteral(r.doc)}, CAST(${pgLiteral(r.exp)} AS BIGINT))`);
+  const tuples = ops.map((op, o) => `(${o}, ${op.key.map(pgLiteral).join(', ')}, ${pgLiteral(op.keyJson)}, ${pgLiteral(op.doc!)}, CAST(${pgLiteral(op.expiresAtMs ?? null)} AS BIGINT))`);
   const on = pk.map((c, i) => `w.${q(c)} = d."c${i}"`).join(' AND ');
   return (
-    `WITH w AS (${upsertManyLiteral(d, def, rows)}) INSERT INTO ${feed} (${FEED_COLUMNS}) ` +
+    `WITH w AS (${upsertManyLiteral(d, def, ops)}) INSERT INTO ${feed} (${FEED_COLUMNS}) ` +
     `SELECT ${pgLiteral(def.physical)}, 1, d."key", d."doc", w."_v", d."exp", ${ts} FROM (VALUES ${tuples.join(', ')}) AS d(${dcols.join(', ')}) ` +
     `JOIN w ON ${on} ORDER BY d."o" RETURNING "pos", "key", "ver"`
   );

@@ -21,18 +21,23 @@ import Database from 'better-sqlite3';
 import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PowerplantError, ppError, invariant } from '../../errors/index.js';
-import { feedDoc, keyJson } from '../codec.js';
 import { defToJSON, diffDefs, type SqlValue, type TableDef } from '../schema.js';
 import type { FeedRow, Migration, OpOutcome, RawRow, RequestResult, ScanPlan, ShardEngine, WriteRequest } from './base.js';
-import { TplCache, failure, feedOp, judge, opStatement, probeStatement } from './ops.js';
 import {
   FEED_COLUMNS,
+  TplCache,
   addColumnSql,
   createExpIndexSql,
   createIndexSql,
   createTableSql,
+  failure,
+  feedDocOf,
+  feedOp,
   getManyTpl,
   getTpl,
+  judge,
+  opStatement,
+  probeStatement,
   q,
   renderQ,
   scanParams,
@@ -157,6 +162,7 @@ export class SqliteShard implements ShardEngine {
         CREATE TABLE IF NOT EXISTS "pp_schema" ("tbl" TEXT PRIMARY KEY, "def" TEXT NOT NULL, "updated_ms" INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS "pp_migrations" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "tbl" TEXT NOT NULL, "change" TEXT NOT NULL, "applied_ms" INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS "pp_offsets" ("consumer" TEXT PRIMARY KEY, "pos" INTEGER NOT NULL, "updated_ms" INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS "pp_meta" ("name" TEXT PRIMARY KEY, "value" TEXT NOT NULL);
       `);
       if (this.#options.synchronous !== 'normal') {
         // The WAL exists from the first write above and lives as long as this connection. Its
@@ -229,7 +235,7 @@ export class SqliteShard implements ShardEngine {
     return this.getSync(def, key, nowMs);
   }
 
-  /** Synchronous point read: the kv/table layer's hot path calls this directly for SQLite. */
+  /** The contract's synchronous-read capability: the kv/table layer's point reads call it directly. */
   getSync(def: TableDef, key: readonly SqlValue[], nowMs: number): RawRow | undefined {
     // Point reads skip the template cache (a key string and a join per call cost ~40% of a get in
     // the store benchmark): the prepared statement is cached per table definition object.
@@ -345,7 +351,7 @@ export class SqliteShard implements ShardEngine {
           const del = op.kind === 'delete';
           const version = del ? 0 : (row._v as number);
           const exp = del ? null : ((row._exp as number | null) ?? null);
-          const f = feedIns.get(op.table.physical, feedOp(op), keyJson(op.key), del ? null : feedDoc(op.table, row), version, exp, nowMs) as { pos: number };
+          const f = feedIns.get(op.table.physical, feedOp(op), op.keyJson, feedDocOf(op, row), version, exp, nowMs) as { pos: number };
           outcomes.push({ applied: true, version, position: f.pos });
         }
         if (failed !== undefined) {
@@ -412,6 +418,18 @@ export class SqliteShard implements ShardEngine {
   async saveOffset(consumer: string, position: number): Promise<void> {
     try {
       this.#stmt('INSERT INTO "pp_offsets" ("consumer", "pos", "updated_ms") VALUES (?, ?, ?) ON CONFLICT ("consumer") DO UPDATE SET "pos" = excluded."pos", "updated_ms" = excluded."updated_ms"').run(consumer, position, Date.now());
+    } catch (err) {
+      throw mapSqliteError(err);
+    }
+  }
+
+  async metaValue(name: string, proposed: string): Promise<string> {
+    try {
+      // Another process inserting at the same time holds the write lock until it commits (we wait
+      // up to busyTimeoutMs), so the SELECT after the no-op insert sees its value.
+      const stored = this.#stmt('INSERT INTO "pp_meta" ("name", "value") VALUES (?, ?) ON CONFLICT ("name") DO NOTHING').run(name, proposed).changes > 0;
+      if (stored && this.#walFd !== undefined) await this.#sync();
+      return (this.#stmt('SELECT "value" FROM "pp_meta" WHERE "name" = ?').get(name) as { value: string }).value;
     } catch (err) {
       throw mapSqliteError(err);
     }
