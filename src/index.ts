@@ -6,10 +6,11 @@
  *   names several folders share (`SubscribeOptions`) stay in their namespace (`store.`, `queue.`).
  * - The algorithmic building blocks are namespaces (`partition.createJump`,
  *   `balance.createBalancer`, `resilience.CircuitBreaker`), so names several folders share
- *   (`formatTable`, `RandomSource`) never collide.
+ *   (`RandomSource`, `SubscribeOptions`) never collide.
  * - Every folder is also a subpath: `import { createJump } from 'powerplant/partition'`.
  */
 export * from './errors/index.js';
+export * as util from './util/index.js';
 export * as partition from './partition/index.js';
 export * as balance from './balance/index.js';
 export * as resilience from './resilience/index.js';

@@ -51,9 +51,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, type Dispatcher } from 'undici';
-import { seededRandom, ZipfSampler } from '../balance/index.js';
 import { requireArg } from '../errors/index.js';
 import { Hdr } from '../observe/index.js';
+import { seededRandom, ZipfSampler } from '../util/index.js';
 
 export type EndpointName = 'product' | 'category' | 'orders' | 'search' | 'placeOrder';
 

@@ -14,9 +14,10 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatTable as formatPartitionTable, hashKeys, partitionReport } from '../partition/index.js';
-import { formatTable as formatBalanceTable, simulateBalance } from '../balance/index.js';
+import { hashKeys, partitionReport } from '../partition/index.js';
+import { simulateBalance, simulationCells } from '../balance/index.js';
 import { isPowerplantError } from '../errors/index.js';
+import { formatTable } from '../util/index.js';
 import { parseArgs, UsageError } from './args.js';
 import { START_USAGE, startCommand } from './start.js';
 import { STATUS_USAGE, statusCommand } from './status.js';
@@ -66,7 +67,7 @@ function simulate(opts: SimulateOptions): void {
   let t0 = performance.now();
   const rows = partitionReport({ hashes: hashKeys(keys) });
   out.write(
-    formatPartitionTable(
+    formatTable(
       rows.map((r) => ({
         strategy: r.strategy,
         shards: r.shards,
@@ -85,7 +86,7 @@ function simulate(opts: SimulateOptions): void {
   out.write(`(load = time-averaged outstanding requests per slot; max/mean over servers)\n\n`);
   t0 = performance.now();
   const sim = simulateBalance({ servers: opts.servers, requests: opts.requests });
-  out.write(formatBalanceTable(sim));
+  out.write(formatTable(simulationCells(sim)));
   out.write(`\n(${((performance.now() - t0) / 1000).toFixed(1)} s)\n\n`);
   out.write(`Benchmarks against peers: npm run bench -- partition | balance\n`);
 }

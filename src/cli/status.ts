@@ -9,7 +9,7 @@
  * The document is read defensively: fields a node does not report print as '-', so a newer or
  * older node still gets a readable answer.
  */
-import { formatTable } from '../partition/index.js';
+import { formatTable } from '../util/index.js';
 import { parseArgs } from './args.js';
 
 export const STATUS_USAGE = `  status     show a running system: nodes, services, instances, partitions, health

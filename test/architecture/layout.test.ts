@@ -1,7 +1,7 @@
 /**
  * The house rules of the tree, checked on the source itself (docs/architecture.md states them):
- * a folder under src/ imports another folder only through its index.ts, and the folders do not
- * import each other in a cycle.
+ * a folder under src/ imports another folder only through its index.ts, the folders do not
+ * import each other in a cycle, and util/ (which every folder may use) imports nothing but errors/.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -55,6 +55,19 @@ describe('source layout', () => {
 
   it('a folder imports another folder only through its index.ts', () => {
     const bad = edges.filter((e) => e.target !== join(folderOf(join(src, e.target)), 'index.ts'));
+    expect(bad).toEqual([]);
+  });
+
+  it('util/ imports nothing but errors/ (no other folder, no package, no Node module)', () => {
+    const specRe = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'/g;
+    const bad: string[] = [];
+    for (const file of sourceFiles(join(src, 'util'))) {
+      for (const m of readFileSync(file, 'utf8').matchAll(specRe)) {
+        const spec = m[1]!;
+        const to = spec.startsWith('.') ? folderOf(resolve(dirname(file), spec)) : undefined;
+        if (to !== 'util' && to !== 'errors') bad.push(`${relative(src, file)} imports ${spec}`);
+      }
+    }
     expect(bad).toEqual([]);
   });
 
