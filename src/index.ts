@@ -52,3 +52,6 @@ export type { Logger } from './observe/index.js';
 export * as cache from './cache/index.js';
 export { createCache, Cache, readThroughKv, readThroughTable, invalidateFromFeed } from './cache/index.js';
 export type { ReadThrough, CacheOptions } from './cache/index.js';
+// The contracts of what `powerplant start <entry>` and `powerplant bench <entry>` load (types only:
+// the CLI's code is reached through 'powerplant/cli' and the bin, not loaded by this entry).
+export type { AppModule, RunningApp, ServicesModule, StartContext, StartModule } from './cli/index.js';

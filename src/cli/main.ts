@@ -2,7 +2,7 @@
 /**
  * The `powerplant` command.
  *
- *   powerplant start [entry] [--port N] [--host H] [--nats URL]   the shop, or a services module
+ *   powerplant start <entry> [--port N] [--host H] [--nats URL]   an application or services module
  *   powerplant status [--url URL] [--json]                         a running system, as tables
  *   powerplant bench [...]                                         load over HTTP against a running shop
  *   powerplant simulate [--keys N] [--servers N] [--requests N]    the foundation's two simulations
@@ -10,7 +10,8 @@
  *
  * `run(argv)` resolves to the exit code: 0 done (for `start`: serving), 1 the command failed
  * (nothing answers, the port is taken), 2 a wrong command line (the message names the command or
- * option). The bin (bin/powerplant.js) calls run(); so does `tsx src/cli/main.ts` (npm start).
+ * option). The bin (bin/powerplant.js) calls run(); so does `tsx src/cli/main.ts`
+ * (npm start: `tsx src/cli/main.ts start examples/shop`).
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
