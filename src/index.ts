@@ -53,5 +53,8 @@ export * as cache from './cache/index.js';
 export { createCache, Cache, readThroughKv, readThroughTable, invalidateFromFeed } from './cache/index.js';
 export type { ReadThrough, CacheOptions } from './cache/index.js';
 // The contracts of what `powerplant start <entry>` and `powerplant bench <entry>` load (types only:
-// the CLI's code is reached through 'powerplant/cli' and the bin, not loaded by this entry).
+// the CLI's code, runMix included, is reached through 'powerplant/cli' and the bin, not loaded here).
 export type { AppModule, RunningApp, ServicesModule, StartContext, StartModule } from './cli/index.js';
+export type {
+  EndpointStats, LoadEndpoint, LoadMix, LoadPlan, LoadRequest, MixOptions, MixResult, RequestStats, SetupAnswer, SetupContext, SetupHttp,
+} from './cli/index.js';

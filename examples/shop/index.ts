@@ -313,3 +313,4 @@ export async function start(ctx: StartContext): Promise<RunningApp> {
 
 export { DEFAULT_PREFERENCES };
 export { shopBanner, shopDetails } from './banner.js';
+export { loadMix } from './loadmix.js';

@@ -4,7 +4,7 @@
  *
  *   powerplant start <entry> [--port N] [--host H] [--nats URL]   an application or services module
  *   powerplant status [--url URL] [--json]                         a running system, as tables
- *   powerplant bench [...]                                         load over HTTP against a running shop
+ *   powerplant bench <entry> [...]                                 a module's request mix (loadMix) over HTTP
  *   powerplant simulate [--keys N] [--servers N] [--requests N]    the foundation's two simulations
  *   powerplant help
  *
@@ -29,8 +29,9 @@ interface SimulateOptions {
   requests: number;
 }
 
-const BENCH_USAGE = `  bench      drive a realistic mix over HTTP against a running shop and print throughput and
-             latency percentiles per endpoint (powerplant bench --help for its options)
+const BENCH_USAGE = `  bench      drive the request mix a module exports (\`loadMix\`) over HTTP against a running server
+             and print throughput and latency percentiles per endpoint: powerplant bench examples/shop
+             (powerplant bench --help for its options)
 `;
 
 const SIMULATE_USAGE = `  simulate   run the partitioning and load-balancing simulations and print their tables
