@@ -13,7 +13,8 @@
  *    ours also enforces the load bound; hashring keeps an LRU of recent lookups.
  */
 import { createRequire } from 'node:module';
-import { BALANCER_NAMES, EndpointSet, createBalancer, formatTable, seededRandom, simulateBalance, type BalancerName } from '../src/balance/index.js';
+import { BALANCER_NAMES, EndpointSet, createBalancer, simulateBalance, simulationCells, type BalancerName } from '../src/balance/index.js';
+import { formatTable, seededRandom } from '../src/util/index.js';
 
 interface HashRingLike {
   get(key: string): string;
@@ -76,7 +77,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
   const rows = simulateBalance({ servers, requests, seed });
   const simMs = performance.now() - t0;
   process.stdout.write(`\nSimulation: ${servers} servers, ${requests} requests, seed ${seed} (${simMs.toFixed(0)} ms)\n`);
-  process.stdout.write(`${formatTable(rows)}\n`);
+  process.stdout.write(`${formatTable(simulationCells(rows))}\n`);
   const row = (s: BalancerName) => rows.find((r) => r.strategy === s);
   const round = (x: number | undefined, d = 3): number | null => (x === undefined ? null : Number(x.toFixed(d)));
 

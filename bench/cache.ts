@@ -19,9 +19,8 @@ import { memoryDriver } from 'bentocache/drivers/memory';
 import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
-import { ZipfSampler } from '../src/balance/index.js';
 import { L1Cache, createCache, type PolicyName } from '../src/cache/index.js';
-import { formatTable } from '../src/partition/index.js';
+import { formatTable, ZipfSampler } from '../src/util/index.js';
 
 const REDIS_URL = process.env.PP_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 

@@ -21,7 +21,6 @@ import {
   STRATEGY_NAMES,
   coefficientOfVariationPct,
   createPlacement,
-  formatTable,
   hashKeys,
   keysPerShard,
   maxOverMean,
@@ -30,6 +29,7 @@ import {
   type Placement,
   type StrategyName,
 } from '../src/partition/index.js';
+import { formatTable } from '../src/util/index.js';
 
 interface HashRingLike {
   get(key: string): string;

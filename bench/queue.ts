@@ -23,7 +23,7 @@ import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { Redis as IORedis } from 'ioredis';
 import PgBoss from 'pg-boss';
 import pg from 'pg';
-import { formatTable } from '../src/partition/index.js';
+import { formatTable } from '../src/util/index.js';
 import { JetStreamEngine, openQueue } from '../src/queue/index.js';
 
 const PG_URL = process.env.PP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';

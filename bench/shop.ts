@@ -1,6 +1,6 @@
 /**
- * The shop's request mix (src/cli/loadgen.ts: browse 80 %, recent orders and search 15 %, place
- * order 5 %) against examples/shop on the embedded default (bench/_shop-server.ts) and against the
+ * The shop's request mix (examples/shop/loadmix.ts: browse 80 %, recent orders and search 15 %,
+ * place order 5 %; driven by the generic load generator, src/cli/loadgen.ts) against examples/shop on the embedded default (bench/_shop-server.ts) and against the
  * handwritten Fastify + better-sqlite3 + lru-cache peer (bench/shop-peer), with the same load
  * generator, settings and seed data, in the same run.
  *
@@ -32,7 +32,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatMixTable, runMix, type EndpointName, type MixResult } from '../src/cli/loadgen.js';
+import { loadMix, type EndpointName, type ShopMixResult } from '../examples/shop/loadmix.js';
+import { formatMixTable, runMix } from '../src/cli/loadgen.js';
 import { cpuOf, median, numArg, runQueueWaitNs, setAffinity, startChild, stopChild, type StartedChild } from './_util.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -47,7 +48,7 @@ interface Side {
 }
 
 interface Window {
-  result: MixResult;
+  result: ShopMixResult;
   /** Server CPU (user + system) per completed request over the measured window, microseconds. */
   serverCpuUsPerReq: number;
   /** Server CPU time / wall time over the window (1 = the server's core was saturated). */
@@ -79,7 +80,7 @@ async function measure(side: Side, cpu: number | undefined, opts: MeasureOptions
     let first: Promise<Mark> | undefined;
     let completed = 0;
     const result = await runMix({
-      url: server.ready[1] as string, connections: opts.connections, durationMs: opts.durationMs, warmupMs: opts.warmupMs, seed: opts.seed,
+      mix: loadMix, url: server.ready[1] as string, connections: opts.connections, durationMs: opts.durationMs, warmupMs: opts.warmupMs, seed: opts.seed,
       onProgress: (p) => {
         completed = p.requests; // every completed request so far, warm-up included; the last report comes after the drain
         if (first === undefined && p.elapsedMs >= opts.warmupMs) first = mark(server, p.requests);

@@ -20,7 +20,7 @@ import { Type } from '@sinclair/typebox';
 import pg from 'pg';
 import { pack, unpack } from '../src/store/codec.js';
 import { openStore, type Store } from '../src/store/index.js';
-import { formatTable } from '../src/partition/index.js';
+import { formatTable } from '../src/util/index.js';
 
 const PG_URL = process.env.PP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const KEYS = 10_000;

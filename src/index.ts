@@ -6,10 +6,11 @@
  *   names several folders share (`SubscribeOptions`) stay in their namespace (`store.`, `queue.`).
  * - The algorithmic building blocks are namespaces (`partition.createJump`,
  *   `balance.createBalancer`, `resilience.CircuitBreaker`), so names several folders share
- *   (`formatTable`, `RandomSource`) never collide.
+ *   (`RandomSource`, `SubscribeOptions`) never collide.
  * - Every folder is also a subpath: `import { createJump } from 'powerplant/partition'`.
  */
 export * from './errors/index.js';
+export * as util from './util/index.js';
 export * as partition from './partition/index.js';
 export * as balance from './balance/index.js';
 export * as resilience from './resilience/index.js';
@@ -51,3 +52,9 @@ export type { Logger } from './observe/index.js';
 export * as cache from './cache/index.js';
 export { createCache, Cache, readThroughKv, readThroughTable, invalidateFromFeed } from './cache/index.js';
 export type { ReadThrough, CacheOptions } from './cache/index.js';
+// The contracts of what `powerplant start <entry>` and `powerplant bench <entry>` load (types only:
+// the CLI's code, runMix included, is reached through 'powerplant/cli' and the bin, not loaded here).
+export type { AppModule, RunningApp, ServicesModule, StartContext, StartModule } from './cli/index.js';
+export type {
+  EndpointStats, LoadEndpoint, LoadMix, LoadPlan, LoadRequest, MixOptions, MixResult, RequestStats, SetupAnswer, SetupContext, SetupHttp,
+} from './cli/index.js';

@@ -1,17 +1,28 @@
 /**
- * What a started shop prints (examples/shop/main.ts and `powerplant start`): the URL on the first
- * line (`listening on <url>`: scripts and tests read it), where each part runs, and requests to try.
+ * What a started shop prints (examples/shop/main.ts, and `powerplant start examples/shop` through
+ * `start(ctx)` in index.ts): the URL on the first line (`listening on <url>`: scripts and tests
+ * read it), where each part runs, and requests to try.
  */
 import type { Shop, ShopOptions } from './index.js';
 
-export function shopBanner(shop: Pick<Shop, 'url' | 'startup'> & { node: { nodeId: string } }, o: ShopOptions): string {
+type StartedShop = Pick<Shop, 'url' | 'startup'> & { node: { nodeId: string } };
+
+/** The whole text: `listening on <url>`, a blank line, then `shopDetails` (main.ts prints it). */
+export function shopBanner(shop: StartedShop, o: ShopOptions): string {
+  return shop.url === '' ? shopDetails(shop, o) : `listening on ${shop.url}\n\n${shopDetails(shop, o)}`;
+}
+
+/**
+ * Everything after the `listening on` line: the banner `start(ctx)` hands the CLI, which prints
+ * that line itself. Without a gateway (PP_GATEWAY=0), one line saying so.
+ */
+export function shopDetails(shop: StartedShop, o: ShopOptions): string {
   const u = shop.url;
   const transport = o.nats ?? 'in-process';
   if (u === '') {
     return `running without a gateway (PP_GATEWAY=0): node ${shop.node.nodeId} serves its services over ${transport}\n\nCtrl-C to stop.\n`;
   }
   return (
-    `listening on ${u}\n\n` +
     `Powerplant shop (examples/shop, node ${shop.node.nodeId}) started in ${(shop.startup.ms / 1000).toFixed(1)} s` +
     `${shop.startup.seeded ? ', seed data written' : ''}\n` +
     `  store:     ${o.store ?? `sqlite:${o.dataDir ?? './data/shop'}/store`} (${o.shards ?? 4} shards)\n` +

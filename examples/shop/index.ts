@@ -4,6 +4,9 @@
  *   startShop()                         embedded: SQLite shards + file queue under ./data/shop,
  *                                       in-process cache and transport, http://127.0.0.1:3000
  *   startShop({ store: 'postgres://…', redis: 'redis://…', nats: 'nats://…' })   the same code across machines
+ *   powerplant start examples/shop      `start(ctx)` below: the platform's application-module
+ *                                       contract (npm start); options from the PP_* environment
+ *   powerplant bench examples/shop      `loadMix` (loadmix.ts): the shop's request mix
  *
  * One node = one store handle, one queue handle, the caches, the services it runs
  * (`services`, default all six) and optionally the HTTP gateway. What flows where:
@@ -19,9 +22,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createCache, createGateway, createNode, createOutbox, openQueue, openStore, readThroughTable,
-  type ChangeRecord, type Gateway, type Logger, type ServiceNode, type Store,
+  type ChangeRecord, type Gateway, type Logger, type RunningApp, type ServiceNode, type StartContext, type Store,
 } from 'powerplant';
 import { sessionKey as makeSessionKey } from './auth.js';
+import { shopDetails } from './banner.js';
 import { DEFAULT_PREFERENCES, TABLES, type Preferences, type Product } from './schema.js';
 import { seedShop } from './seed.js';
 import { catalogService } from './services/catalog.js';
@@ -294,5 +298,19 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   }
 }
 
+/**
+ * `powerplant start examples/shop`: the shop as an application module (the CLI's `StartModule`
+ * contract). The PP_* environment (CONTRACT.md) configures it; the CLI's resolved port, host and
+ * NATS URL (`--port`, `--host`, `--nats`, which win over PP_PORT, PP_HOST, PP_NATS) override it. A
+ * bad variable is a RangeError naming it, which the CLI reports as a command-line error.
+ */
+export async function start(ctx: StartContext): Promise<RunningApp> {
+  const options: ShopOptions = { ...shopOptionsFromEnv(ctx.env), port: ctx.port, host: ctx.host };
+  if (ctx.nats !== undefined) options.nats = ctx.nats;
+  const shop = await startShop(options);
+  return { url: shop.url, stop: () => shop.stop(), banner: shopDetails(shop, options) };
+}
+
 export { DEFAULT_PREFERENCES };
-export { shopBanner } from './banner.js';
+export { shopBanner, shopDetails } from './banner.js';
+export { loadMix } from './loadmix.js';

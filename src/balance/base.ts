@@ -10,8 +10,8 @@
  * (hashring's get(): 0.10M), the O(n) scans weighted-round-robin 0.16M and least-outstanding 0.23M.
  */
 import { ppError } from '../errors/index.js';
+import { Sfc32 } from '../util/index.js';
 import { EndpointSet, EndpointState, type Endpoint } from './endpoint.js';
-import { Sfc32 } from './prng.js';
 
 export type BalancerName = 'random' | 'round-robin' | 'weighted-round-robin' | 'least-outstanding' | 'p2c' | 'consistent-hash';
 

@@ -29,11 +29,10 @@
  * unmeasured requests and the window covers all M measured ones (a steady-state measurement).
  */
 import { invariant, requireArg } from '../errors/index.js';
-import { formatTable as formatCells } from '../partition/index.js';
+import { seededRandom, type TableCell } from '../util/index.js';
 import type { BalancerName } from './base.js';
 import { EndpointSet, type Endpoint } from './endpoint.js';
 import { createBalancer, BALANCER_NAMES } from './registry.js';
-import { seededRandom } from './prng.js';
 
 export interface SimulateOptions {
   servers?: number; // default 100
@@ -361,18 +360,16 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[i] as number;
 }
 
-/** A plain-text table of simulation rows, one strategy per line (partition's `formatTable`). */
-export function formatTable(rows: readonly SimulationRow[]): string {
-  return formatCells(
-    rows.map((r) => ({
-      strategy: r.strategy,
-      'load max/mean': r.maxOverMean.toFixed(3),
-      'mean load': r.meanLoad.toFixed(3),
-      'max load': r.maxLoad.toFixed(3),
-      'util max/mean': r.utilMaxOverMean.toFixed(3),
-      'p50 ms': r.p50Ms.toFixed(2),
-      'p99 ms': r.p99Ms.toFixed(2),
-      'peak in-flight': r.peakInFlight,
-    })),
-  );
+/** Simulation rows as table cells, one strategy per line: print them with util's `formatTable`. */
+export function simulationCells(rows: readonly SimulationRow[]): Record<string, TableCell>[] {
+  return rows.map((r) => ({
+    strategy: r.strategy,
+    'load max/mean': r.maxOverMean.toFixed(3),
+    'mean load': r.meanLoad.toFixed(3),
+    'max load': r.maxLoad.toFixed(3),
+    'util max/mean': r.utilMaxOverMean.toFixed(3),
+    'p50 ms': r.p50Ms.toFixed(2),
+    'p99 ms': r.p99Ms.toFixed(2),
+    'peak in-flight': r.peakInFlight,
+  }));
 }

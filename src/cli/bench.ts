@@ -1,39 +1,48 @@
 /**
- * `powerplant bench`: drives the shop's request mix (src/cli/loadgen.ts) against a running shop,
- * shows progress on stderr, prints the per-endpoint table on stdout and writes HDR histograms.
+ * `powerplant bench <entry>`: drives the request mix a module exports (`loadMix`, a `LoadMix`; the
+ * shop's is examples/shop/loadmix.ts) with the load generator (loadgen.ts) against a running
+ * server, shows progress on stderr, prints the per-endpoint table on stdout and writes HDR
+ * histograms.
  *
- *   powerplant bench [--url http://127.0.0.1:3000] [--connections 64] [--duration 20] [--warmup 3]
- *                    [--users N] [--seed N] [--hgrm ./bench-shop.hgrm] [--json]
+ *   powerplant bench examples/shop [--url http://127.0.0.1:3000] [--connections 64] [--duration 20]
+ *                    [--warmup 3] [--users N] [--seed N] [--hgrm ./bench-shop.hgrm] [--json]
  *
- * Files: `--hgrm PATH` gets the merged histogram of every endpoint as HdrHistogram
- * percentile-distribution text (milliseconds; loads in the HdrHistogram plotter), and each endpoint
- * gets its own file next to it, `<PATH without .hgrm>.<endpoint>.hgrm` (e.g.
- * `bench-shop.product.hgrm`, `bench-shop.placeOrder.hgrm`), so they can be plotted side by side.
- * `--json` prints one JSON object (the result without the histograms) instead of the table.
+ * `<entry>` resolves as `start`'s does (a file, or a directory by package.json `main`, else
+ * index.ts / index.js); there is no default: the CLI knows no application.
+ *
+ * Files: `--hgrm PATH` (default `./bench-<mix name>.hgrm`) gets the merged histogram of every
+ * endpoint as HdrHistogram percentile-distribution text (milliseconds; loads in the HdrHistogram
+ * plotter), and each endpoint gets its own file next to it, `<PATH without .hgrm>.<endpoint>.hgrm`
+ * (e.g. `bench-shop.product.hgrm`, `bench-shop.placeOrder.hgrm`), so they can be plotted side by
+ * side. `--json` prints one JSON object (the result without the histograms) instead of the table.
  *
  * Progress: on a TTY one line redrawn in place; otherwise a plain line every PLAIN_PROGRESS_EVERY_MS.
  * Ctrl-C ends the run early and still reports the measured part.
  *
- * Exit codes: 0 done (even with request errors: they are in the table), 1 the run failed (no shop
- * at the URL, a sign-in failed, a file could not be written), 2 bad options.
+ * Exit codes: 0 done (even with request errors: they are in the table), 1 the run failed (no server
+ * at the URL, the mix's setup failed, a file could not be written), 2 bad options or entry.
  */
 import { writeFileSync } from 'node:fs';
-import { DEFAULT_WEIGHTS, ENDPOINT_NAMES, MAX_CONNECTIONS, MAX_USERS, formatMixTable, runMix, type MixResult } from './loadgen.js';
 import { parseArgs, UsageError, type FlagSpec } from './args.js';
+import { loadEntry } from './entry.js';
+import { MAX_CONNECTIONS, MAX_USERS, formatMixTable, runMix, type LoadMix, type MixResult } from './loadgen.js';
 
-export const BENCH_USAGE = `usage: powerplant bench [options]
+export const BENCH_USAGE = `usage: powerplant bench <entry> [options]
 
-Drives the shop's request mix over HTTP (browse 80%, recent orders and search 15%, place order 5%)
+Drives the request mix a module exports as \`loadMix\` over HTTP against a running server (the
+shop's: powerplant bench examples/shop, browse 80%, recent orders and search 15%, place order 5%)
 with a closed loop per connection, then prints throughput and latency percentiles per endpoint and
 writes HDR histogram files.
 
-  --url URL          the shop (default http://127.0.0.1:3000)
+  <entry>            a file, or a directory (package.json "main", else index.ts, else index.js),
+                     exporting \`loadMix\`, e.g. examples/shop
+  --url URL          the server (default http://127.0.0.1:3000)
   --connections N    concurrent connections, one request outstanding each (default 64)
   --duration S       measured seconds (default 20)
   --warmup S         warm-up seconds before measuring, not counted (default 3; 0 = none)
-  --users N          seed users to sign in (default min(connections, 100))
+  --users N          users for the mix to sign in (default min(connections, 100))
   --seed N           seed of the request mix (default 1)
-  --hgrm PATH        merged histogram file (default ./bench-shop.hgrm); one
+  --hgrm PATH        merged histogram file (default ./bench-<mix>.hgrm, e.g. ./bench-shop.hgrm); one
                      <PATH without .hgrm>.<endpoint>.hgrm per endpoint next to it
   --json             print the result as one JSON object instead of the table
   --help             this text
@@ -43,13 +52,16 @@ const PLAIN_PROGRESS_EVERY_MS = 5_000;
 const BAR_WIDTH = 30;
 
 export interface BenchArgs {
+  /** The module exporting `loadMix` (undefined: none given, a usage error once help is ruled out). */
+  entry: string | undefined;
   url: string;
   connections: number;
   durationS: number;
   warmupS: number;
   users: number | undefined;
   seed: number;
-  hgrm: string;
+  /** undefined: `./bench-<mix name>.hgrm` */
+  hgrm: string | undefined;
   json: boolean;
   help: boolean;
 }
@@ -74,7 +86,7 @@ const BENCH_FLAGS = {
 
 /** Parses the flags; throws a UsageError naming the flag on anything unknown or out of range. */
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
-  const { flags: f } = parseArgs('bench', argv.map((x) => (x === '-h' ? '--help' : x)), BENCH_FLAGS);
+  const { flags: f, positional } = parseArgs('bench', argv.map((x) => (x === '-h' ? '--help' : x)), BENCH_FLAGS, 1);
   const url = f.url ?? 'http://127.0.0.1:3000';
   let u: URL | undefined;
   try {
@@ -85,8 +97,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new UsageError(`powerplant bench: --url must be an http:// or https:// URL (got ${url})`);
   if (f.hgrm !== undefined && f.hgrm.trim() === '') throw new UsageError('powerplant bench: --hgrm needs a file path');
   return {
-    url, connections: f.connections ?? 64, durationS: f.duration ?? 20, warmupS: f.warmup ?? 3, users: f.users, seed: f.seed ?? 1,
-    hgrm: f.hgrm ?? './bench-shop.hgrm', json: f.json ?? false, help: f.help ?? false,
+    entry: positional[0], url, connections: f.connections ?? 64, durationS: f.duration ?? 20, warmupS: f.warmup ?? 3, users: f.users, seed: f.seed ?? 1,
+    hgrm: f.hgrm, json: f.json ?? false, help: f.help ?? false,
   };
 }
 
@@ -109,6 +121,17 @@ export function mixResultJson(r: MixResult, hgrm: string): Record<string, unknow
   return { ...rest, hgrm };
 }
 
+/** The `loadMix` export of `entry`; a missing one or one that is not a mix is a UsageError. */
+async function loadMix(entry: string): Promise<LoadMix> {
+  const mod = await loadEntry('bench', entry, ['loadMix']);
+  const mix = mod.loadMix as Partial<LoadMix> | undefined;
+  if (mix === undefined) throw new UsageError(`powerplant bench: ${entry} exports no \`loadMix\` (a LoadMix: { name, endpoints, setup })`);
+  if (typeof mix !== 'object' || mix === null || !Array.isArray(mix.endpoints) || typeof mix.setup !== 'function' || typeof mix.name !== 'string') {
+    throw new UsageError(`powerplant bench: ${entry} exports a \`loadMix\` that is not a LoadMix ({ name, endpoints: [{ name, label, weight }], setup(http, ctx) })`);
+  }
+  return mix as LoadMix;
+}
+
 /** `powerplant bench`; resolves to the exit code (see the file comment). */
 export async function benchCommand(argv: string[], io: BenchIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   let args: BenchArgs;
@@ -123,6 +146,18 @@ export async function benchCommand(argv: string[], io: BenchIo = { stdout: proce
     io.stdout.write(BENCH_USAGE);
     return 0;
   }
+  let mix: LoadMix;
+  try {
+    if (args.entry === undefined) throw new UsageError('powerplant bench: name the module whose `loadMix` to drive, e.g. `powerplant bench examples/shop`');
+    mix = await loadMix(args.entry);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`${err.message}\n\n${BENCH_USAGE}`);
+    return 2;
+  }
+  const hgrm = args.hgrm ?? `./bench-${mix.name}.hgrm`;
+  const names = mix.endpoints.map((e) => e.name);
+  const weightSum = mix.endpoints.reduce((a, e) => a + (Number.isFinite(e.weight) ? e.weight : 0), 0);
 
   const tty = io.stderr.isTTY === true;
   const warmupMs = args.warmupS * 1000;
@@ -139,11 +174,11 @@ export async function benchCommand(argv: string[], io: BenchIo = { stdout: proce
   };
   process.on('SIGINT', onSigint);
   io.stderr.write(`powerplant bench: ${args.url}, ${args.connections} connections, ${args.warmupS} s warm-up + ${args.durationS} s; ` +
-    `mix ${ENDPOINT_NAMES.map((n) => `${n} ${DEFAULT_WEIGHTS[n]}%`).join(', ')}; signing in and discovering the catalog…\n`);
+    `mix ${mix.name} (${mix.endpoints.map((e) => `${e.name} ${+((100 * e.weight) / (weightSum || 1)).toFixed(1)}%`).join(', ')}); running its setup…\n`);
   let result: MixResult;
   try {
     result = await runMix({
-      url: args.url, connections: args.connections, durationMs: args.durationS * 1000, warmupMs,
+      mix, url: args.url, connections: args.connections, durationMs: args.durationS * 1000, warmupMs,
       users: args.users, seed: args.seed, signal: controller.signal,
       onProgress: (p) => {
         if (tty) {
@@ -168,19 +203,19 @@ export async function benchCommand(argv: string[], io: BenchIo = { stdout: proce
   }
   if (tty) io.stderr.write('\n');
 
-  const files = [args.hgrm, ...ENDPOINT_NAMES.map((n) => endpointHgrmPath(args.hgrm, n))];
+  const files = [hgrm, ...names.map((n) => endpointHgrmPath(hgrm, n))];
   try {
-    writeFileSync(args.hgrm, result.histogram.toHgrm());
-    ENDPOINT_NAMES.forEach((n, i) => writeFileSync(files[i + 1]!, result.perEndpoint[n].toHgrm()));
+    writeFileSync(hgrm, result.histogram.toHgrm());
+    names.forEach((n, i) => writeFileSync(files[i + 1]!, result.perEndpoint[n]!.toHgrm()));
   } catch (err) {
     io.stderr.write(`powerplant bench: cannot write the histogram files: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   if (args.json) {
-    io.stdout.write(`${JSON.stringify(mixResultJson(result, args.hgrm))}\n`);
+    io.stdout.write(`${JSON.stringify(mixResultJson(result, hgrm))}\n`);
   } else {
     io.stdout.write(formatMixTable(result));
-    io.stdout.write(`\nHDR histograms (ms, HdrHistogram percentile-distribution text): ${args.hgrm} (all endpoints), ${files.slice(1).join(', ')}\n`);
+    io.stdout.write(`\nHDR histograms (ms, HdrHistogram percentile-distribution text): ${hgrm} (all endpoints), ${files.slice(1).join(', ')}\n`);
   }
   return 0;
 }

@@ -1,40 +1,36 @@
 /**
- * The load generator behind `powerplant bench` and `npm run bench -- shop`: a closed-loop HTTP
- * driver of the shop's request mix (examples/shop/CONTRACT.md) over undici.
+ * The load generator behind `powerplant bench <entry>` and `npm run bench -- shop`: a closed-loop
+ * HTTP driver of a request mix (`LoadMix`, exported by an application: examples/shop/loadmix.ts is
+ * the shop's) over undici. This file knows no application: the mix names its endpoints and
+ * weights, discovers its data and signs in (`setup`), and builds each request; the generator owns
+ * the connections, the loop, the windows, the clocks, the counting and the table.
  *
  * SHAPE. `connections` virtual connections, each its own undici `Client` (one keep-alive socket,
  * pipelining 1), each with exactly one request outstanding: when a response's body has been read
- * the connection picks its next operation and sends it (closed loop, no think time). A Client per
- * virtual connection instead of one Pool: no pool scheduling on the hot path, and a dropped socket
- * only affects its own loop (undici reconnects it on the next request).
+ * the connection picks its next endpoint (by the weights, from its own seeded PRNG) and sends the
+ * request the mix builds for it (closed loop, no think time). A Client per virtual connection
+ * instead of one Pool: no pool scheduling on the hot path, and a dropped socket only affects its
+ * own loop (undici reconnects it on the next request).
  *
  * HOT PATH. Requests go through `Client.dispatch` with the virtual connection itself as the
  * handler (no promise, stream or Response object per request); the body is counted, not kept
- * (only the first bytes of a few error bodies are, as samples). Paths are precomputed strings.
- * Latency is `performance.now()` from dispatch to the last body byte, recorded in a per-endpoint
- * HDR histogram (microseconds; allocation-free). Measured (2 shared cores, load average 10-14,
- * generator pinned to CPU 0, server to CPU 1, 64 connections): against a bare node:http server
- * answering the mix, 20k req/s used a third of the generator's core at ~16 us CPU per request
- * (autocannon, one fixed URL, same server: ~15 us), so one core drives ~50-60k req/s of the mix;
- * against the shop it used ~7 % of its core. The cost per request rises at low rates (fewer
- * responses per event-loop turn), which only matters when there is CPU to spare.
+ * (only the first bytes of a few error bodies are, as samples). The mix hands back a request
+ * object per request: precomputed ones (paths built once in `setup`, as the shop's mix does for
+ * its GETs) cost nothing, and a body is the only string a request needs to build. Latency is
+ * `performance.now()` from dispatch to the last body byte, recorded in a per-endpoint HDR
+ * histogram (microseconds; allocation-free). Measured (2 shared cores, load average 10-14,
+ * generator pinned to CPU 0, server to CPU 1, 64 connections; the shop's mix, then building one
+ * options object per request): against a bare node:http server answering the mix, 20k req/s used
+ * a third of the generator's core at ~16 us CPU per request (autocannon, one fixed URL, same
+ * server: ~15 us), so one core drives ~50-60k req/s of the mix; against the shop it used ~7 % of
+ * its core. The cost per request rises at low rates (fewer responses per event-loop turn), which
+ * only matters when there is CPU to spare.
  *
- * SETUP. `GET /categories` (a failure here is "no shop at <url>"), every category's product pages
- * (`limit=100`, following the cursor, bounded) for product ids and names, search prefixes from
- * the names' words (2-4 letters), and `POST /sessions` for `users` seed users
- * (`user<n>@example.com` / `password-<n>`, default min(connections, 100); scrypt makes sign-ins
- * slow, so they run 8 at a time, spread over the connections, and each virtual connection reuses
- * the token of user (i mod users) + 1). Every setup request is bounded (SETUP_TIMEOUT_MS) and a
- * failure names what failed.
- *
- * MIX (weights, default): browse 80 % = `GET /products/:id` 60 + `GET /categories/:id/products` 20;
- * recent orders and search 15 % = `GET /orders` 7.5 + `GET /search?q=<prefix>` 7.5; place order
- * 5 % = `POST /orders` with 1-3 distinct SKUs, qty 1, a unique idempotencyKey. Each virtual
- * connection has its own seeded PRNG (sfc32 from src/balance). Product ids (and the SKUs ordered)
- * follow a Zipf law with exponent ZIPF_EXPONENT = 0.99 (YCSB's constant) over the discovered
- * products: P(rank r) ∝ 1/r^0.99, ranks assigned to products by a seeded shuffle so the hot ones
- * are spread over categories and shards (with 2,000 products the hottest gets ~12 % of product
- * reads, the top 20 ~43 %). Categories and search prefixes are uniform.
+ * SETUP. Before the load, `mix.setup(http, ctx)` (the contract is in mix.ts) runs once: `http.request` is one bounded request
+ * (SETUP_TIMEOUT_MS, body read whole, spread round-robin over the connections' clients; a network
+ * failure or timeout throws an Error describing it), `http.forEach` a bounded-concurrency loop.
+ * It resolves to a `LoadPlan`: a summary line for the table, facts for the result (`info`), and
+ * per virtual connection the function that builds its next request.
  *
  * WINDOWS. The first `warmupMs` are warm-up: requests STARTED then are not counted anywhere except
  * `warmupRequests`. A request started in the measured window is counted when it ends, even after the
@@ -49,16 +45,20 @@
  * network error a virtual connection pauses NETWORK_ERROR_PAUSE_MS before its next request, so a
  * dead server is not hammered in a tight loop.
  */
-import { randomBytes } from 'node:crypto';
 import { Client, type Dispatcher } from 'undici';
-import { seededRandom, ZipfSampler } from '../balance/index.js';
 import { requireArg } from '../errors/index.js';
 import { Hdr } from '../observe/index.js';
+import { seededRandom } from '../util/index.js';
+import type { LoadEndpoint, LoadMix, LoadRequest, SetupHttp } from './mix.js';
 
-export type EndpointName = 'product' | 'category' | 'orders' | 'search' | 'placeOrder';
+export type { LoadEndpoint, LoadMix, LoadPlan, LoadRequest, SetupAnswer, SetupContext, SetupHttp } from './mix.js';
 
-export interface MixOptions {
-  /** Base URL of the shop, e.g. http://127.0.0.1:3000 (a path prefix is kept). */
+// ---- options and results -------------------------------------------------------------------------
+
+export interface MixOptions<E extends string = string, I extends object = Record<never, never>> {
+  /** The mix to drive. */
+  mix: LoadMix<E, I>;
+  /** Base URL of the server, e.g. http://127.0.0.1:3000 (a path prefix is kept). */
   url: string;
   /** Virtual connections, each with one request outstanding (default 64, at most MAX_CONNECTIONS). */
   connections?: number;
@@ -66,14 +66,14 @@ export interface MixOptions {
   durationMs?: number;
   /** Warm-up before the measured window, not counted (default 3,000; 0 = none). */
   warmupMs?: number;
-  /** Seed users to sign in (default min(connections, 100)). */
+  /** Users for the mix to sign in (default min(connections, 100), at most MAX_USERS). */
   users?: number;
   /** A request without its full response after this long is aborted and counted as a timeout (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
   /** PRNG seed of the mix (default 1). */
   seed?: number;
-  /** Relative weights; missing names keep their default, 0 turns an endpoint off. */
-  weights?: Partial<Record<EndpointName, number>>;
+  /** Relative weights over the mix's; missing names keep the mix's weight, 0 turns an endpoint off. */
+  weights?: Partial<Record<E, number>>;
   /** Called about every PROGRESS_INTERVAL_MS during the load (warm-up included). */
   onProgress?: (p: { elapsedMs: number; totalMs: number; requests: number; errors: number }) => void;
   /** Ends the run early; the result covers the measured time until then. */
@@ -96,8 +96,8 @@ export interface RequestStats {
   meanMs: number;
 }
 
-export interface EndpointStats extends RequestStats {
-  name: EndpointName;
+export interface EndpointStats<E extends string = string> extends RequestStats {
+  name: E;
   /** e.g. 'GET /products/:id' */
   label: string;
   /** Share of the mix, 0..1 (from the weights). */
@@ -107,7 +107,11 @@ export interface EndpointStats extends RequestStats {
   errors: number;
 }
 
-export interface MixResult extends RequestStats {
+export interface MixResult<E extends string = string> extends RequestStats {
+  /** The mix's name. */
+  mix: string;
+  /** What the mix's setup reported (LoadPlan.summary; '' for nothing). */
+  summary: string;
   url: string;
   connections: number;
   /** The measured window actually run (shorter than asked when aborted). */
@@ -118,60 +122,37 @@ export interface MixResult extends RequestStats {
   requests: number;
   ok: number;
   errors: number;
-  endpoints: EndpointStats[];
+  endpoints: EndpointStats<E>[];
   /** All endpoints merged (microseconds). */
   histogram: Hdr;
-  perEndpoint: Record<EndpointName, Hdr>;
+  perEndpoint: Record<E, Hdr>;
   /** A few error descriptions, e.g. `GET /search?q= 500: {"error":…}` (at most MAX_ERROR_SAMPLES). */
   errorSamples: string[];
-  users: number;
   seed: number;
   requestTimeoutMs: number;
-  products: number;
-  zipfExponent: number;
   aborted: boolean;
 }
 
-export const ENDPOINT_NAMES: readonly EndpointName[] = ['product', 'category', 'orders', 'search', 'placeOrder'];
-export const ENDPOINT_LABELS: Readonly<Record<EndpointName, string>> = {
-  product: 'GET /products/:id',
-  category: 'GET /categories/:id/products',
-  orders: 'GET /orders',
-  search: 'GET /search?q=',
-  placeOrder: 'POST /orders',
-};
-export const DEFAULT_WEIGHTS: Readonly<Record<EndpointName, number>> = {
-  product: 60, category: 20, orders: 7.5, search: 7.5, placeOrder: 5,
-};
-
-export const ZIPF_EXPONENT = 0.99;
 export const REQUEST_TIMEOUT_MS = 10_000;
 export const SETUP_TIMEOUT_MS = 30_000;
 export const MAX_CONNECTIONS = 4_096;
 export const MAX_USERS = 10_000;
 /** One day: a bound, not a plan. */
 export const MAX_DURATION_MS = 86_400_000;
+/** Bound on a mix's endpoints (the per-endpoint histograms are preallocated). */
+export const MAX_ENDPOINTS = 64;
+/** Bound on `http.forEach`'s concurrency in a mix's setup. */
+export const MAX_SETUP_CONCURRENCY = 256;
 /** How often in-flight requests are checked against the timeout (at most; a quarter of a shorter timeout). */
 const TIMEOUT_SWEEP_MS = 250;
 const NETWORK_ERROR_PAUSE_MS = 10;
 const PROGRESS_INTERVAL_MS = 200;
-const SIGN_IN_CONCURRENCY = 8;
-const DISCOVERY_CONCURRENCY = 4;
-const MAX_PAGES_PER_CATEGORY = 200;
-const MAX_PRODUCTS = 100_000;
-const MAX_SEARCH_PREFIXES = 1_000;
 const MAX_ERROR_SAMPLES = 20;
 const ERROR_SAMPLE_BYTES = 300;
 /** Waiting for measured requests still in flight when the window closes, beyond the request timeout. */
 const DRAIN_GRACE_MS = 2_000;
-
-interface ShopCatalog {
-  categoryIds: string[];
-  /** Product ids in Zipf rank order (hottest first). */
-  productIdsByRank: string[];
-  searchPrefixes: string[];
-}
-
+const ENDPOINT_NAME = /^[A-Za-z0-9_-]{1,40}$/;
+const MIX_NAME = /^[A-Za-z0-9_.-]{1,60}$/;
 
 class Totals {
   requests = 0;
@@ -184,9 +165,9 @@ class Totals {
 }
 
 /** State shared by the virtual connections of one run. */
-class Run {
-  readonly totals: Totals[] = ENDPOINT_NAMES.map(() => new Totals());
-  /** Cumulative weights over ENDPOINT_NAMES, normalised to end at 1. */
+class Run<E extends string> {
+  readonly totals: Totals[];
+  /** Cumulative weights over the endpoints, normalised to end at 1. */
   readonly cumulative: Float64Array;
   warmupEndAt = 0;
   endAt = 0;
@@ -198,47 +179,41 @@ class Run {
   warmupRequests = 0;
   readonly errorSamples = new Map<string, string>();
   onDrained: (() => void) | undefined;
-  readonly productPaths: string[];
-  readonly categoryPaths: string[];
-  readonly searchPaths: string[];
-  readonly zipf: ZipfSampler;
-  readonly runId = randomBytes(4).toString('hex');
+  /** The first exception a request builder threw: it ends the run, and runMix rethrows it. */
+  builderError: Error | undefined;
+  /** Ends the run (set by runMix). */
+  stop: (() => void) | undefined;
   readonly timedOutError: Error;
 
-  constructor(readonly basePath: string, readonly catalog: ShopCatalog, weights: Record<EndpointName, number>, readonly requestTimeoutMs: number) {
+  constructor(readonly names: readonly E[], readonly labels: readonly string[], weights: Readonly<Record<E, number>>, readonly requestTimeoutMs: number) {
     this.timedOutError = new Error(`no response within ${requestTimeoutMs} ms`);
-    const sum = ENDPOINT_NAMES.reduce((a, n) => a + weights[n], 0);
-    this.cumulative = new Float64Array(ENDPOINT_NAMES.length);
+    this.totals = names.map(() => new Totals());
+    const sum = names.reduce((a, n) => a + weights[n], 0);
+    this.cumulative = new Float64Array(names.length);
     let acc = 0;
-    ENDPOINT_NAMES.forEach((n, i) => {
+    names.forEach((n, i) => {
       acc += weights[n] / sum;
       this.cumulative[i] = acc;
     });
-    this.cumulative[ENDPOINT_NAMES.length - 1] = 1;
-    this.productPaths = catalog.productIdsByRank.map((id) => `${basePath}/products/${encodeURIComponent(id)}`);
-    this.categoryPaths = catalog.categoryIds.map((id) => `${basePath}/categories/${encodeURIComponent(id)}/products`);
-    this.searchPaths = catalog.searchPrefixes.map((q) => `${basePath}/search?q=${encodeURIComponent(q)}`);
-    this.zipf = new ZipfSampler(catalog.productIdsByRank.length, ZIPF_EXPONENT);
+    this.cumulative[names.length - 1] = 1;
   }
 
   sampleError(endpoint: number, what: string, detail: string): void {
-    const key = `${ENDPOINT_LABELS[ENDPOINT_NAMES[endpoint]!]} ${what}`;
+    const key = `${this.labels[endpoint]!} ${what}`;
     if (this.errorSamples.size < MAX_ERROR_SAMPLES && !this.errorSamples.has(key)) this.errorSamples.set(key, detail);
   }
 
   wantsErrorSample(endpoint: number, status: number): boolean {
-    return this.errorSamples.size < MAX_ERROR_SAMPLES && !this.errorSamples.has(`${ENDPOINT_LABELS[ENDPOINT_NAMES[endpoint]!]} ${status}`);
+    return this.errorSamples.size < MAX_ERROR_SAMPLES && !this.errorSamples.has(`${this.labels[endpoint]!} ${status}`);
   }
 }
 
 /**
  * One closed loop: one undici Client (one socket), one request at a time. The object is its own
- * dispatch handler, so a request allocates only its options object and, for orders, the body.
+ * dispatch handler, so a request allocates nothing here: what the mix's builder returns is handed
+ * to undici as it is.
  */
-class VirtualConnection implements Dispatcher.DispatchHandlers {
-  private readonly random: () => number;
-  private readonly authGet: string[] | undefined;
-  private readonly authPost: string[] | undefined;
+class VirtualConnection<E extends string> implements Dispatcher.DispatchHandlers {
   private endpoint = 0;
   private startedAt = 0;
   private status = 0;
@@ -247,18 +222,11 @@ class VirtualConnection implements Dispatcher.DispatchHandlers {
   private timedOut = false;
   private abortRequest: ((err?: Error) => void) | undefined;
   private sample: string | undefined;
-  private orderCounter = 0;
   private readonly nextBound = (): void => this.next();
 
-  constructor(private readonly run: Run, private readonly index: number, private readonly client: Client, token: string | undefined, seed: number) {
-    this.random = seededRandom((seed + Math.imul(index + 1, 0x9e3779b9)) | 0);
-    if (token !== undefined) {
-      this.authGet = ['authorization', `Bearer ${token}`];
-      this.authPost = ['authorization', `Bearer ${token}`, 'content-type', 'application/json'];
-    }
-  }
+  constructor(private readonly run: Run<E>, private readonly client: Client, private readonly random: () => number, private readonly build: (endpoint: E) => LoadRequest) {}
 
-  /** Picks the next operation and sends it, unless the run is over. */
+  /** Picks the next endpoint, has the mix build its request and sends it, unless the run is over. */
   next(): void {
     const run = this.run;
     const now = performance.now();
@@ -270,6 +238,15 @@ class VirtualConnection implements Dispatcher.DispatchHandlers {
     const cum = run.cumulative;
     let e = 0;
     while (e < cum.length - 1 && u >= cum[e]!) e++;
+    let req: LoadRequest;
+    try {
+      req = this.build(run.names[e]!);
+    } catch (err) {
+      // A bug in the mix: stop the run rather than count it as the server's error.
+      run.builderError ??= new Error(`the mix's request builder threw for ${run.names[e]!}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      run.stop?.();
+      return;
+    }
     this.endpoint = e;
     this.measured = now >= run.warmupEndAt;
     this.status = 0;
@@ -279,36 +256,9 @@ class VirtualConnection implements Dispatcher.DispatchHandlers {
     this.busy = true;
     run.inFlight++;
     this.startedAt = now;
-    let opts: Dispatcher.DispatchOptions;
-    switch (e) {
-      case 0:
-        opts = { path: run.productPaths[run.zipf.rank(this.random())]!, method: 'GET' };
-        break;
-      case 1:
-        opts = { path: run.categoryPaths[Math.floor(this.random() * run.categoryPaths.length)]!, method: 'GET' };
-        break;
-      case 2:
-        opts = { path: `${run.basePath}/orders`, method: 'GET', headers: this.authGet ?? null };
-        break;
-      case 3:
-        opts = { path: run.searchPaths[Math.floor(this.random() * run.searchPaths.length)]!, method: 'GET' };
-        break;
-      default:
-        opts = { path: `${run.basePath}/orders`, method: 'POST', headers: this.authPost ?? null, body: this.orderBody() };
-    }
-    this.client.dispatch(opts, this);
-  }
-
-  private orderBody(): string {
-    const ids = this.run.catalog.productIdsByRank;
-    const n = 1 + Math.floor(this.random() * 3);
-    const picked: string[] = [];
-    for (let tries = 0; picked.length < n && tries < 10; tries++) {
-      const id = ids[this.run.zipf.rank(this.random())]!;
-      if (!picked.includes(id)) picked.push(id);
-    }
-    const items = picked.map((sku) => `{"sku":${JSON.stringify(sku)},"qty":1}`).join(',');
-    return `{"items":[${items}],"idempotencyKey":"bench-${this.run.runId}-${this.index}-${this.orderCounter++}"}`;
+    // undici only reads the options object (it builds its own Request), so a shared,
+    // precomputed one is safe; the readonly view is the mix's promise not to change it.
+    this.client.dispatch(req as Dispatcher.DispatchOptions, this);
   }
 
   /** Aborts the request if it has run past the timeout (called by the run's sweep). */
@@ -392,11 +342,13 @@ function describeError(err: unknown): string {
 }
 
 /** One bounded setup request; the body is read whole. Throws on network errors and timeouts. */
-async function setupRequest(client: Client, method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<HttpAnswer> {
+async function setupRequest(
+  client: Client, method: LoadRequest['method'], path: string, body: unknown, headers: Readonly<Record<string, string>> | undefined, signal: AbortSignal | undefined,
+): Promise<HttpAnswer> {
   const timeout = AbortSignal.timeout(SETUP_TIMEOUT_MS);
   const res = await client.request({
     path, method,
-    headers: body === undefined ? null : { 'content-type': 'application/json' },
+    headers: body === undefined ? (headers ?? null) : { 'content-type': 'application/json', ...headers },
     body: body === undefined ? null : JSON.stringify(body),
     signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
     headersTimeout: SETUP_TIMEOUT_MS, bodyTimeout: SETUP_TIMEOUT_MS,
@@ -419,6 +371,8 @@ function parseJson(text: string): unknown {
 
 /** Runs `task(i)` for i in 0..n-1, at most `limit` at a time; rejects with the first failure. */
 async function forEachLimited(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  requireArg(Number.isInteger(n) && n >= 0, 'count', 'must be an integer >= 0');
+  requireArg(Number.isInteger(limit) && limit >= 1 && limit <= MAX_SETUP_CONCURRENCY, 'concurrency', `must be an integer from 1 to ${MAX_SETUP_CONCURRENCY}`);
   let nextIndex = 0;
   let failure: unknown;
   const worker = async (): Promise<void> => {
@@ -435,113 +389,60 @@ async function forEachLimited(n: number, limit: number, task: (i: number) => Pro
   if (failure !== undefined) throw failure;
 }
 
-interface ProductRow {
-  id: string;
-  name: string;
-}
-
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-/** Categories, every product (id and name) through the category pages, and search prefixes. */
-async function discover(url: string, basePath: string, clients: Client[], seed: number, signal: AbortSignal | undefined): Promise<ShopCatalog> {
-  let cats: HttpAnswer;
-  try {
-    cats = await setupRequest(clients[0]!, 'GET', `${basePath}/categories`, undefined, signal);
-  } catch (err) {
-    signal?.throwIfAborted();
-    throw new Error(`no shop at ${url}: GET /categories failed: ${describeError(err)}`);
-  }
-  const catsBody = parseJson(cats.text);
-  if (cats.status !== 200 || !isRecord(catsBody) || !Array.isArray(catsBody.items)) {
-    throw new Error(`no shop at ${url}: GET /categories answered ${cats.status} ${snippet(cats.text)} (expected 200 {"items":[…]})`);
-  }
-  const categoryIds = catsBody.items.flatMap((c: unknown) => (isRecord(c) && typeof c.id === 'string' ? [c.id] : []));
-  if (categoryIds.length === 0) throw new Error(`the shop at ${url} lists no categories (GET /categories)`);
-
-  const products = new Map<string, string>();
-  await forEachLimited(categoryIds.length, DISCOVERY_CONCURRENCY, async (ci) => {
-    const id = categoryIds[ci]!;
-    let cursor: string | undefined;
-    for (let page = 0; page < MAX_PAGES_PER_CATEGORY && products.size < MAX_PRODUCTS; page++) {
-      const path = `${basePath}/categories/${encodeURIComponent(id)}/products?limit=100${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
+/** The setup HTTP over the run's clients (round-robin), bounded and abortable. */
+function setupHttp(clients: readonly Client[], signal: AbortSignal | undefined): SetupHttp {
+  let next = 0;
+  return {
+    async request(method, path, options = {}) {
+      const client = clients[next++ % clients.length]!;
       let res: HttpAnswer;
       try {
-        res = await setupRequest(clients[ci % clients.length]!, 'GET', path, undefined, signal);
+        res = await setupRequest(client, method, path, options.body, options.headers, signal);
       } catch (err) {
         signal?.throwIfAborted();
-        throw new Error(`cannot list the products of category ${id} (GET ${path}): ${describeError(err)}`);
+        throw new Error(describeError(err), { cause: err });
       }
-      const body = parseJson(res.text);
-      if (res.status !== 200 || !isRecord(body) || !Array.isArray(body.items)) {
-        throw new Error(`cannot list the products of category ${id} (GET ${path}): ${res.status} ${snippet(res.text)}`);
-      }
-      for (const p of body.items as unknown[]) {
-        if (isRecord(p) && typeof p.id === 'string') products.set(p.id, typeof p.name === 'string' ? p.name : '');
-      }
-      cursor = typeof body.cursor === 'string' && body.items.length > 0 ? body.cursor : undefined;
-      if (cursor === undefined) break;
-    }
-  });
-  if (products.size === 0) throw new Error(`the shop at ${url} has no products (GET /categories/:id/products of ${categoryIds.length} categories)`);
-
-  const rows: ProductRow[] = [...products].map(([id, name]) => ({ id, name })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  // Seeded Fisher-Yates: the Zipf ranks land on products spread over categories (and shards).
-  const random = seededRandom(seed | 0);
-  const ids = rows.map((r) => r.id);
-  for (let i = ids.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
-  }
-  const prefixes = new Set<string>();
-  for (const r of rows) {
-    for (const word of r.name.split(/\s+/)) {
-      if (!/^[A-Za-z]{2,}$/.test(word)) continue;
-      for (let len = 2; len <= Math.min(4, word.length); len++) prefixes.add(word.slice(0, len).toLowerCase());
-    }
-  }
-  // Names without words (a shop that is not the seed's): fall back to a common letter.
-  const searchPrefixes = [...prefixes].sort().slice(0, MAX_SEARCH_PREFIXES);
-  if (searchPrefixes.length === 0) searchPrefixes.push('a');
-  return { categoryIds, productIdsByRank: ids, searchPrefixes };
+      return { status: res.status, text: res.text, json: () => parseJson(res.text) };
+    },
+    forEach: forEachLimited,
+  };
 }
 
-/** Signs in seed users 1..n (8 at a time, spread over the clients); returns their tokens. */
-async function signIn(clients: Client[], basePath: string, n: number, signal: AbortSignal | undefined): Promise<string[]> {
-  const tokens: string[] = new Array<string>(n);
-  await forEachLimited(n, SIGN_IN_CONCURRENCY, async (i) => {
-    const email = `user${i + 1}@example.com`;
-    let res: HttpAnswer;
-    try {
-      res = await setupRequest(clients[i % clients.length]!, 'POST', `${basePath}/sessions`, { email, password: `password-${i + 1}` }, signal);
-    } catch (err) {
-      signal?.throwIfAborted();
-      throw new Error(`cannot sign in ${email}: ${describeError(err)}`);
-    }
-    const body = parseJson(res.text);
-    if (res.status !== 201 && res.status !== 200) throw new Error(`cannot sign in ${email}: ${res.status} ${snippet(res.text)}`);
-    if (!isRecord(body) || typeof body.token !== 'string') throw new Error(`cannot sign in ${email}: ${res.status} without a token: ${snippet(res.text)}`);
-    tokens[i] = body.token;
+/** Checks a mix's shape, naming the bad field. */
+function checkMix(value: unknown): void {
+  requireArg(typeof value === 'object' && value !== null, 'mix', 'must be a LoadMix object');
+  const mix = value as Partial<LoadMix>;
+  requireArg(typeof mix.name === 'string' && MIX_NAME.test(mix.name), 'mix.name', 'must match [A-Za-z0-9_.-]{1,60}');
+  requireArg(typeof mix.setup === 'function', 'mix.setup', 'must be a function');
+  requireArg(Array.isArray(mix.endpoints) && mix.endpoints.length >= 1 && mix.endpoints.length <= MAX_ENDPOINTS, 'mix.endpoints', `must be an array of 1 to ${MAX_ENDPOINTS} endpoints`);
+  const seen = new Set<string>();
+  mix.endpoints.forEach((e, i) => {
+    const f = `mix.endpoints[${i}]`;
+    requireArg(typeof e === 'object' && e !== null, f, 'must be { name, label, weight }');
+    requireArg(typeof e.name === 'string' && ENDPOINT_NAME.test(e.name), `${f}.name`, 'must match [A-Za-z0-9_-]{1,40}');
+    requireArg(!seen.has(e.name), `${f}.name`, `${e.name} appears twice`);
+    seen.add(e.name);
+    requireArg(typeof e.label === 'string' && e.label !== '', `${f}.label`, 'must be a non-empty string');
+    requireArg(typeof e.weight === 'number' && Number.isFinite(e.weight) && e.weight >= 0, `${f}.weight`, 'must be a finite number >= 0');
   });
-  return tokens;
 }
 
-function resolveWeights(w: MixOptions['weights']): Record<EndpointName, number> {
-  const out = { ...DEFAULT_WEIGHTS };
+function resolveWeights<E extends string>(names: readonly E[], endpoints: readonly LoadEndpoint<E>[], w: Partial<Record<E, number>> | undefined): Record<E, number> {
+  const out = {} as Record<E, number>;
+  for (const e of endpoints) out[e.name] = e.weight;
   for (const [name, v] of Object.entries(w ?? {})) {
-    requireArg((ENDPOINT_NAMES as readonly string[]).includes(name), 'weights', `unknown endpoint ${name} (one of ${ENDPOINT_NAMES.join(', ')})`);
+    requireArg((names as readonly string[]).includes(name), 'weights', `unknown endpoint ${name} (one of ${names.join(', ')})`);
     requireArg(typeof v === 'number' && Number.isFinite(v) && v >= 0, `weights.${name}`, 'must be a finite number >= 0');
-    out[name as EndpointName] = v;
+    out[name as E] = v;
   }
-  requireArg(ENDPOINT_NAMES.some((n) => out[n] > 0), 'weights', 'at least one must be positive');
+  requireArg(names.some((n) => out[n] > 0), 'weights', 'at least one must be positive');
   return out;
 }
 
 const ms = (us: number): number => us / 1000;
 
-/** Drives the shop mix against `options.url`; see the file comment for what is measured and how. */
-export async function runMix(options: MixOptions): Promise<MixResult> {
+/** Drives `options.mix` against `options.url`; see the file comment for what is measured and how. */
+export async function runMix<E extends string, I extends object = Record<never, never>>(options: MixOptions<E, I>): Promise<MixResult<E> & I> {
   const connections = options.connections ?? 64;
   const durationMs = options.durationMs ?? 20_000;
   const warmupMs = options.warmupMs ?? 3_000;
@@ -554,8 +455,12 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
   requireArg(Number.isInteger(users) && users >= 1 && users <= MAX_USERS, 'users', `must be an integer from 1 to ${MAX_USERS}`);
   requireArg(Number.isInteger(seed), 'seed', 'must be an integer');
   requireArg(Number.isFinite(requestTimeoutMs) && requestTimeoutMs >= 1 && requestTimeoutMs <= 600_000, 'requestTimeoutMs', 'must be from 1 to 600000');
+  const mix = options.mix;
+  checkMix(mix);
   const sweepMs = Math.max(1, Math.min(TIMEOUT_SWEEP_MS, Math.floor(requestTimeoutMs / 4)));
-  const weights = resolveWeights(options.weights);
+  const names = mix.endpoints.map((e) => e.name);
+  const labels = mix.endpoints.map((e) => e.label);
+  const weights = resolveWeights(names, mix.endpoints, options.weights);
   let base: URL;
   try {
     base = new URL(options.url);
@@ -578,11 +483,15 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
   const timers: NodeJS.Timeout[] = [];
   let aborted = false;
   try {
-    const catalog = await discover(options.url, basePath, clients, seed, signal);
-    const needTokens = weights.orders > 0 || weights.placeOrder > 0;
-    const tokens = needTokens ? await signIn(clients, basePath, users, signal) : [];
-    const run = new Run(basePath, catalog, weights, requestTimeoutMs);
-    const vcs = clients.map((c, i) => new VirtualConnection(run, i, c, tokens[i % users], seed));
+    const plan = await mix.setup(setupHttp(clients, signal), { url: options.url, basePath, connections, users, seed, weights, signal });
+    requireArg(typeof plan === 'object' && plan !== null && typeof plan.connection === 'function', 'mix.setup', 'must resolve to a LoadPlan ({ connection(index, random), summary?, info? })');
+    const run = new Run(names, labels, weights, requestTimeoutMs);
+    const vcs = clients.map((c, i) => {
+      const random = seededRandom((seed + Math.imul(i + 1, 0x9e3779b9)) | 0);
+      const build = plan.connection(i, random);
+      requireArg(typeof build === 'function', 'plan.connection', 'must return a function (endpoint) => LoadRequest');
+      return new VirtualConnection(run, c, random, build);
+    });
 
     const startAt = performance.now();
     run.warmupEndAt = startAt + warmupMs;
@@ -590,14 +499,17 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
     let stoppedAt = run.endAt;
     const totalMs = warmupMs + durationMs;
     const done = new Promise<void>((resolve) => {
+      let stopped = false;
       const stop = (): void => {
-        if (run.stopping && run.onDrained !== undefined) return;
+        if (stopped) return;
+        stopped = true;
         stoppedAt = Math.min(performance.now(), run.endAt);
         run.stopping = true;
         run.onDrained = resolve;
         if (run.inFlight === 0) resolve();
         else timers.push(setTimeout(resolve, requestTimeoutMs + DRAIN_GRACE_MS)); // bound; the sweep times requests out before this
       };
+      run.stop = stop; // a request builder that throws ends the run
       timers.push(setTimeout(stop, totalMs));
       if (signal !== undefined) {
         const onAbort = (): void => {
@@ -620,15 +532,16 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
     }
     for (const vc of vcs) vc.next();
     await done;
+    if (run.builderError !== undefined) throw run.builderError;
     options.onProgress?.({ elapsedMs: Math.min(totalMs, performance.now() - startAt), totalMs, requests: run.completed, errors: run.failed });
 
     const measuredMs = Math.max(0, stoppedAt - run.warmupEndAt);
     const perSec = (n: number): number => (measuredMs > 0 ? (n * 1000) / measuredMs : 0);
     const histogram = new Hdr();
-    const perEndpoint = {} as Record<EndpointName, Hdr>;
+    const perEndpoint = {} as Record<E, Hdr>;
     const byStatusAll: Record<string, number> = {};
-    const weightSum = ENDPOINT_NAMES.reduce((a, n) => a + weights[n], 0);
-    const endpoints: EndpointStats[] = ENDPOINT_NAMES.map((name, i) => {
+    const weightSum = names.reduce((a, n) => a + weights[n], 0);
+    const endpoints: EndpointStats<E>[] = names.map((name, i) => {
       const t = run.totals[i]!;
       histogram.merge(t.hist);
       perEndpoint[name] = t.hist;
@@ -642,15 +555,16 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
       });
       const errors = responses - t.ok + t.networkErrors + t.timeouts;
       return {
-        name, label: ENDPOINT_LABELS[name], weight: weights[name] / weightSum, requests: t.requests, ok: t.ok, errors, byStatus,
+        name, label: labels[i]!, weight: weights[name] / weightSum, requests: t.requests, ok: t.ok, errors, byStatus,
         networkErrors: t.networkErrors, timeouts: t.timeouts, rps: perSec(t.ok),
         p50Ms: ms(t.hist.percentile(50)), p90Ms: ms(t.hist.percentile(90)), p99Ms: ms(t.hist.percentile(99)),
         p999Ms: ms(t.hist.percentile(99.9)), maxMs: ms(t.hist.max), meanMs: ms(t.hist.mean),
       };
     });
-    const sum = (f: (e: EndpointStats) => number): number => endpoints.reduce((a, e) => a + f(e), 0);
+    const sum = (f: (e: EndpointStats<E>) => number): number => endpoints.reduce((a, e) => a + f(e), 0);
     const ok = sum((e) => e.ok);
-    return {
+    const result: MixResult<E> = {
+      mix: mix.name, summary: plan.summary ?? '',
       url: options.url, connections, durationMs: measuredMs, warmupMs, warmupRequests: run.warmupRequests,
       requests: sum((e) => e.requests), ok, errors: sum((e) => e.errors),
       networkErrors: sum((e) => e.networkErrors), timeouts: sum((e) => e.timeouts), byStatus: byStatusAll, rps: perSec(ok),
@@ -658,8 +572,11 @@ export async function runMix(options: MixOptions): Promise<MixResult> {
       p999Ms: ms(histogram.percentile(99.9)), maxMs: ms(histogram.max), meanMs: ms(histogram.mean),
       endpoints, histogram, perEndpoint,
       errorSamples: [...run.errorSamples].map(([k, v]) => `${k}: ${snippet(v)}`),
-      users: needTokens ? users : 0, seed, requestTimeoutMs, products: catalog.productIdsByRank.length, zipfExponent: ZIPF_EXPONENT, aborted,
+      seed, requestTimeoutMs, aborted,
     };
+    const info = plan.info ?? ({} as I);
+    for (const k of Object.keys(info)) requireArg(!Object.hasOwn(result, k), `plan.info.${k}`, 'is a field of the result itself; name it differently');
+    return { ...info, ...result };
   } finally {
     for (const t of timers) clearTimeout(t);
     await Promise.all(clients.map((c) => c.destroy().catch(() => undefined)));
@@ -683,7 +600,7 @@ export function formatMixTable(r: MixResult): string {
   const line = (cells: string[]): string => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   const out = [
     `${r.url}: ${r.connections} connections, ${fmt(r.durationMs / 1000, 1)} s measured after ${fmt(r.warmupMs / 1000, 1)} s warm-up${r.aborted ? ' (stopped early)' : ''}; ` +
-      `${r.products} products (Zipf ${r.zipfExponent}), ${r.users} signed-in users, seed ${r.seed}`,
+      `${r.summary === '' ? '' : `${r.summary}, `}seed ${r.seed}`,
     '',
     line(header),
     ...rows.slice(0, -1).map(line),

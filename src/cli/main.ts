@@ -2,21 +2,23 @@
 /**
  * The `powerplant` command.
  *
- *   powerplant start [entry] [--port N] [--host H] [--nats URL]   the shop, or a services module
+ *   powerplant start <entry> [--port N] [--host H] [--nats URL]   an application or services module
  *   powerplant status [--url URL] [--json]                         a running system, as tables
- *   powerplant bench [...]                                         load over HTTP against a running shop
+ *   powerplant bench <entry> [...]                                 a module's request mix (loadMix) over HTTP
  *   powerplant simulate [--keys N] [--servers N] [--requests N]    the foundation's two simulations
  *   powerplant help
  *
  * `run(argv)` resolves to the exit code: 0 done (for `start`: serving), 1 the command failed
  * (nothing answers, the port is taken), 2 a wrong command line (the message names the command or
- * option). The bin (bin/powerplant.js) calls run(); so does `tsx src/cli/main.ts` (npm start).
+ * option). The bin (bin/powerplant.js) calls run(); so does `tsx src/cli/main.ts`
+ * (npm start: `tsx src/cli/main.ts start examples/shop`).
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatTable as formatPartitionTable, hashKeys, partitionReport } from '../partition/index.js';
-import { formatTable as formatBalanceTable, simulateBalance } from '../balance/index.js';
+import { hashKeys, partitionReport } from '../partition/index.js';
+import { simulateBalance, simulationCells } from '../balance/index.js';
 import { isPowerplantError } from '../errors/index.js';
+import { formatTable } from '../util/index.js';
 import { parseArgs, UsageError } from './args.js';
 import { START_USAGE, startCommand } from './start.js';
 import { STATUS_USAGE, statusCommand } from './status.js';
@@ -27,8 +29,9 @@ interface SimulateOptions {
   requests: number;
 }
 
-const BENCH_USAGE = `  bench      drive a realistic mix over HTTP against a running shop and print throughput and
-             latency percentiles per endpoint (powerplant bench --help for its options)
+const BENCH_USAGE = `  bench      drive the request mix a module exports (\`loadMix\`) over HTTP against a running server
+             and print throughput and latency percentiles per endpoint: powerplant bench examples/shop
+             (powerplant bench --help for its options)
 `;
 
 const SIMULATE_USAGE = `  simulate   run the partitioning and load-balancing simulations and print their tables
@@ -66,7 +69,7 @@ function simulate(opts: SimulateOptions): void {
   let t0 = performance.now();
   const rows = partitionReport({ hashes: hashKeys(keys) });
   out.write(
-    formatPartitionTable(
+    formatTable(
       rows.map((r) => ({
         strategy: r.strategy,
         shards: r.shards,
@@ -85,7 +88,7 @@ function simulate(opts: SimulateOptions): void {
   out.write(`(load = time-averaged outstanding requests per slot; max/mean over servers)\n\n`);
   t0 = performance.now();
   const sim = simulateBalance({ servers: opts.servers, requests: opts.requests });
-  out.write(formatBalanceTable(sim));
+  out.write(formatTable(simulationCells(sim)));
   out.write(`\n(${((performance.now() - t0) / 1000).toFixed(1)} s)\n\n`);
   out.write(`Benchmarks against peers: npm run bench -- partition | balance\n`);
 }

@@ -1,34 +1,35 @@
 /**
- * `powerplant start [entry] [--port N] [--host H] [--nats URL]`.
+ * `powerplant start <entry> [--port N] [--host H] [--nats URL]`: runs an application module (the
+ * contract is in app.ts: `AppModule`, `StartContext`, `RunningApp`).
  *
- * Without an entry it starts the reference backend, examples/shop, as `examples/shop/main.ts`
- * does: on the embedded default (SQLite shards, in-process cache, queue and transport) at
- * http://127.0.0.1:3000 with seed data; the contract's PP_* variables (examples/shop/CONTRACT.md)
- * select PostgreSQL, Redis and NATS, the namespace, the services of this node, and so on.
+ * `<entry>` is a file or a directory (package.json `main`, else index.ts, else index.js; entry.ts).
+ * A module exporting `start(ctx)` owns its resources and is handed the resolved port, host, NATS
+ * URL and environment (examples/shop: `powerplant start examples/shop`, which is `npm start`). A
+ * module exporting `services` (defineService results) and optionally `routes` is hosted by the
+ * CLI: a node on NATS (`--nats` or PP_NATS) or in-process, with the HTTP gateway in front.
  *
- * With an entry (a path to a module, TypeScript or JavaScript) it hosts the user's services: the
- * module exports `services` (an array of defineService(...) results) and optionally `routes`
- * (gateway routes, `{ method, url, action }`). The CLI creates a node on NATS (`--nats` or
- * PP_NATS) or in-process, puts the HTTP gateway in front, and prints the URL and the routes.
+ * There is no default entry: without one, `start` is a command-line error that says to name a
+ * module (the platform does not know any application, the shop included).
  *
- * Both print one line `listening on <url>` first (scripts and tests read the URL from it), then
- * what to try. SIGINT / SIGTERM stop the node gracefully (drain, bounded); a second signal exits
- * at once.
+ * The CLI prints one line `listening on <url>` first (scripts and tests read the URL from it),
+ * then the app's banner (or a default one). SIGINT / SIGTERM stop it gracefully (drain, bounded);
+ * a second signal exits at once.
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { createGateway, type GatewayRoute } from '../gateway/index.js';
 import { createNode, type ServiceDef } from '../service/index.js';
+import type { RunningApp, StartContext, StartModule } from './app.js';
 import { parseArgs, UsageError } from './args.js';
+import { loadEntry } from './entry.js';
 
-export const START_USAGE = `  start      start the shop (examples/shop) on the embedded default, or a services module
-             [entry]       a module exporting \`services\` (defineService results) and optionally
-                           \`routes\` (gateway routes); without it, the shop
+export const START_USAGE = `  start      run an application module: powerplant start <entry> (e.g. examples/shop, as npm start does)
+             <entry>       a file, or a directory (package.json "main", else index.ts, else index.js),
+                           exporting \`start(ctx)\` (an application that owns its resources) or
+                           \`services\` (defineService results) and optionally \`routes\` (gateway routes)
              --port N      HTTP port (default $PP_PORT or 3000; 0 = a free port)
              --host H      interface to listen on (default $PP_HOST or 127.0.0.1)
              --nats URL    NATS transport, e.g. nats://127.0.0.1:4222 (default $PP_NATS, else in-process)
-             the shop also reads PP_STORE, PP_SHARDS, PP_REDIS, PP_DATA_DIR, PP_NAMESPACE, PP_SERVICES,
-             PP_GATEWAY, PP_SEED, PP_NODE_ID, PP_SESSION_SECRET (examples/shop/CONTRACT.md)
+             an application reads the rest from the environment (the shop: PP_STORE, PP_SHARDS,
+             PP_REDIS, PP_DATA_DIR, PP_NAMESPACE, PP_SERVICES, PP_GATEWAY, PP_SEED, …; examples/shop/CONTRACT.md)
 `;
 
 const START_FLAGS = {
@@ -38,10 +39,7 @@ const START_FLAGS = {
 } as const;
 
 /** What a running `start` hands back: where it listens, and how to stop it. */
-export interface Started {
-  url: string;
-  stop(): Promise<void>;
-}
+export type Started = RunningApp;
 
 export interface StartIo {
   out: (s: string) => void;
@@ -60,6 +58,8 @@ function envPort(env: NodeJS.ProcessEnv): number | undefined {
   return n;
 }
 
+const withNewline = (s: string): string => (s.endsWith('\n') ? s : `${s}\n`);
+
 /**
  * Starts what `powerplant start <argv>` starts and prints where it listens. Resolves once it
  * serves; the process then lives on the open server until a signal (installed by `startCommand`).
@@ -70,7 +70,24 @@ export async function startServices(argv: readonly string[], io: StartIo = defau
   const host = flags.host ?? (env.PP_HOST || '127.0.0.1');
   const nats = flags.nats ?? (env.PP_NATS || undefined);
   const entry = positional[0];
-  return entry === undefined ? startShop(io, env, port, host, nats) : startEntry(io, env, entry, port, host, nats);
+  if (entry === undefined) {
+    throw new UsageError('powerplant start: name the module to start, e.g. `powerplant start examples/shop` (what npm start runs) or `powerplant start ./services.ts`');
+  }
+  const mod = await loadEntry('start', entry, ['start', 'services']);
+  const ctx: StartContext = { entry, port, host, nats, transport: nats ?? 'inproc://', env, out: io.out };
+  let app: RunningApp;
+  let banner: string;
+  if (mod.start !== undefined) {
+    if (typeof mod.start !== 'function') throw new UsageError(`powerplant start: ${entry} exports \`start\` that is not a function (expected start(ctx) => Promise<{ url, stop }>)`);
+    app = await startApp(entry, mod.start as StartModule['start'], ctx);
+    banner = app.banner ?? `${entry} is running.\n\nCtrl-C to stop.\n`;
+  } else {
+    const hosted = await hostServices(entry, mod, ctx);
+    app = hosted;
+    banner = hosted.banner;
+  }
+  io.out(app.url === '' ? withNewline(banner) : `listening on ${app.url}\n\n${withNewline(banner)}`);
+  return app;
 }
 
 /** `powerplant start`: starts, then stops gracefully on SIGINT / SIGTERM. Resolves to 0 once serving. */
@@ -96,44 +113,29 @@ export async function startCommand(argv: readonly string[], io: StartIo = defaul
   return 0;
 }
 
-// ---- the shop --------------------------------------------------------------------------------------
+// ---- an application module: start(ctx) ------------------------------------------------------------
 
-/** The part of examples/shop/index.ts this command uses (the file is loaded at run time, see below). */
-interface ShopModule {
-  /** CONTRACT.md's PP_* environment as startShop options; a RangeError names a bad variable. */
-  shopOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, unknown>;
-  startShop(options: Record<string, unknown>): Promise<ShopRunning>;
-  /** What a started shop prints: `listening on <url>` first, then where it runs and what to try. */
-  shopBanner(shop: ShopRunning, options: Record<string, unknown>): string;
-}
-
-interface ShopRunning {
-  url: string;
-  node: { nodeId: string };
-  startup: { ms: number; seeded: boolean };
-  stop(): Promise<void>;
-}
-
-async function startShop(io: StartIo, env: NodeJS.ProcessEnv, port: number, host: string, nats: string | undefined): Promise<Started> {
-  // Loaded by URL at run time rather than imported: examples/ is not part of the compiled package
-  // (tsconfig.build.json builds src/ only); the bin runs everything through tsx.
-  const shopUrl = new URL('../../examples/shop/index.ts', import.meta.url);
-  const shop = (await import(shopUrl.href)) as ShopModule;
-  let fromEnv: Record<string, unknown>;
+async function startApp(entry: string, start: StartModule['start'], ctx: StartContext): Promise<RunningApp> {
+  let app: unknown;
   try {
-    fromEnv = shop.shopOptionsFromEnv(env);
+    app = await start(ctx);
   } catch (err) {
-    if (err instanceof RangeError) throw new UsageError(`powerplant start: ${err.message}`);
+    // The contract: a RangeError is the application's word for "your configuration is wrong".
+    if (err instanceof RangeError) throw new UsageError(`powerplant start: ${entry}: ${err.message}`);
     throw err;
   }
-  const options: Record<string, unknown> = { ...fromEnv, port, host };
-  if (nats !== undefined) options.nats = nats;
-  const running = await shop.startShop(options);
-  io.out(shop.shopBanner(running, options));
-  return running;
+  const a = app as Partial<RunningApp> | null | undefined;
+  if (typeof a !== 'object' || a === null || typeof a.stop !== 'function') {
+    throw new Error(`${entry}: start(ctx) must resolve to { url, stop(), banner? } (got ${a === null ? 'null' : typeof a})`);
+  }
+  if (typeof a.url !== 'string' || (a.banner !== undefined && typeof a.banner !== 'string')) {
+    await a.stop();
+    throw new Error(`${entry}: start(ctx) resolved to an object whose \`url\` is not a string${a.banner !== undefined && typeof a.banner !== 'string' ? ' or whose `banner` is not a string' : ''}`);
+  }
+  return a as RunningApp;
 }
 
-// ---- a user's services module ----------------------------------------------------------------------
+// ---- a services module: the CLI hosts it ---------------------------------------------------------
 
 type AnyService = ServiceDef;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -150,22 +152,15 @@ function isRoute(v: unknown): v is GatewayRoute {
   return typeof r.method === 'string' && METHODS.has(r.method) && typeof r.url === 'string' && r.url.startsWith('/') && typeof r.action === 'string';
 }
 
-async function loadEntry(entry: string): Promise<{ services: AnyService[]; routes: GatewayRoute[] }> {
-  const path = resolve(entry);
-  let mod: { services?: unknown; routes?: unknown; default?: { services?: unknown; routes?: unknown } };
-  try {
-    mod = (await import(pathToFileURL(path).href)) as typeof mod;
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && (e.message ?? '').includes(path)) throw new UsageError(`powerplant start: no module at ${path}`);
-    throw err;
+function servicesOf(entry: string, mod: Record<string, unknown>): { services: AnyService[]; routes: GatewayRoute[] } {
+  const services = mod.services;
+  if (services === undefined) {
+    throw new UsageError(`powerplant start: ${entry} exports neither \`start(ctx)\` (an application) nor \`services\` (defineService results)`);
   }
-  const from = mod.services !== undefined ? mod : (mod.default ?? {});
-  const services = from.services;
   if (!Array.isArray(services) || services.length === 0 || !services.every(isService)) {
     throw new UsageError(`powerplant start: ${entry} must export \`services\`: a non-empty array of defineService(...) results`);
   }
-  const routes = from.routes ?? [];
+  const routes = mod.routes ?? [];
   if (!Array.isArray(routes)) throw new UsageError(`powerplant start: ${entry} exports \`routes\` that is not an array`);
   routes.forEach((r: unknown, i) => {
     if (!isRoute(r)) throw new UsageError(`powerplant start: ${entry}: routes[${i}] must be { method: GET|POST|PUT|PATCH|DELETE, url: '/…', action: 'service.action' }`);
@@ -173,11 +168,11 @@ async function loadEntry(entry: string): Promise<{ services: AnyService[]; route
   return { services, routes: routes as GatewayRoute[] };
 }
 
-async function startEntry(io: StartIo, env: NodeJS.ProcessEnv, entry: string, port: number, host: string, nats: string | undefined): Promise<Started> {
-  const { services, routes } = await loadEntry(entry);
-  const transport = nats ?? 'inproc://';
+async function hostServices(entry: string, mod: Record<string, unknown>, ctx: StartContext): Promise<RunningApp & { banner: string }> {
+  const { services, routes } = servicesOf(entry, mod);
+  const env = ctx.env;
   const node = createNode({
-    transport,
+    transport: ctx.transport,
     services,
     ...(env.PP_NAMESPACE ? { namespace: env.PP_NAMESPACE } : {}),
     ...(env.PP_NODE_ID ? { nodeId: env.PP_NODE_ID } : {}),
@@ -187,24 +182,23 @@ async function startEntry(io: StartIo, env: NodeJS.ProcessEnv, entry: string, po
   const gateway = createGateway(node, { routes });
   let url: string;
   try {
-    url = await gateway.listen(port, host);
+    url = await gateway.listen(ctx.port, ctx.host);
   } catch (err) {
     await node.stop();
     throw err;
   }
-  io.out(`listening on ${url}\n`);
   const width = Math.max(0, ...routes.map((r) => r.method.length + 1 + r.url.length));
   const actionCount = services.reduce((n, s) => n + Object.keys(s.actions).length, 0);
-  io.out(
-    `\nPowerplant node ${node.nodeId} (namespace ${node.namespace}, transport ${transport})\n` +
-      `  services: ${services.map((s) => `${s.name}@${s.version}`).join(', ')} (${actionCount} actions)\n` +
-      `\nRoutes:\n` +
-      (routes.length === 0 ? '  (none: the module exports no `routes`)\n' : routes.map((r) => `  ${`${r.method} ${r.url}`.padEnd(width)}  -> ${r.action}\n`).join('')) +
-      `  GET /health, /metrics, /status\n` +
-      `\n  curl ${url}/health\n  npx powerplant status --url ${url}\n\nCtrl-C to stop.\n`,
-  );
+  const banner =
+    `Powerplant node ${node.nodeId} (namespace ${node.namespace}, transport ${ctx.transport})\n` +
+    `  services: ${services.map((s) => `${s.name}@${s.version}`).join(', ')} (${actionCount} actions)\n` +
+    `\nRoutes:\n` +
+    (routes.length === 0 ? '  (none: the module exports no `routes`)\n' : routes.map((r) => `  ${`${r.method} ${r.url}`.padEnd(width)}  -> ${r.action}\n`).join('')) +
+    `  GET /health, /metrics, /status\n` +
+    `\n  curl ${url}/health\n  npx powerplant status --url ${url}\n\nCtrl-C to stop.\n`;
   return {
     url,
+    banner,
     async stop() {
       await gateway.close();
       await node.stop();

@@ -9,7 +9,7 @@
  * The document is read defensively: fields a node does not report print as '-', so a newer or
  * older node still gets a readable answer.
  */
-import { formatTable } from '../partition/index.js';
+import { formatTable } from '../util/index.js';
 import { parseArgs } from './args.js';
 
 export const STATUS_USAGE = `  status     show a running system: nodes, services, instances, partitions, health
@@ -117,7 +117,7 @@ async function fetchStatus(url: URL, timeoutMs: number): Promise<Fetched> {
     const e = err as { name?: string; cause?: { code?: string; message?: string } };
     if (e.name === 'TimeoutError' || e.name === 'AbortError') return { ok: false, message: `no answer from ${where} within ${timeoutMs} ms` };
     const why = e.cause?.code ?? e.cause?.message ?? String(err);
-    return { ok: false, message: `nothing answers at ${where} (${why}). Is a node running there? Start one with "powerplant start", or pass --url.` };
+    return { ok: false, message: `nothing answers at ${where} (${why}). Is a node running there? Start one with "powerplant start <entry>" (npm start runs the shop), or pass --url.` };
   }
   if (res.status !== 200) {
     return { ok: false, message: `GET ${where} answered HTTP ${res.status}${res.status === 404 ? ' (this server has no status endpoint: is it a Powerplant gateway?)' : ''}: ${text.slice(0, 200)}` };

@@ -36,7 +36,6 @@ export {
 export {
   MAX_REPORT_KEYS,
   coefficientOfVariationPct,
-  formatTable,
   hashKeys,
   keysPerShard,
   maxOverMean,
@@ -45,5 +44,4 @@ export {
   shardNames,
   type ReportOptions,
   type ReportRow,
-  type TableCell,
 } from './quality.js';

@@ -1,14 +1,16 @@
 /**
  * The house rules of the tree, checked on the source itself (docs/architecture.md states them):
- * a folder under src/ imports another folder only through its index.ts, and the folders do not
- * import each other in a cycle.
+ * a folder under src/ imports another folder only through its index.ts, the folders do not
+ * import each other in a cycle, util/ (which every folder may use) imports nothing but errors/, and
+ * nothing under src/ reaches into examples/ (the platform does not know its applications).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const src = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const src = join(root, 'src');
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -55,6 +57,37 @@ describe('source layout', () => {
 
   it('a folder imports another folder only through its index.ts', () => {
     const bad = edges.filter((e) => e.target !== join(folderOf(join(src, e.target)), 'index.ts'));
+    expect(bad).toEqual([]);
+  });
+
+  it('util/ imports nothing but errors/ (no other folder, no package, no Node module)', () => {
+    const specRe = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'/g;
+    const bad: string[] = [];
+    for (const file of sourceFiles(join(src, 'util'))) {
+      for (const m of readFileSync(file, 'utf8').matchAll(specRe)) {
+        const spec = m[1]!;
+        const to = spec.startsWith('.') ? folderOf(resolve(dirname(file), spec)) : undefined;
+        if (to !== 'util' && to !== 'errors') bad.push(`${relative(src, file)} imports ${spec}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('nothing under src/ imports examples/ (static or dynamic import, or a module URL)', () => {
+    // Every way a file names another module by a relative path: `import … from`, `export … from`,
+    // `import('…')`, `new URL('…', import.meta.url)` (what the CLI once used to load the shop).
+    const specRe = /(?:\bfrom\s+|\bimport\s*\(\s*|\bnew\s+URL\s*\(\s*)(['"`])(\.{1,2}\/[^'"`]*)\1/g;
+    const examples = join(root, 'examples');
+    const bad: string[] = [];
+    let seen = 0;
+    for (const file of sourceFiles(src)) {
+      for (const m of readFileSync(file, 'utf8').matchAll(specRe)) {
+        seen++;
+        const target = resolve(dirname(file), m[2]!);
+        if (target === examples || target.startsWith(examples + sep)) bad.push(`${relative(root, file)} -> ${m[2]!}`);
+      }
+    }
+    expect(seen).toBeGreaterThan(edges.length); // the scan sees the imports (within folders too)
     expect(bad).toEqual([]);
   });
 

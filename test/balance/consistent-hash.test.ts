@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConsistentHashBalancer, EndpointSet, seededRandom, type Endpoint } from '../../src/balance/index.js';
+import { ConsistentHashBalancer, EndpointSet, type Endpoint } from '../../src/balance/index.js';
+import { seededRandom } from '../../src/util/index.js';
 
 function ring(n: number, opts: { loadFactor?: number; vnodesPerEndpoint?: number } = {}): ConsistentHashBalancer {
   const set = new EndpointSet({ clockMs: () => 0 });

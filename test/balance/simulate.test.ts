@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatTable, simulateBalance, type SimulateOptions } from '../../src/balance/index.js';
+import { simulateBalance, simulationCells, type SimulateOptions } from '../../src/balance/index.js';
+import { formatTable } from '../../src/util/index.js';
 
 describe('simulateBalance', () => {
   const small = { servers: 20, requests: 3000 } as const;
@@ -20,7 +21,7 @@ describe('simulateBalance', () => {
       expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
       expect(r.p50Ms).toBeGreaterThan(0);
     }
-    const table = formatTable(rows);
+    const table = formatTable(simulationCells(rows));
     for (const r of rows) expect(table).toContain(r.strategy);
   });
 

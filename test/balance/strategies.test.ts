@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isPowerplantError } from '../../src/errors/index.js';
-import { BALANCER_NAMES, EndpointSet, createBalancer, seededRandom, type Balancer, type BalancerName, type Endpoint } from '../../src/balance/index.js';
+import { BALANCER_NAMES, EndpointSet, createBalancer, type Balancer, type BalancerName, type Endpoint } from '../../src/balance/index.js';
+import { seededRandom } from '../../src/util/index.js';
 
 function setOf(ids: readonly string[], weights?: readonly number[]): EndpointSet {
   const set = new EndpointSet({ clockMs: () => 0 });

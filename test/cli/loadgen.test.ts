@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { benchCommand, endpointHgrmPath, parseBenchArgs } from '../../src/cli/bench.js';
-import { ENDPOINT_NAMES, runMix, formatMixTable, type EndpointName, type MixResult } from '../../src/cli/loadgen.js';
+import { ENDPOINT_NAMES, loadMix, type EndpointName, type ShopMixResult as MixResult } from '../../examples/shop/loadmix.js';
+import { runMix, formatMixTable } from '../../src/cli/loadgen.js';
 import { parseHgrm } from '../../src/observe/index.js';
 
 const PRODUCTS = 200;
@@ -149,7 +150,7 @@ describe('runMix against a shop double', () => {
   beforeAll(async () => {
     shop = await startShopDouble();
     result = await runMix({
-      url: shop.url, connections: 8, durationMs: 2_000, warmupMs: 500, seed: 7,
+      mix: loadMix, url: shop.url, connections: 8, durationMs: 2_000, warmupMs: 500, seed: 7,
       onProgress: (p) => progress.push({ elapsedMs: p.elapsedMs, requests: p.requests }),
     });
   }, 60_000);
@@ -231,13 +232,13 @@ describe('runMix against a shop double', () => {
 describe('runMix failures, timeouts and abort', () => {
   it('names the URL when no shop answers', async () => {
     const port = await closedPort();
-    await expect(runMix({ url: `http://127.0.0.1:${port}`, connections: 2, durationMs: 100, warmupMs: 0 })).rejects.toThrow(`no shop at http://127.0.0.1:${port}`);
+    await expect(runMix({ mix: loadMix, url: `http://127.0.0.1:${port}`, connections: 2, durationMs: 100, warmupMs: 0 })).rejects.toThrow(`no shop at http://127.0.0.1:${port}`);
   });
 
   it('names the user whose sign-in failed', async () => {
     const shop = await startShopDouble({ rejectSignIns: true });
     try {
-      await expect(runMix({ url: shop.url, connections: 2, durationMs: 100, warmupMs: 0 })).rejects.toThrow(/cannot sign in user\d@example\.com: 401/);
+      await expect(runMix({ mix: loadMix, url: shop.url, connections: 2, durationMs: 100, warmupMs: 0 })).rejects.toThrow(/cannot sign in user\d@example\.com: 401/);
     } finally {
       await shop.app.close();
     }
@@ -246,7 +247,7 @@ describe('runMix failures, timeouts and abort', () => {
   it('counts requests without an answer as timeouts, with their latency in the histogram', async () => {
     const shop = await startShopDouble({ hangRecentOrders: true });
     try {
-      const r = await runMix({ url: shop.url, connections: 4, durationMs: 1_500, warmupMs: 0, requestTimeoutMs: 200 });
+      const r = await runMix({ mix: loadMix, url: shop.url, connections: 4, durationMs: 1_500, warmupMs: 0, requestTimeoutMs: 200 });
       const orders = r.endpoints.find((e) => e.name === 'orders')!;
       expect(orders.timeouts).toBeGreaterThan(0);
       expect(orders.ok).toBe(0);
@@ -266,7 +267,7 @@ describe('runMix failures, timeouts and abort', () => {
       const controller = new AbortController();
       let aborted = false;
       const r = await runMix({
-        url: shop.url, connections: 2, durationMs: 60_000, warmupMs: 0, signal: controller.signal,
+        mix: loadMix, url: shop.url, connections: 2, durationMs: 60_000, warmupMs: 0, signal: controller.signal,
         onProgress: (p) => {
           if (!aborted && p.requests > 50) {
             aborted = true;
@@ -284,9 +285,9 @@ describe('runMix failures, timeouts and abort', () => {
   }, 30_000);
 
   it('rejects bad options naming them', async () => {
-    await expect(runMix({ url: 'http://127.0.0.1:1', connections: 0 })).rejects.toThrow(/connections/);
-    await expect(runMix({ url: 'http://127.0.0.1:1', weights: { product: -1 } })).rejects.toThrow(/weights\.product/);
-    await expect(runMix({ url: 'ftp://x' })).rejects.toThrow(/not an http/);
+    await expect(runMix({ mix: loadMix, url: 'http://127.0.0.1:1', connections: 0 })).rejects.toThrow(/connections/);
+    await expect(runMix({ mix: loadMix, url: 'http://127.0.0.1:1', weights: { product: -1 } })).rejects.toThrow(/weights\.product/);
+    await expect(runMix({ mix: loadMix, url: 'ftp://x' })).rejects.toThrow(/not an http/);
   });
 });
 
@@ -305,7 +306,7 @@ describe('benchCommand', () => {
   it('runs, prints JSON and writes parseable .hgrm files (merged and per endpoint)', async () => {
     const c = captureIo();
     const hgrm = join(dir, 'shop.hgrm');
-    const code = await benchCommand(['--url', shop.url, '--connections', '4', '--duration', '1', '--warmup', '0.2', '--hgrm', hgrm, '--json'], c.io);
+    const code = await benchCommand(['examples/shop', '--url', shop.url, '--connections', '4', '--duration', '1', '--warmup', '0.2', '--hgrm', hgrm, '--json'], c.io);
     expect(code, c.err()).toBe(0);
     const json = JSON.parse(c.out()) as { requests: number; ok: number; errors: number; hgrm: string };
     const merged = parseHgrm(readFileSync(hgrm, 'utf8'));
@@ -319,7 +320,7 @@ describe('benchCommand', () => {
 
   it('prints the table by default', async () => {
     const c = captureIo();
-    const code = await benchCommand(['--url', shop.url, '--connections', '2', '--duration=0.5', '--warmup', '0', '--hgrm', join(dir, 'b.hgrm')], c.io);
+    const code = await benchCommand(['examples/shop', '--url', shop.url, '--connections', '2', '--duration=0.5', '--warmup', '0', '--hgrm', join(dir, 'b.hgrm')], c.io);
     expect(code, c.err()).toBe(0);
     expect(c.out()).toMatch(/GET \/products\/:id\s+60\.0%/);
     expect(c.out()).toContain(join(dir, 'b.product.hgrm'));
@@ -347,7 +348,7 @@ describe('benchCommand', () => {
   it('exits 1 with a clear message when the shop is unreachable', async () => {
     const port = await closedPort();
     const c = captureIo();
-    expect(await benchCommand(['--url', `http://127.0.0.1:${port}`, '--duration', '1', '--hgrm', join(dir, 'x.hgrm')], c.io)).toBe(1);
+    expect(await benchCommand(['examples/shop', '--url', `http://127.0.0.1:${port}`, '--duration', '1', '--hgrm', join(dir, 'x.hgrm')], c.io)).toBe(1);
     expect(c.err()).toContain(`no shop at http://127.0.0.1:${port}`);
   });
 });

@@ -45,7 +45,7 @@ describe('powerplant start (the shop) and status', () => {
 
   it('starts the shop on the embedded default with seed data, prints its URL and examples; status shows services and shards', async () => {
     const env = { ...process.env, PP_DATA_DIR: dataDir, PP_PORT: '0', PP_SHARDS: '2', PP_LOG_LEVEL: 'warn' };
-    const shop = startChild([BIN, 'start'], { env });
+    const shop = startChild([BIN, 'start', 'examples/shop'], { env });
     const url = (await shop.waitForLine(LISTENING, 90_000))[1]!;
     await shop.waitForLine(/Ctrl-C to stop/, 10_000);
     expect(shop.output()).toContain(`curl ${url}/products/p00017`);
@@ -115,6 +115,25 @@ describe('powerplant start <entry>', () => {
     const b = await runBin(['start', 'test/cli/fixtures/missing.ts', '--port', '0']);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/no module at .*missing\.ts/);
+  });
+});
+
+describe('powerplant start <entry>: an application module, and no entry', () => {
+  it('runs a start(ctx) module from a directory; SIGTERM calls its stop() and exits 0', async () => {
+    const app = startChild([BIN, 'start', 'test/cli/fixtures/app', '--port', '0'], { env: { ...process.env, PP_PORT: '', FIXTURE_GREETING: 'from the bin' } });
+    const url = (await app.waitForLine(LISTENING, 60_000))[1]!;
+    await app.waitForLine(/Ctrl-C to stop/, 10_000);
+    expect(app.output()).toMatch(/^listening on http:\/\/\S+\n\nfixture app \(transport inproc:\/\/\)\n/);
+    expect(await (await fetch(url)).json()).toMatchObject({ entry: 'test/cli/fixtures/app', greeting: 'from the bin', transport: 'inproc://' });
+    app.proc.kill('SIGTERM');
+    expect(await app.exited).toEqual({ code: 0, signal: null });
+    expect(app.output()).toContain('fixture app: stopped');
+  });
+
+  it('without an entry exits 2 and says to name a module', async () => {
+    const r = await runBin(['start', '--port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/powerplant start: name the module to start, e\.g\. `powerplant start examples\/shop`/);
   });
 });
 

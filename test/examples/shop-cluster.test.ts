@@ -36,7 +36,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { seededRandom } from '../../src/balance/index.js';
+import { seededRandom } from '../../src/util/index.js';
 import { statusCommand } from '../../src/cli/status.js';
 import { openQueue } from '../../src/queue/index.js';
 import { killChildren, startChild, type RunningChild } from '../helpers/child.js';

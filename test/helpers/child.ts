@@ -69,7 +69,7 @@ export interface RunningChild {
 }
 
 /**
- * Starts `node ...args` from the repository root (e.g. `['bin/powerplant.js', 'start']` or
+ * Starts `node ...args` from the repository root (e.g. `['bin/powerplant.js', 'start', 'examples/shop']` or
  * `['--import', 'tsx', 'examples/shop/main.ts']`) and tracks it, so killChildren() SIGKILLs it
  * whatever the test did. Unlike runUntilKilled the child may run as long as the test wants.
  */

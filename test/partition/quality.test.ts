@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   coefficientOfVariationPct,
   createPlacement,
-  formatTable,
   hashKeys,
   keysPerShard,
   maxOverMean,
@@ -44,19 +43,5 @@ describe('quality measures', () => {
     expect(jump.movedOverIdeal).toBeLessThan(1.2);
     expect(() => partitionReport({ keys: [] })).toThrow(expect.objectContaining({ field: 'keys' }));
     expect(() => partitionReport({ keys, strategies: ['nope' as 'jump'] })).toThrow(expect.objectContaining({ field: 'strategies[0]' }));
-  });
-
-  it('formatTable aligns columns', () => {
-    const text = formatTable([
-      { strategy: 'jump', cv: 1.23456, n: 10 },
-      { strategy: 'rendezvous', cv: 0.5, n: 100 },
-    ]);
-    expect(text.split('\n')).toEqual([
-      'strategy       cv    n',
-      '----------  -----  ---',
-      'jump        1.235   10',
-      'rendezvous  0.500  100',
-    ]);
-    expect(formatTable([])).toBe('');
   });
 });

@@ -1,8 +1,8 @@
 /**
  * A small seeded PRNG: sfc32 (Chris Doty-Humphrey's Small Fast Counting generator, PractRand-clean,
- * period >= 2^32 thanks to the counter), state filled from the seed by splitmix32. The balancers'
- * default random source and the tests' and simulations' seeded one. Not for anything security
- * related.
+ * period >= 2^32 thanks to the counter), state filled from the seed by splitmix32, and a Zipf
+ * sampler over it. The balancers' default random source; the seeded one of the tests, simulations,
+ * load mixes and benches. Not for anything security related.
  */
 import { requireArg } from '../errors/index.js';
 
