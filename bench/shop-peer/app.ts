@@ -217,6 +217,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     async (req) => {
       if (caller(req).role !== 'admin') throw new HttpError(403, 'PP_ERR_FORBIDDEN', 'admins only');
       const { id } = req.params;
+      // Changes a product, never creates one (CONTRACT.md: 404 for an unknown id).
+      if (q.product.get(id) === undefined) throw notFound(`product ${id}`, 'params.id');
       if (!categoryIds.has(req.body.categoryId)) throw notFound(`category ${req.body.categoryId}`, 'params.categoryId');
       saveProduct(id, req.body);
       // After the commit: the next read loads the new row. Category pages are few and cheap to

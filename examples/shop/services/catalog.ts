@@ -128,14 +128,17 @@ export function catalogService(d: ShopDeps) {
         // Safe to repeat: the same params write the same row and the same terms.
         idempotent: true,
         handler: async (_ctx, p) => {
+          // PUT changes a product; it does not create one (a product has stock and search terms
+          // from the seed, which a PUT would not give it): an unknown id is 404.
+          const before = (await tables.products.get(p.id))?.row;
+          if (before === undefined) throw ppError('PP_ERR_NOT_FOUND', { field: 'params.id', message: `params.id: no product '${p.id}'` });
           if (!(await categoryIds()).has(p.categoryId)) {
             throw ppError('PP_ERR_NOT_FOUND', { field: 'params.categoryId', message: `params.categoryId: no category '${p.categoryId}'` });
           }
-          const before = (await tables.products.get(p.id))?.row;
           const row: ProductT = { id: p.id, categoryId: p.categoryId, name: p.name, description: p.description, priceCents: p.priceCents };
           // Write through the read-through (store, then drop the key on every node; the feed does too).
           await d.products.put(p.id, row);
-          const oldTerms = before === undefined ? [] : nameTerms(before.name);
+          const oldTerms = nameTerms(before.name);
           const newTerms = nameTerms(row.name);
           const ops = [
             ...oldTerms.filter((t) => !newTerms.includes(t)).map((term) => ({ op: 'delete' as const, key: { term, productId: p.id } })),
