@@ -6,6 +6,7 @@
  * Hot paths (GET /products/:id, the category page, search): a fresh L1 hit is answered
  * synchronously (`Cache.peek`), so the node hands the gateway a value, not a promise.
  */
+import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, ppError } from 'powerplant';
 import { nameTerms } from '../seed-data.js';
@@ -29,6 +30,18 @@ function prefixEnd(prefix: string): string {
 }
 
 const TERM_RE = /^[\p{L}\p{N}]+$/u;
+
+/**
+ * A cursor's part of a page's cache key. Cursors the store hands out are short (a few dozen
+ * characters) and are used as they are; a long one (the contract allows 1,024 characters, the
+ * cache's keys are at most 1,024 too) is replaced by its SHA-256, so any cursor within the contract's
+ * bound makes a valid key and is judged by the store (400 naming params.cursor when it is bad).
+ */
+const CURSOR_KEY_CHARS_MAX = 128;
+function cursorKey(cursor: string): string {
+  // '=' and '#' mark the two forms, so a short cursor can never spell a long one's key.
+  return cursor.length <= CURSOR_KEY_CHARS_MAX ? `=${cursor}` : `#${createHash('sha256').update(cursor).digest('base64url')}`;
+}
 
 export function catalogService(d: ShopDeps) {
   const { tables, pages } = d;
@@ -96,7 +109,7 @@ export function catalogService(d: ShopDeps) {
         result: CategoryPage,
         idempotent: true,
         handler: (_ctx, { id, limit = DEFAULT_LIMIT, cursor }): PageT | Promise<PageT> => {
-          const key = `cat|${id}|${limit}|${cursor ?? ''}`;
+          const key = `cat|${id}|${limit}|${cursor === undefined ? '' : cursorKey(cursor)}`;
           return (pages.peek(key) as PageT | undefined) ?? (pages.getOrLoad(key, () => loadCategoryPage(id, limit, cursor), { ttlMs: PAGE_TTL_MS }) as Promise<PageT>);
         },
       }),
