@@ -231,6 +231,8 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       services,
       logger: options.logger ?? { level: process.env.PP_LOG_LEVEL ?? 'warn' },
     });
+    // Every record a consumer gives up on is logged and counted on this node (pp_queue_dead_letters_total).
+    queue.instrument({ logger: node.logger, metrics: node.metrics });
     await node.start();
     closers.push(() => node.stop());
 

@@ -117,6 +117,11 @@ for (const { engines, run } of CASES) {
         await waitUntil(async () => (inbox = (await http.get<Page<Message>>('/messages', { token: bob.token })).body.items).length > 0, 15_000, "the message in Bob's inbox");
         expect(inbox.map((m) => m.text)).toEqual([kept]);
       });
+
+      it("counts dead-lettered queue records in the node's metrics (pp_queue_dead_letters_total, served on /metrics)", () => {
+        // Read from the registry, not over HTTP: who may read /metrics is the gateway's configuration.
+        expect(shop.shop.node.metrics.render()).toContain('# TYPE pp_queue_dead_letters_total counter');
+      });
     });
 
     it('never answered any request in this file with a 5xx', () => {

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, ppError } from 'powerplant';
 import { nameTerms } from '../seed-data.js';
-import { AnyId, Category, Cursor, DEFAULT_LIMIT, ItemsOf, Limit, PageOf, Product, type Category as CategoryT, type Product as ProductT } from '../schema.js';
+import { AnyId, Category, Cursor, DEFAULT_LIMIT, ItemsOf, Limit, PageOf, Product, Text, type Category as CategoryT, type Product as ProductT } from '../schema.js';
 import { rethrowCursor, type ShopDeps } from './deps.js';
 
 const PAGE_TTL_MS = 10_000;
@@ -130,10 +130,10 @@ export function catalogService(d: ShopDeps) {
         params: Type.Object(
           {
             id: AnyId,
-            name: Product.properties.name,
+            name: Text({ minLength: 1, maxLength: Product.properties.name.maxLength! }),
             categoryId: AnyId,
             priceCents: Product.properties.priceCents,
-            description: Product.properties.description,
+            description: Text({ maxLength: Product.properties.description.maxLength! }),
           },
           { additionalProperties: false },
         ),

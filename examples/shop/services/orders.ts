@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, PowerplantError, ppError, type Context } from 'powerplant';
-import { AnyId, Order, OrderId, PageOf, UserId, type Order as OrderT, type OrderItem, type OrderRow } from '../schema.js';
+import { AnyId, Order, OrderId, PageOf, Text, UserId, type Order as OrderT, type OrderItem, type OrderRow } from '../schema.js';
 import { recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
 export const OrderPage = PageOf(Order);
@@ -39,7 +39,7 @@ const PlaceParams = Type.Object(
   {
     userId: UserId,
     items: Type.Array(Type.Object({ sku: AnyId, qty: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }), { minItems: 1, maxItems: 20 }),
-    idempotencyKey: Type.String({ minLength: 1, maxLength: 64 }),
+    idempotencyKey: Text({ minLength: 1, maxLength: 64 }),
   },
   { additionalProperties: false },
 );

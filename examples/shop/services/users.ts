@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, ppError } from 'powerplant';
 import { DUMMY_PASSWORD_HASH, hashPassword, issueToken, verifyPassword, type Role } from '../auth.js';
-import { Bio, DEFAULT_PREFERENCES, Email, Name, Password, Preferences, Session, User, UserId, type User as UserT, type UserRow } from '../schema.js';
+import { Bio, DEFAULT_PREFERENCES, Email, Name, Password, Preferences, Session, Text, User, UserId, type User as UserT, type UserRow } from '../schema.js';
 import type { ShopDeps } from './deps.js';
 
 export function publicUser(r: UserRow): UserT {
@@ -73,7 +73,7 @@ export function usersService(d: ShopDeps) {
         },
       }),
       signIn: action({
-        params: Type.Object({ email: Type.String({ maxLength: 254 }), password: Type.String({ maxLength: 128 }) }, { additionalProperties: false }),
+        params: Type.Object({ email: Text({ maxLength: 254 }), password: Type.String({ maxLength: 128 }) }, { additionalProperties: false }),
         result: Session,
         handler: async (_ctx, p) => {
           const claim = await emails.get(normalizeEmail(p.email));
