@@ -166,7 +166,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const store = await openStore({ engine: storeUrl, shards: options.shards ?? 4 });
     closers.push(() => store.close());
     const T = TABLES;
-    const [users, emails, categories, productsTable, productTerms, inventory, orders, inbox, notifications] = await Promise.all([
+    const [users, emails, categories, productsTable, productTerms, inventory, orders, orderKeys, inbox, notifications] = await Promise.all([
       store.table('users', T.users),
       store.table('emails', T.emails),
       store.table('categories', T.categories),
@@ -174,10 +174,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       store.table('productTerms', T.productTerms),
       store.table('inventory', T.inventory),
       store.table('orders', T.orders),
+      store.table('orderKeys', T.orderKeys),
       store.table('inbox', T.inbox),
       store.table('notifications', T.notifications),
     ]);
-    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, inbox, notifications };
+    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, orderKeys, inbox, notifications };
     const [meta, preferences] = await Promise.all([store.kv<unknown>('meta'), store.kv<Preferences>('preferences')]);
 
     // Seeding runs while the rest starts (it only needs the tables).

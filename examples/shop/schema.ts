@@ -132,6 +132,22 @@ export const OrderRow = Type.Object({
   createdAt: Type.Integer(),
 });
 export type OrderRow = Static<typeof OrderRow>;
+/**
+ * One per (user, idempotency key), next to the user's orders: binds the key to its request's items
+ * (`fingerprint`, SHA-256 of the canonical items) and decides, by compare-and-set, how attempt
+ * `attempt` of the order ends: 'open' (reserving) -> 'placing' (all reserved: the order row will be
+ * written) or 'aborting' (its reservations are being given back) -> 'aborted' (given back; a retry
+ * opens attempt + 1). See services/orders.ts.
+ */
+export const OrderKeyRow = Type.Object({
+  userId: Type.String(),
+  orderId: Type.String(),
+  fingerprint: Type.String(),
+  attempt: Type.Integer(),
+  /** 'open' | 'placing' | 'aborting' | 'aborted' (a plain string column: the store has no enums). */
+  state: Type.String(),
+});
+export type OrderKeyRow = Static<typeof OrderKeyRow>;
 /** The recipient's inbox (partitioned by recipient). */
 export const InboxRow = Type.Object({ userId: Type.String(), messageId: Type.String(), from: Type.String(), to: Type.String(), text: Type.String(), sentAt: Type.Integer() });
 export type InboxRow = Static<typeof InboxRow>;
@@ -154,6 +170,7 @@ export const TABLES = {
   productTerms: { schema: TermRow, primaryKey: ['term', 'productId'] },
   inventory: { schema: StockRow, primaryKey: ['sku'] },
   orders: { schema: OrderRow, primaryKey: ['userId', 'orderId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] } },
+  orderKeys: { schema: OrderKeyRow, primaryKey: ['userId', 'orderId'], partitionKey: ['userId'] },
   inbox: { schema: InboxRow, primaryKey: ['userId', 'messageId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'sentAt'] } },
   notifications: { schema: NotificationRow, primaryKey: ['userId', 'id'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] } },
 } as const;
