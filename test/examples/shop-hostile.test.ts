@@ -260,6 +260,142 @@ for (const { engines, run } of CASES) {
       });
     });
 
+    describe('hostile bodies, headers and cursors on every route', () => {
+      /** A 4xx in the contract's error body. */
+      function expectRefused(r: Awaited<ReturnType<ShopHttp['get']>>, what: string, field?: string): void {
+        expect(r.status >= 400 && r.status < 500, `${what}: got ${r.status} ${r.text.slice(0, 200)}`).toBe(true);
+        expectError(r, r.status, (r.body as { error?: { code?: string } }).error?.code ?? '(no contract body)', field);
+      }
+
+      it('refuses NUL and lone surrogates in every stored text field with 400 naming the field', async () => {
+        // JSON escapes, so the server's JSON parser makes the NUL and the lone surrogates.
+        const bad = ['\\u0000', 'a\\u0000', '\\ud800', 'x\\udfffy'];
+        const raw = (o: Record<string, string>): string => `{${Object.entries(o).map(([k, v]) => `"${k}":"${v}"`).join(',')}}`;
+        for (const v of bad) {
+          expectError(await http.request('POST', '/users', { raw: raw({ email: `a${v}@x.example`, password: 'password-ok', name: 'N' }) }), 400, 'PP_ERR_VALIDATION', 'params.email');
+          expectError(await http.request('POST', '/users', { raw: raw({ email: 'nul-name@x.example', password: 'password-ok', name: `N${v}` }) }), 400, 'PP_ERR_VALIDATION', 'params.name');
+          expectError(await http.request('POST', '/sessions', { raw: raw({ email: `user1${v}@example.com`, password: 'password-1' }) }), 400, 'PP_ERR_VALIDATION', 'params.email');
+          expectError(await http.request('PATCH', '/me', { token: user.token, raw: raw({ name: `N${v}` }) }), 400, 'PP_ERR_VALIDATION', 'params.name');
+          expectError(await http.request('PATCH', '/me', { token: user.token, raw: raw({ bio: `b${v}` }) }), 400, 'PP_ERR_VALIDATION', 'params.bio');
+          const product = { name: 'Brass Lamp', categoryId: 'c01', description: 'd' };
+          for (const f of ['name', 'categoryId', 'description'] as const) {
+            const body = `{"name":"${f === 'name' ? `n${v}` : product.name}","categoryId":"${f === 'categoryId' ? `c01${v}` : 'c01'}","priceCents":100,"description":"${f === 'description' ? `d${v}` : 'd'}"}`;
+            expectError(await http.request('PUT', '/products/p00041', { token: adminToken, raw: body }), 400, 'PP_ERR_VALIDATION', `params.${f}`);
+          }
+          expectError(await http.request('POST', '/orders', { token: user.token, raw: `{"items":[{"sku":"p00001${v}","qty":1}]}` }), 400, 'PP_ERR_VALIDATION', 'params.items.0.sku');
+          expectError(await http.request('POST', '/orders', { token: user.token, raw: `{"items":[{"sku":"p00001","qty":1}],"idempotencyKey":"k${v}"}` }), 400, 'PP_ERR_VALIDATION', 'params.idempotencyKey');
+        }
+        for (const path of ['/products/%00x1', '/products/p0%00001', '/inventory/%00', '/categories/c0%001/products', '/orders/o%00']) {
+          const r = await http.get(path, { token: user.token });
+          expectRefused(r, path);
+        }
+      });
+
+      it('answers hostile JSON (odd shapes, numbers, prototype keys, deep nesting, bad encodings) with a 4xx in the contract\'s error body', async () => {
+        const bodies: [string, string, string | undefined][] = [
+          ['POST', '/orders', '{"items":[{"sku":"p00001","qty":1e400}]}'],
+          ['POST', '/orders', '{"items":[{"sku":"p00001","qty":-0.0}]}'],
+          ['POST', '/orders', '{"items":[{"sku":"p00001","qty":1.0000000000000002}]}'],
+          ['POST', '/orders', '{"items":[{"sku":"p00001","qty":9007199254740993}]}'],
+          ['POST', '/orders', '{"__proto__":{"admin":true},"items":[]}'],
+          ['POST', '/orders', '{"constructor":{"prototype":{"x":1}},"items":[{"sku":"p00001","qty":1}]}'],
+          ['POST', '/orders', `{"items":${'['.repeat(5_000)}${']'.repeat(5_000)}}`],
+          ['POST', '/orders', '{"items":[{"sku":"p00001","qty":1}],"items":{"0":{"sku":"p00001","qty":1}}}'],
+          ['POST', '/orders', '\ufeff{"items":[{"sku":"p00001","qty":1}]'],
+          ['POST', '/messages', '{"to":["u000000000000"],"text":"x"}'],
+          ['POST', '/messages', '{"to":"u000000000000","text":{"$gt":""}}'],
+          ['PATCH', '/me', '[]'],
+          ['PATCH', '/me', '"text"'],
+          ['PATCH', '/me', '{"name":"a"}{"name":"b"}'],
+          ['PUT', '/me/preferences', '{"language":"en","currency":"EUR","newsletter":"false"}'],
+          ['PUT', '/products/p00041', '{"name":"n","categoryId":"c01","priceCents":1e21,"description":""}'],
+          ['POST', '/users', '{"email":"x@y","password":"12345678","name":"n","role":"admin"}'],
+          ['POST', '/sessions', '{"email":{"toString":"x"},"password":"x"}'],
+        ];
+        for (const [method, path, raw] of bodies) {
+          const token = path === '/users' || path === '/sessions' ? undefined : path.startsWith('/products') ? adminToken : user.token;
+          expectRefused(await http.request(method, path, { raw: raw!, ...(token === undefined ? {} : { token }) }), `${method} ${path} ${raw!.slice(0, 60)}`);
+        }
+        // Bytes that are not UTF-8, and bodies in other content types.
+        expectRefused(await http.request('POST', '/orders', { token: user.token, raw: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]) }), 'invalid UTF-8');
+        for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', 'application/octet-stream']) {
+          const r = await http.request('POST', '/orders', { token: user.token, raw: '{"items":[{"sku":"p00001","qty":1}]}', contentType });
+          if (r.status !== 201) expectRefused(r, contentType);
+        }
+        // A body cannot act for someone else: its userId is overridden by the token's.
+        const other = await newUser(http, 'victim');
+        const patched = await http.request('PATCH', '/me', { token: user.token, raw: `{"userId":"${other.user.userId}","name":"Mallory"}` });
+        if (patched.status === 200) expect((patched.body as { userId: string }).userId).toBe(user.userId);
+        else expectRefused(patched, 'PATCH /me with a userId');
+        expect((await http.get<{ name: string }>('/me', { token: other.token })).body.name).not.toBe('Mallory');
+      });
+
+      it('answers hostile headers with a 4xx in the contract\'s error body (or serves the request), never a 5xx', async () => {
+        const auths = [
+          'Bearer', 'Bearer ', 'Bearer  ', `Bearer ${'a'.repeat(10_000)}`, `Bearer ${user.token} ${user.token}`, `Basic ${b64url('a:b')}`,
+          `bearer	${user.token}`, `Bearer ${user.token.replace('.', '..')}`, `Bearer .${user.token.split('.')[1]!}`, `Bearer ${user.token.split('.')[0]!}.`,
+        ];
+        for (const authorization of auths) {
+          const r = await http.get('/orders', { authorization });
+          if (r.status !== 200) expectError(r, 401, 'PP_ERR_UNAUTHORIZED');
+        }
+        const odd: Record<string, string>[] = [
+          { 'x-request-id': 'x'.repeat(5_000) }, { 'x-request-id': '../../etc/passwd' }, { 'x-request-id': '' },
+          { accept: 'text/html' }, { accept: '*/*;q=0' }, { 'accept-encoding': 'br;q=1, identity;q=0' },
+          { 'content-encoding': 'gzip' }, { 'x-forwarded-for': '1.1.1.1, '.repeat(500) }, { cookie: 'a='.repeat(2_000) },
+          { 'if-none-match': '*' }, { range: 'bytes=0-0' }, { 'x-http-method-override': 'DELETE' },
+        ];
+        for (const headers of odd) {
+          for (const [method, path, json] of [['GET', '/products/p00001', undefined], ['POST', '/orders', { items: [{ sku: 'p00001', qty: 1 }] }]] as const) {
+            const r = await http.request(method, path, { token: user.token, headers, ...(json === undefined ? {} : { json }) });
+            if (r.status >= 300) expectRefused(r, `${method} ${path} ${JSON.stringify(headers).slice(0, 60)}`);
+          }
+        }
+      });
+
+      it('answers hostile query strings and forged cursors on every list with 400 naming the parameter, never a 5xx', async () => {
+        // A real cursor of each list, to forge right-shaped ones from.
+        for (let i = 0; i < 3; i++) expectStatus(await http.post('/orders', { items: [{ sku: 'p00041', qty: 1 }], idempotencyKey: `cursor-${i}` }, { token: user.token }), 201);
+        await http.post('/messages', { to: user.userId, text: 'one' }, { token: user.token });
+        await http.post('/messages', { to: user.userId, text: 'two' }, { token: user.token });
+        const lists = ['/categories/c01/products', '/orders', '/messages', '/notifications'];
+        for (const list of lists) {
+          for (const q of ['limit=1e2', 'limit[]=1', 'limit=0x10', 'limit=%00', 'cursor=', 'cursor[]=x', 'cursor[a]=x', 'cursor=a&cursor=b', `cursor=${'%FF'.repeat(10)}`]) {
+            const r = await http.get(`${list}?${q}`, { token: user.token });
+            if (r.status !== 200) expectRefused(r, `${list}?${q}`);
+          }
+        }
+        let sample: unknown[] | undefined;
+        const wrong: string[] = [];
+        await waitUntil(async () => {
+          const r = await http.get<Page<Message>>('/messages?limit=1', { token: user.token });
+          return r.body.cursor !== undefined;
+        }, 15_000, 'two messages in the inbox');
+        for (const list of lists) {
+          const first = await http.get<Page<unknown>>(`${list}?limit=1`, { token: user.token });
+          expectStatus(first, 200);
+          expect(first.body.cursor, `${list} has a second page`).toBeDefined();
+          sample = cursorValues(first.body.cursor!);
+          const forged: unknown[][] = [];
+          sample.forEach((v, i) => {
+            const at = (x: unknown): unknown[] => sample!.map((y, j) => (j === i ? x : y));
+            if (typeof v === 'string') forged.push(at(`${v}\u0000`), at('\u0000'), at(5), at(null), at({ b: 'AA' }));
+            else forged.push(at(0.1), at(9_223_372_036_854_776_000), at(-1e308), at('1'), at(null), at([1]));
+          });
+          forged.push([...sample, 'extra'], sample.slice(1), [], [sample]);
+          for (const values of forged) {
+            const r = await http.get(`${list}?limit=1&cursor=${cursorOf(values)}`, { token: user.token });
+            if (r.status === 200) continue; // a well-formed position: a page from there
+            const body = r.body as { error?: { code?: string; field?: string } };
+            if (r.status !== 400 || body.error?.code !== 'PP_ERR_VALIDATION' || body.error.field !== 'params.cursor') {
+              wrong.push(`${list} ${JSON.stringify(values)} -> ${r.status} ${r.text.slice(0, 120)}`);
+            }
+          }
+        }
+        expect(wrong).toEqual([]);
+      });
+    });
+
     it('never answered any request in this file with a 5xx', () => {
       expect(http.sent.length).toBeGreaterThan(20);
       expect(http.serverErrors()).toEqual([]);
@@ -267,4 +403,3 @@ for (const { engines, run } of CASES) {
   });
 }
 
-void cursorValues; // used by the cursor cases below

@@ -39,9 +39,10 @@ export interface ShopDeps {
   readonly sessionKey: KeyObject;
 }
 
-/** A cursor the store rejected (malformed, or from another listing) as a 400 naming `params.cursor`. */
+/** A cursor the store rejected (malformed, forged, or from another listing) as a 400 naming `params.cursor`. */
 export function rethrowCursor(err: unknown): never {
-  if (err instanceof Error && (err as { code?: string }).code === 'PP_ERR_INVALID_ARGUMENT' && (err as { field?: string }).field === 'cursor') {
+  const code = err instanceof Error ? (err as { code?: string }).code : undefined;
+  if ((code === 'PP_ERR_INVALID_ARGUMENT' || code === 'PP_ERR_VALIDATION') && (err as { field?: string }).field === 'cursor') {
     throw ppError('PP_ERR_VALIDATION', { field: 'params.cursor', message: 'params.cursor: malformed or from another listing' });
   }
   throw err;
