@@ -217,6 +217,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     async (req) => {
       if (caller(req).role !== 'admin') throw new HttpError(403, 'PP_ERR_FORBIDDEN', 'admins only');
       const { id } = req.params;
+      // Changes a product, never creates one (CONTRACT.md: 404 for an unknown id).
+      if (q.product.get(id) === undefined) throw notFound(`product ${id}`, 'params.id');
       if (!categoryIds.has(req.body.categoryId)) throw notFound(`category ${req.body.categoryId}`, 'params.categoryId');
       saveProduct(id, req.body);
       // After the commit: the next read loads the new row. Category pages are few and cheap to
@@ -245,6 +247,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   // --- orders ------------------------------------------------------------------------------------
 
   type Item = { sku: string; qty: number };
+  const canonicalItems = (items: readonly Item[]): string => JSON.stringify(items.map((i) => [i.sku, i.qty]).sort());
   /**
    * One transaction: the idempotency check, the stock reservations (a throw rolls back the earlier
    * ones), the order row and its notification. With synchronous = FULL the commit is one fsync.
@@ -252,7 +255,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const placeOrder = q.db.transaction((uid: string, items: Item[], idempotencyKey: string | undefined): OrderRow => {
     if (idempotencyKey !== undefined) {
       const prev = q.orderByKey.get(uid, idempotencyKey);
-      if (prev !== undefined) return prev;
+      if (prev !== undefined) {
+        // A key is bound to its request's items (CONTRACT.md): the same items in any order replay, others are 409.
+        if (canonicalItems(JSON.parse(prev.items) as Item[]) !== canonicalItems(items)) {
+          throw new HttpError(409, 'PP_ERR_CONFLICT', 'params.idempotencyKey: already used for an order with other items', 'params.idempotencyKey');
+        }
+        return prev;
+      }
     }
     const prices = items.map((it, i) => {
       const p = q.price.get(it.sku);

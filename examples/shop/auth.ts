@@ -4,7 +4,8 @@
  *
  * Token = base64url(JSON payload) + "." + base64url(HMAC-SHA256(secret, payload part)), payload
  * `{"uid","role","exp"}` (exp in epoch seconds). Verifying is one HMAC over the short payload part,
- * a constant-time compare, then one JSON.parse of at most MAX_TOKEN_CHARS characters.
+ * a constant-time compare with the signature's canonical spelling (43 characters of the base64url
+ * alphabet, no padding), then one JSON.parse of at most MAX_TOKEN_CHARS characters.
  * Passwords: scrypt N=16384 r=8 p=1, 32-byte key, 16-byte salt, `scrypt$<salt>$<hash>` (base64url),
  * hashed on libuv's thread pool (async) so many can run in parallel without blocking the loop.
  */
@@ -17,6 +18,9 @@ const SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 const KEY_BYTES = 32;
 const SALT_BYTES = 16;
 const USER_ID_RE = /^u[0-9a-f]{12}$/;
+/** base64url of a 32-byte HMAC-SHA256, unpadded. */
+const SIG_CHARS = 43;
+const BASE64URL_RE = /^[A-Za-z0-9_-]+$/;
 
 export type Role = 'user' | 'admin';
 
@@ -59,9 +63,13 @@ export function verifyToken(key: KeyObject, token: string, nowMs = Date.now()): 
   const dot = token.indexOf('.');
   if (dot <= 0 || dot !== token.lastIndexOf('.')) return { ok: false, reason: 'malformed' };
   const part = token.slice(0, dot);
-  const sig = Buffer.from(token.slice(dot + 1), 'base64url');
-  if (sig.length !== 32) return { ok: false, reason: 'malformed' };
-  if (!timingSafeEqual(sig, mac(key, part))) return { ok: false, reason: 'forged' };
+  // The signature is compared as TEXT with the canonical base64url of the expected MAC: Node's
+  // decoder accepts padding, a non-canonical last character (its 2 spare bits set) and skips
+  // characters outside the alphabet, so comparing decoded bytes would let several spellings of
+  // one signature through.
+  const sig = token.slice(dot + 1);
+  if (sig.length !== SIG_CHARS || !BASE64URL_RE.test(sig)) return { ok: false, reason: 'malformed' };
+  if (!timingSafeEqual(Buffer.from(sig, 'latin1'), Buffer.from(mac(key, part).toString('base64url'), 'latin1'))) return { ok: false, reason: 'forged' };
   let p: unknown;
   try {
     p = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));

@@ -170,7 +170,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const store = await openStore({ engine: storeUrl, shards: options.shards ?? 4 });
     closers.push(() => store.close());
     const T = TABLES;
-    const [users, emails, categories, productsTable, productTerms, inventory, orders, inbox, notifications] = await Promise.all([
+    const [users, emails, categories, productsTable, productTerms, inventory, orders, orderKeys, inbox, notifications] = await Promise.all([
       store.table('users', T.users),
       store.table('emails', T.emails),
       store.table('categories', T.categories),
@@ -178,10 +178,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       store.table('productTerms', T.productTerms),
       store.table('inventory', T.inventory),
       store.table('orders', T.orders),
+      store.table('orderKeys', T.orderKeys),
       store.table('inbox', T.inbox),
       store.table('notifications', T.notifications),
     ]);
-    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, inbox, notifications };
+    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, orderKeys, inbox, notifications };
     const [meta, preferences] = await Promise.all([store.kv<unknown>('meta'), store.kv<Preferences>('preferences')]);
 
     // Seeding runs while the rest starts (it only needs the tables).
@@ -235,6 +236,8 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       services,
       logger: options.logger ?? { level: process.env.PP_LOG_LEVEL ?? 'warn' },
     });
+    // Every record a consumer gives up on is logged and counted on this node (pp_queue_dead_letters_total).
+    queue.instrument({ logger: node.logger, metrics: node.metrics });
     await node.start();
     closers.push(() => node.stop());
 

@@ -58,7 +58,7 @@ export function shopRoutes(sessionKey: KeyObject): GatewayRoute[] {
   return [
     { method: 'POST', url: '/users', action: 'users.signUp', status: 201, resultSchema: User, params: (req) => bodyOf(req) },
     { method: 'POST', url: '/sessions', action: 'users.signIn', status: 201, resultSchema: Session, params: (req) => bodyOf(req) },
-    { method: 'GET', url: '/me', action: 'users.get', resultSchema: User, params: (req) => ({ userId: uid(req) }) },
+    { method: 'GET', url: '/me', action: 'users.me', resultSchema: User, params: (req) => ({ userId: uid(req) }) },
     { method: 'PATCH', url: '/me', action: 'users.update', resultSchema: User, params: (req) => { const userId = uid(req); return { ...bodyOf(req), userId }; } },
     { method: 'GET', url: '/me/preferences', action: 'users.getPreferences', resultSchema: Preferences, params: (req) => ({ userId: uid(req) }) },
     { method: 'PUT', url: '/me/preferences', action: 'users.putPreferences', resultSchema: Preferences, params: (req) => { const userId = uid(req); return { ...bodyOf(req), userId }; } },

@@ -7,15 +7,30 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 // ---- ids and bounded scalars ---------------------------------------------------------------------
 
+/**
+ * One character of text every store keeps exactly as sent: anything but NUL (PostgreSQL refuses it
+ * in text) and lone UTF-16 surrogates (UTF-8 cannot carry one: it would be stored, queued and read
+ * back as U+FFFD). A surrogate PAIR (an astral character such as an emoji) is one character.
+ */
+const TEXT_CHAR = '(?:[^\\u0000\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff])';
+/** The pattern of client text that is stored or queued: 400 naming the field for anything else. */
+export const TEXT_PATTERN = `^${TEXT_CHAR}*$`;
+/** A client string bounded in length whose every character survives the store (TEXT_PATTERN). */
+export function Text(bounds: { minLength?: number; maxLength: number }) {
+  return Type.String({ ...bounds, pattern: TEXT_PATTERN });
+}
+
 export const UserId = Type.String({ pattern: '^u[0-9a-f]{12}$' });
 export const OrderId = Type.String({ pattern: '^o[0-9a-f]{20}$' });
 export const MessageId = Type.String({ pattern: '^m[0-9a-f]{20}$' });
 /** Product ids / SKUs and category ids from a client: any short token; unknown ones are 404. */
-export const AnyId = Type.String({ minLength: 1, maxLength: 64 });
-export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' });
+export const AnyId = Text({ minLength: 1, maxLength: 64 });
+/** `local@domain`: no whitespace or `@` in either part, and TEXT_CHAR's rule (no NUL, no lone surrogate). */
+const EMAIL_CHAR = '(?:[^\\s@\\u0000\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff])';
+export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: `^${EMAIL_CHAR}+@${EMAIL_CHAR}+$` });
 export const Password = Type.String({ minLength: 8, maxLength: 128 });
-export const Name = Type.String({ minLength: 1, maxLength: 100 });
-export const Bio = Type.String({ maxLength: 500 });
+export const Name = Text({ minLength: 1, maxLength: 100 });
+export const Bio = Text({ maxLength: 500 });
 export const EpochMs = Type.Integer({ minimum: 0 });
 export const Limit = Type.Integer({ minimum: 1, maximum: 100 });
 export const Cursor = Type.String({ minLength: 1, maxLength: 1024 });
@@ -117,6 +132,22 @@ export const OrderRow = Type.Object({
   createdAt: Type.Integer(),
 });
 export type OrderRow = Static<typeof OrderRow>;
+/**
+ * One per (user, idempotency key), next to the user's orders: binds the key to its request's items
+ * (`fingerprint`, SHA-256 of the canonical items) and decides, by compare-and-set, how attempt
+ * `attempt` of the order ends: 'open' (reserving) -> 'placing' (all reserved: the order row will be
+ * written) or 'aborting' (its reservations are being given back) -> 'aborted' (given back; a retry
+ * opens attempt + 1). See services/orders.ts.
+ */
+export const OrderKeyRow = Type.Object({
+  userId: Type.String(),
+  orderId: Type.String(),
+  fingerprint: Type.String(),
+  attempt: Type.Integer(),
+  /** 'open' | 'placing' | 'aborting' | 'aborted' (a plain string column: the store has no enums). */
+  state: Type.String(),
+});
+export type OrderKeyRow = Static<typeof OrderKeyRow>;
 /** The recipient's inbox (partitioned by recipient). */
 export const InboxRow = Type.Object({ userId: Type.String(), messageId: Type.String(), from: Type.String(), to: Type.String(), text: Type.String(), sentAt: Type.Integer() });
 export type InboxRow = Static<typeof InboxRow>;
@@ -139,6 +170,7 @@ export const TABLES = {
   productTerms: { schema: TermRow, primaryKey: ['term', 'productId'] },
   inventory: { schema: StockRow, primaryKey: ['sku'] },
   orders: { schema: OrderRow, primaryKey: ['userId', 'orderId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] } },
+  orderKeys: { schema: OrderKeyRow, primaryKey: ['userId', 'orderId'], partitionKey: ['userId'] },
   inbox: { schema: InboxRow, primaryKey: ['userId', 'messageId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'sentAt'] } },
   notifications: { schema: NotificationRow, primaryKey: ['userId', 'id'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] } },
 } as const;

@@ -502,9 +502,8 @@ export class Cache<V = unknown> {
 
   /**
    * One load: L2 (unless `force`, an early refresh), the Bloom filter, the L2 lease (waiting for
-   * another node's load if it holds it), the loader under the hard timeout, then the writes —
-   * L1 only if no invalidation of the key happened since the load began (epoch token), L2 only
-   * with a lease still valid (the Lua compare-and-set).
+   * another node's load if it holds it), then loadAndStore; a lease that the set script did not
+   * consume is released on the way out, whatever happened.
    */
   private async fetch(key: string, loader: Loader<V>, options: EntryOptions | undefined, force: boolean): Promise<Loaded> {
     const hash = hashKey(key);
@@ -522,20 +521,41 @@ export class Cache<V = unknown> {
       return { value: undefined, negative: true };
     }
     let lease: string | undefined;
+    let recheck = false;
     if (l2 !== undefined && this.guard) {
       const got = await this.l2call((t) => t.lease(this.fullKey(key), this.leaseMs));
       if (typeof got === 'string') {
         lease = got;
-        // A peer may have written the value and released its lease between our read and our
-        // lease: read once more before loading (one GET on the loader path only).
-        const again = force ? undefined : await this.freshFromL2(key, token);
-        if (again !== undefined) return again;
+        recheck = !force;
       } else if (got === null && this.distributed) {
         const w = await this.waitForPeer(key, token);
         if ('value' in w) return w;
         lease = w.lease;
       }
     }
+    if (lease === undefined) return this.loadAndStore(key, hash, token, loader, options, undefined);
+    // A lease taken is given back on every path that does not end in the set script (which drops
+    // it): the loader threw or timed out, the value was too large, a negative result is not
+    // cached, the value was found in L2 after all, or L2 failed. Left behind, it would make every
+    // other node wait leaseWaitMs for a value nobody is loading.
+    const held = { lease: lease as string | undefined };
+    try {
+      // A peer may have written the value and released its lease between our read and our
+      // lease: read once more before loading (one GET on the loader path only).
+      const again = recheck ? await this.freshFromL2(key, token) : undefined;
+      if (again !== undefined) return again;
+      return await this.loadAndStore(key, hash, token, loader, options, held);
+    } finally {
+      if (held.lease !== undefined) await this.releaseLease(key, held.lease);
+    }
+  }
+
+  /**
+   * The loader under the hard timeout, then the writes — L1 only if no invalidation of the key
+   * happened since the load began (epoch token), L2 only with the lease `held` (cleared once the
+   * set script has run: it drops the lease, or the lease was no longer ours).
+   */
+  private async loadAndStore(key: string, hash: number, token: number, loader: Loader<V>, options: EntryOptions | undefined, held: { lease: string | undefined } | undefined): Promise<Loaded> {
     this.core.stats.loads++;
     const t0 = this.core.clock.now();
     let value: V | undefined;
@@ -563,12 +583,19 @@ export class Cache<V = unknown> {
     }
     // Without a lease (L2 down, or a peer's load outlived waitMs) the value is not written to L2:
     // an unconditional write could be a stale set.
+    const lease = held?.lease;
     if (bytes !== undefined && (lease !== undefined || !this.guard)) {
       const fullTags = tags?.map((t) => this.fullTag(t));
       const ok = await this.l2call((t) => t.set(this.fullKey(key), bytes, expiresAt - now, fullTags, lease));
+      if (ok !== SKIP && held !== undefined) held.lease = undefined; // the script dropped it, or it was not ours any more
       if (ok === false) this.core.stats.staleSetsPrevented++;
     }
     return { value, negative };
+  }
+
+  /** Gives a lease back (best effort: an L2 that is down lets it expire). */
+  private async releaseLease(key: string, lease: string): Promise<void> {
+    await this.l2call((t) => t.release(this.fullKey(key), lease));
   }
 
   /** Another node holds the lease: poll L2 for its value; take the lease if it is released. */
@@ -586,7 +613,10 @@ export class Cache<V = unknown> {
       if (typeof got === 'string') {
         // The peer's write and its lease release are one script: if it finished between our read
         // and our lease, its value is in L2 now (the cross-node test saw 2 loader calls without this).
-        return (await this.freshFromL2(key, token)) ?? { lease: got };
+        const fresh = await this.freshFromL2(key, token);
+        if (fresh === undefined) return { lease: got };
+        await this.releaseLease(key, got);
+        return fresh;
       }
       if (got === SKIP) return { lease: undefined };
     }

@@ -5,8 +5,9 @@
  */
 import { hash32, jumpHash } from '../partition/index.js';
 import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
+import type { CounterSeries, Logger, MetricsRegistry } from '../observe/index.js';
 import { decodePayload, encodePayload } from './codec.js';
-import { Member, type ConsumerHost, type SubscribeOptions, type Subscription } from './consumer/index.js';
+import { Member, type ConsumerHost, type DeadLettered, type SubscribeOptions, type Subscription } from './consumer/index.js';
 import { ENCODING_BYTES, RESERVED_HEADER_PREFIX, type QueueEngine, type ReadFrom, type RecoveryEvent, type StoredRecord, type TopicConfig, type TopicRetention } from './engines/base.js';
 import { createEngine, type EngineOptions } from './engines/index.js';
 
@@ -51,6 +52,16 @@ export interface QueueOptions extends EngineOptions {
   readonly dedupWindowMs?: number;
   /** Ids remembered per topic (embedded engine), newest kept. Default 100000. */
   readonly dedupMax?: number;
+  /** Where every dead-lettered record is logged (error level). Default: nowhere (see `instrument`). */
+  readonly logger?: Logger;
+  /** Where `pp_queue_dead_letters_total` is registered. Default: none (see `instrument`). */
+  readonly metrics?: MetricsRegistry;
+}
+
+/** What the queue reports to (a node's logger and metrics registry). */
+export interface QueueInstruments {
+  readonly logger?: Logger;
+  readonly metrics?: MetricsRegistry;
 }
 
 export interface PublishOptions {
@@ -110,6 +121,8 @@ export class Queue implements ConsumerHost {
   readonly #subs = new Set<Member>();
   #rr = 0;
   #closed = false;
+  #logger: Logger | undefined;
+  #deadLetters: ((topic: string, group: string, dlq: string) => CounterSeries) | undefined;
 
   /** Use `openQueue`. */
   constructor(engine: QueueEngine, limits: QueueLimits, options: QueueOptions) {
@@ -117,6 +130,36 @@ export class Queue implements ConsumerHost {
     this.limits = limits;
     this.#autoCreate = options.autoCreateTopics ?? false;
     this.#defaults = this.#config(options.topicDefaults ?? {}, TOPIC_DEFAULTS);
+    this.instrument(options);
+  }
+
+  /**
+   * Reports to `logger` and `metrics` from now on (for a queue opened before the node whose
+   * logger and registry it should use). Every record a consumer gives up on — moved to its
+   * dead-letter topic or dropped — is one error log line (topic, group, partition, offset, key, id,
+   * attempts, reason, dead-letter topic) and one count of `pp_queue_dead_letters_total{topic,
+   * group, dlq}` (`dlq` = the dead-letter topic, or `-` when dropped).
+   */
+  instrument(o: QueueInstruments): void {
+    if (o.logger !== undefined) this.#logger = o.logger;
+    if (o.metrics !== undefined) {
+      const c = o.metrics.counter('pp_queue_dead_letters_total', 'Records that failed maxDeliver times: moved to the dead-letter topic (dlq) or dropped (dlq="-").', ['topic', 'group', 'dlq']);
+      this.#deadLetters = (topic, group, dlq) => c.labels(topic, group, dlq);
+    }
+  }
+
+  /** ConsumerHost: a record a consumer gave up on, logged and counted (never silent). */
+  deadLettered(d: DeadLettered): void {
+    const dlq = d.dlq === false ? '-' : d.dlq;
+    try {
+      this.#deadLetters?.(d.topic, d.group, dlq).inc();
+    } catch {
+      // over the family's series bound: the log line below still records it
+    }
+    this.#logger?.error(
+      { topic: d.topic, group: d.group, partition: d.rec.partition, offset: d.rec.offset, key: d.rec.key, id: d.rec.id, attempts: d.attempts, reason: d.reason, dlq },
+      d.dlq === false ? 'queue: record dropped after its last delivery failed' : 'queue: record dead-lettered after its last delivery failed',
+    );
   }
 
   /** What the embedded engine's recovery found on open (torn tails cut, indexes rebuilt). */

@@ -78,6 +78,22 @@ describe('shop peer', () => {
     expect(notes.json.items).toMatchObject([{ kind: 'order-created', orderId: r.json.orderId, totalCents: total }]);
   });
 
+  it('follows the contract on hostile input: same key with other items 409, PUT on an unknown product 404, a non-canonical token signature 401', async () => {
+    const body = { items: [{ sku: 'p00003', qty: 1 }, { sku: 'p00004', qty: 2 }], idempotencyKey: 'k-bound' };
+    const r = await call('POST', '/orders', body);
+    expect(r.status).toBe(201);
+    expect((await call('POST', '/orders', { ...body, items: [...body.items].reverse() })).json.orderId).toBe(r.json.orderId);
+    const other = await call('POST', '/orders', { ...body, items: [{ sku: 'p00003', qty: 5 }] });
+    expect(other.status).toBe(409);
+    expect(other.json.error).toMatchObject({ code: 'PP_ERR_CONFLICT', field: 'params.idempotencyKey' });
+    expect((await call('GET', '/inventory/p00003')).json).toEqual({ sku: 'p00003', available: 1_000_000 - 1 });
+    const admin = (await call('POST', '/sessions', { email: 'admin@example.com', password: 'admin-password' }, '')).json.token as string;
+    const put = await call('PUT', '/products/p09999', { name: 'Ghost', categoryId: 'c01', priceCents: 1, description: '' }, admin);
+    expect(put.status).toBe(404);
+    expect(put.json.error).toMatchObject({ code: 'PP_ERR_NOT_FOUND', field: 'params.id' });
+    expect((await call('GET', '/me', undefined, `${token}=`)).status).toBe(401);
+  });
+
   it('answers 401 without a valid session and 400 for bad input', async () => {
     const none = await call('GET', '/orders', undefined, '');
     expect(none.status).toBe(401);

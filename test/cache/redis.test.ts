@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isPowerplantError } from '../../src/errors/index.js';
 import { InprocTransport } from '../../src/transport/index.js';
-import { createCache, type Cache, type CacheOptions } from '../../src/cache/index.js';
+import { Redis } from 'ioredis';
+import { createCache, type Cache, type CacheOptions, type Loader } from '../../src/cache/index.js';
 import { needEngine, reachable } from '../helpers/engines.js';
 import { deleteKeysWithPrefix } from '../helpers/redis.js';
 import { waitUntil as eventually } from '../helpers/wait.js';
@@ -146,6 +147,39 @@ describe.runIf(run)('Cache on Redis', () => {
     await eventually(async () => (await b.get('tb')) === 'two');
     await ta.close();
     await tb.close();
+  });
+
+  it('no lease left behind: a load that fails (throws, times out, is too large to store, or is a negative not cached) releases its L2 lease, so the next node loads the key at once', async () => {
+    const redis = new Redis(URL);
+    try {
+      const leaseMs = 60_000; // a leaked lease would outlive the test: the next load would wait for it
+      const cases: { name: string; options: CacheOptions; loader: Loader<string>; fails: boolean }[] = [
+        { name: 'throws', options: {}, loader: () => { throw new Error('store refused the key'); }, fails: true },
+        {
+          name: 'times-out',
+          options: { hardTimeoutMs: 50 },
+          loader: ({ signal }) => new Promise<string>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))),
+          fails: true,
+        },
+        { name: 'too-large', options: { maxValueBytes: 64 }, loader: () => 'x'.repeat(1_000), fails: true },
+        { name: 'negative', options: { negativeTtlMs: 0 }, loader: () => undefined, fails: false },
+      ];
+      for (const c of cases) {
+        const a = await node({ namespace: `lease-${c.name}`, lease: { leaseMs }, ...c.options });
+        const b = await node({ namespace: `lease-${c.name}`, lease: { leaseMs } });
+        const key = `k-${c.name}`;
+        const first = a.getOrLoad(key, c.loader as Loader<string>);
+        if (c.fails) await expect(first, c.name).rejects.toThrow();
+        else expect(await first, c.name).toBeUndefined();
+        expect(await redis.exists(`${prefix}l:lease-${c.name}:${key}`), `${c.name}: lease still held`).toBe(0);
+        let calls = 0;
+        expect(await b.getOrLoad(key, () => `fresh-${++calls}`), c.name).toBe('fresh-1');
+        expect(b.stats().leaseWaits, `${c.name}: waited for a lease nobody holds`).toBe(0);
+        expect(calls).toBe(1);
+      }
+    } finally {
+      await redis.quit();
+    }
   });
 
   it('bad input with L2: unserializable and oversize values are typed errors, nothing is written', async () => {

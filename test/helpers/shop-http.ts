@@ -8,8 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { startShop } from '../../examples/shop/index.js';
+import { startShop, type Shop } from '../../examples/shop/index.js';
 import { TABLES } from '../../examples/shop/schema.js';
+import { openQueue } from '../../src/queue/index.js';
+import { dropSchemas, PG_BASE } from '../store/helpers.js';
+import { deleteKeysWithPrefix } from './redis.js';
 
 // ---- the contract's shapes --------------------------------------------------------------------
 
@@ -231,6 +234,8 @@ export interface TestShop {
   http: ShopHttp;
   /** The HMAC key the shop was started with (so tests can craft expired and admin tokens). */
   secret: string;
+  /** The running shop (its store, for tests that check what the HTTP API cannot show, e.g. reservations). */
+  shop: Shop;
   /**
    * Sets a SKU's stock by writing its inventory row through the shop's store. Test set-up only:
    * the contract has no stock setter and the seed stocks 1,000,000 per SKU (qty <= 100 per order),
@@ -240,17 +245,33 @@ export interface TestShop {
   stop(): Promise<void>;
 }
 
+/** Where a test shop runs: the embedded default, or PostgreSQL (2 shards) + Redis + NATS. */
+export type ShopEngines = 'embedded' | 'postgres';
+
+export const SHOP_REDIS = 'redis://127.0.0.1:6379';
+export const SHOP_NATS = 'nats://127.0.0.1:4222';
+
 /**
- * Starts the shop on the embedded default (SQLite shards in a temp dir, in-process cache, queue and
- * transport) on a free port, with a known session secret.
+ * Starts the shop on a free port with a known session secret: on the embedded default (SQLite
+ * shards in a temp dir, in-process cache, queue and transport), or with `engines: 'postgres'` on
+ * PostgreSQL (its own schemas) + Redis (its own key prefix) + NATS (its own topics), all removed
+ * again by stop().
  */
-export async function startTestShop(tag: string): Promise<TestShop> {
+export async function startTestShop(tag: string, o: { engines?: ShopEngines } = {}): Promise<TestShop> {
   const dataDir = mkdtempSync(join(tmpdir(), `pp-shop-${tag}-`));
   const secret = `test-secret-${tag}-${process.pid}`;
-  const shop = await startShop({ dataDir, port: 0, sessionSecret: secret });
+  const pg = o.engines === 'postgres';
+  const ns = `shop_${tag.replace(/[^A-Za-z0-9]/g, '')}_${process.pid}_${Date.now().toString(36)}`.toLowerCase();
+  const shop = await startShop({
+    dataDir,
+    port: 0,
+    sessionSecret: secret,
+    ...(pg ? { store: `${PG_BASE}?schema=${ns}`, shards: 2, redis: SHOP_REDIS, nats: SHOP_NATS, namespace: ns } : {}),
+  });
   return {
     http: new ShopHttp(shop.url),
     secret,
+    shop,
     async setStock(sku, available) {
       const inventory = await shop.store.table('inventory', TABLES.inventory);
       await inventory.update(sku, { available });
@@ -258,6 +279,15 @@ export async function startTestShop(tag: string): Promise<TestShop> {
     async stop() {
       await shop.stop();
       rmSync(dataDir, { recursive: true, force: true });
+      if (!pg) return;
+      const q = await openQueue({ engine: SHOP_NATS });
+      try {
+        await Promise.allSettled([q.deleteTopic(`${ns}-order-created`), q.deleteTopic(`${ns}-messages`)]);
+      } finally {
+        await q.close();
+      }
+      await dropSchemas(`${ns}_`);
+      await deleteKeysWithPrefix(SHOP_REDIS, `${ns}:`);
     },
   };
 }

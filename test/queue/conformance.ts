@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEAD_LETTER_HEADERS, type Delivery, type Queue } from '../../src/queue/index.js';
 import { isPowerplantError } from '../../src/errors/index.js';
+import { createLogger, MetricsRegistry } from '../../src/observe/index.js';
 import { barrier, FAST, sleep, waitFor, type QueueCase } from './helpers.js';
 
 async function collect(q: Queue, topic: string, max = 10_000): Promise<{ key: string | undefined; value: unknown; partition: number; offset: number; headers: Readonly<Record<string, string>> }[]> {
@@ -136,6 +137,37 @@ export function queueConformance(c: QueueCase): void {
       expect([...handled.entries()].filter(([i]) => i >= 100).every(([, l]) => l.length === 1 && l[0] === 'a')).toBe(true);
       expect(a.stats().rebalances).toBeGreaterThanOrEqual(1);
       await a.close();
+    });
+
+    it('logs and counts every record it gives up on: moved to the dead-letter topic or dropped (never silent)', async () => {
+      const lines: Record<string, unknown>[] = [];
+      const logger = createLogger({ level: 'error', destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) } });
+      const metrics = new MetricsRegistry();
+      const q = await c.open();
+      q.instrument({ logger, metrics });
+      await q.createTopic('poison', { partitions: 2 });
+      await q.createTopic('drops', { partitions: 1 });
+      await q.publish('poison', { n: 1 }, { key: 'k1', id: 'msg-1' });
+      await q.publish('poison', { n: 2 }, { key: 'k2' });
+      await q.publish('drops', { n: 3 });
+      const fail = (): never => {
+        throw new Error('insert refused');
+      };
+      const opts = { maxDeliver: 2, backoff: { baseDelayMs: 5, maxDelayMs: 20 }, ...FAST, handler: fail } as const;
+      const moved = await q.subscribe('poison', { group: 'g', ...opts });
+      const dropped = await q.subscribe('drops', { group: 'g', deadLetter: false, onError: () => {}, ...opts });
+      await waitFor(() => moved.stats().deadLettered === 2 && dropped.stats().deadLettered === 1, 10_000, 'three dead letters');
+      await Promise.all([moved.close(), dropped.close()]);
+      expect(lines).toHaveLength(3);
+      const byKey = new Map(lines.map((l) => [String(l.key ?? l.topic), l]));
+      expect(byKey.get('k1')).toMatchObject({ level: 50, topic: 'poison', group: 'g', id: 'msg-1', attempts: 2, dlq: 'poison-dlq', msg: 'queue: record dead-lettered after its last delivery failed' });
+      expect(String(byKey.get('k1')!.reason)).toContain('insert refused');
+      expect(typeof byKey.get('k1')!.offset).toBe('number');
+      expect(byKey.get('k2')).toMatchObject({ topic: 'poison', dlq: 'poison-dlq' });
+      expect(byKey.get('drops')).toMatchObject({ topic: 'drops', dlq: '-', msg: 'queue: record dropped after its last delivery failed' });
+      const text = metrics.render();
+      expect(text).toContain('pp_queue_dead_letters_total{topic="poison",group="g",dlq="poison-dlq"} 2');
+      expect(text).toContain('pp_queue_dead_letters_total{topic="drops",group="g",dlq="-"} 1');
     });
 
     it('redelivers a failing message with backoff, then dead-letters it with the failure reason', async () => {

@@ -6,10 +6,11 @@
  * Hot paths (GET /products/:id, the category page, search): a fresh L1 hit is answered
  * synchronously (`Cache.peek`), so the node hands the gateway a value, not a promise.
  */
+import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, ppError } from 'powerplant';
 import { nameTerms } from '../seed-data.js';
-import { AnyId, Category, Cursor, DEFAULT_LIMIT, ItemsOf, Limit, PageOf, Product, type Category as CategoryT, type Product as ProductT } from '../schema.js';
+import { AnyId, Category, Cursor, DEFAULT_LIMIT, ItemsOf, Limit, PageOf, Product, Text, type Category as CategoryT, type Product as ProductT } from '../schema.js';
 import { rethrowCursor, type ShopDeps } from './deps.js';
 
 const PAGE_TTL_MS = 10_000;
@@ -29,6 +30,18 @@ function prefixEnd(prefix: string): string {
 }
 
 const TERM_RE = /^[\p{L}\p{N}]+$/u;
+
+/**
+ * A cursor's part of a page's cache key. Cursors the store hands out are short (a few dozen
+ * characters) and are used as they are; a long one (the contract allows 1,024 characters, the
+ * cache's keys are at most 1,024 too) is replaced by its SHA-256, so any cursor within the contract's
+ * bound makes a valid key and is judged by the store (400 naming params.cursor when it is bad).
+ */
+const CURSOR_KEY_CHARS_MAX = 128;
+function cursorKey(cursor: string): string {
+  // '=' and '#' mark the two forms, so a short cursor can never spell a long one's key.
+  return cursor.length <= CURSOR_KEY_CHARS_MAX ? `=${cursor}` : `#${createHash('sha256').update(cursor).digest('base64url')}`;
+}
 
 export function catalogService(d: ShopDeps) {
   const { tables, pages } = d;
@@ -96,7 +109,7 @@ export function catalogService(d: ShopDeps) {
         result: CategoryPage,
         idempotent: true,
         handler: (_ctx, { id, limit = DEFAULT_LIMIT, cursor }): PageT | Promise<PageT> => {
-          const key = `cat|${id}|${limit}|${cursor ?? ''}`;
+          const key = `cat|${id}|${limit}|${cursor === undefined ? '' : cursorKey(cursor)}`;
           return (pages.peek(key) as PageT | undefined) ?? (pages.getOrLoad(key, () => loadCategoryPage(id, limit, cursor), { ttlMs: PAGE_TTL_MS }) as Promise<PageT>);
         },
       }),
@@ -117,10 +130,10 @@ export function catalogService(d: ShopDeps) {
         params: Type.Object(
           {
             id: AnyId,
-            name: Product.properties.name,
+            name: Text({ minLength: 1, maxLength: Product.properties.name.maxLength! }),
             categoryId: AnyId,
             priceCents: Product.properties.priceCents,
-            description: Product.properties.description,
+            description: Text({ maxLength: Product.properties.description.maxLength! }),
           },
           { additionalProperties: false },
         ),
@@ -128,14 +141,17 @@ export function catalogService(d: ShopDeps) {
         // Safe to repeat: the same params write the same row and the same terms.
         idempotent: true,
         handler: async (_ctx, p) => {
+          // PUT changes a product; it does not create one (a product has stock and search terms
+          // from the seed, which a PUT would not give it): an unknown id is 404.
+          const before = (await tables.products.get(p.id))?.row;
+          if (before === undefined) throw ppError('PP_ERR_NOT_FOUND', { field: 'params.id', message: `params.id: no product '${p.id}'` });
           if (!(await categoryIds()).has(p.categoryId)) {
             throw ppError('PP_ERR_NOT_FOUND', { field: 'params.categoryId', message: `params.categoryId: no category '${p.categoryId}'` });
           }
-          const before = (await tables.products.get(p.id))?.row;
           const row: ProductT = { id: p.id, categoryId: p.categoryId, name: p.name, description: p.description, priceCents: p.priceCents };
           // Write through the read-through (store, then drop the key on every node; the feed does too).
           await d.products.put(p.id, row);
-          const oldTerms = before === undefined ? [] : nameTerms(before.name);
+          const oldTerms = nameTerms(before.name);
           const newTerms = nameTerms(row.name);
           const ops = [
             ...oldTerms.filter((t) => !newTerms.includes(t)).map((term) => ({ op: 'delete' as const, key: { term, productId: p.id } })),

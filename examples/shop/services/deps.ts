@@ -9,7 +9,7 @@ import { Type } from '@sinclair/typebox';
 import { isPowerplantError, ppError, type Cache, type KeyOf, type Kv, type Logger, type Queue, type queue as queueLib, type ReadThrough, type Store, type Table } from 'powerplant';
 import { Cursor, DEFAULT_LIMIT, Limit, UserId } from '../schema.js';
 import type {
-  CategoryRow, EmailRow, InboxRow, NotificationRow, OrderRow, Preferences, Product, ProductRow, StockRow, TermRow, UserRow,
+  CategoryRow, EmailRow, InboxRow, NotificationRow, OrderKeyRow, OrderRow, Preferences, Product, ProductRow, StockRow, TermRow, UserRow,
 } from '../schema.js';
 
 export interface ShopTables {
@@ -20,6 +20,7 @@ export interface ShopTables {
   productTerms: Table<Static<typeof TermRow>>;
   inventory: Table<StockRow>;
   orders: Table<OrderRow>;
+  orderKeys: Table<OrderKeyRow>;
   inbox: Table<InboxRow>;
   notifications: Table<NotificationRow>;
 }

@@ -1,8 +1,14 @@
 /**
  * inventory: stock per SKU (the table is partitioned by SKU). Reserve and release are
- * compare-and-set loops on the row's version, idempotent per order: the row remembers the last
- * RECENT_MAX order operations applied to it (`+<orderId>` reserved, `-<orderId>` released), so a
- * retried call (a timeout retried on another instance, a retried order) applies once.
+ * compare-and-set loops on the row's version, idempotent per (order, attempt): the row remembers
+ * the last RECENT_MAX operations applied to it — `+<orderId>.<attempt>.<qty>` reserved,
+ * `-<orderId>.<attempt>` released — so a retried call (a timeout retried on another instance, a
+ * retried order) applies once, whatever quantity it names:
+ * - reserve: a reservation already held for (order, attempt) is kept as it is (applied: false,
+ *   held: true); one already released stays released (held: false: that attempt is over, see
+ *   orders.ts); otherwise the quantity is taken, or 409 when the stock is short;
+ * - release: gives back exactly what (order, attempt) holds, once, and records the release even
+ *   when nothing was held, so a reservation of that attempt arriving later is refused.
  *
  * Contention: changes of one SKU are routed to one instance (`keyParam: 'sku'`: consistent hash
  * with bounded load over the instances), and there the changes that arrive while one is being
@@ -19,16 +25,22 @@ import type { ShopDeps } from './deps.js';
 /** CAS attempts before giving up (each lost race means another writer made progress). */
 const CAS_ATTEMPTS_MAX = 64;
 
-const Change = Type.Object({ sku: AnyId, qty: Type.Integer({ minimum: 1, maximum: 100 }), orderId: OrderId }, { additionalProperties: false });
-const ChangeResult = Type.Object({ sku: Type.String(), available: Type.Integer(), applied: Type.Boolean() });
-type ChangeResultT = { sku: string; available: number; applied: boolean };
+/** An order's attempt number (orders.ts: a new one after an aborted attempt's stock was given back). */
+const Attempt = Type.Integer({ minimum: 1, maximum: 1_000_000 });
+const Reserve = Type.Object({ sku: AnyId, qty: Type.Integer({ minimum: 1, maximum: 100 }), orderId: OrderId, attempt: Attempt }, { additionalProperties: false });
+const Release = Type.Object({ sku: AnyId, orderId: OrderId, attempt: Attempt }, { additionalProperties: false });
+/** `held`: whether (order, attempt) holds a reservation of this SKU after the call. */
+const ChangeResult = Type.Object({ sku: Type.String(), available: Type.Integer(), applied: Type.Boolean(), held: Type.Boolean() });
+type ChangeResultT = { sku: string; available: number; applied: boolean; held: boolean };
 
 /** Changes written in one compare-and-set at most. */
 const GROUP_MAX = 256;
 
 interface PendingChange {
-  readonly delta: number;
-  readonly orderId: string;
+  /** `<orderId>.<attempt>` */
+  readonly tag: string;
+  /** > 0: reserve this many; 0: release what the tag holds. */
+  readonly qty: number;
   readonly resolve: (r: ChangeResultT) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -39,12 +51,18 @@ function remember(recent: readonly string[], op: string): string[] {
   return out;
 }
 
-function lastOpOf(recent: readonly string[], orderId: string): string | undefined {
+/** The latest op of `tag` (`+tag.qty` or `-tag`), or undefined. */
+function lastOpOf(recent: readonly string[], tag: string): string | undefined {
   for (let i = recent.length - 1; i >= 0; i--) {
     const e = recent[i]!;
-    if (e.length === orderId.length + 1 && e.endsWith(orderId)) return e;
+    if (e.startsWith(tag, 1) && (e.length === tag.length + 1 || e.charCodeAt(tag.length + 1) === 46 /* . */)) return e;
   }
   return undefined;
+}
+
+/** The quantity a `+tag.qty` op reserved. */
+function qtyOf(op: string): number {
+  return Number(op.slice(op.lastIndexOf('.') + 1));
 }
 
 export function inventoryService(d: ShopDeps) {
@@ -52,10 +70,10 @@ export function inventoryService(d: ShopDeps) {
   /** Per SKU: changes waiting for the write in progress (absent: no write in progress). */
   const waiting = new Map<string, PendingChange[]>();
 
-  /** Applies `delta` once per (orderId, direction); 409 when it would take stock below zero. */
-  function change(sku: string, delta: number, orderId: string): Promise<ChangeResultT> {
+  /** Queues one change of `sku` (reserve qty > 0, or release qty 0) behind the write in progress. */
+  function change(sku: string, tag: string, qty: number): Promise<ChangeResultT> {
     return new Promise<ChangeResultT>((resolve, reject) => {
-      const p: PendingChange = { delta, orderId, resolve, reject };
+      const p: PendingChange = { tag, qty, resolve, reject };
       const queue = waiting.get(sku);
       if (queue !== undefined) {
         queue.push(p);
@@ -94,18 +112,30 @@ export function inventoryService(d: ShopDeps) {
         const outcomes: (ChangeResultT | Error)[] = [];
         let changed = false;
         for (const p of group) {
-          const op = (p.delta < 0 ? '+' : '-') + p.orderId;
-          // The latest op of this order decides: reserve -> release -> reserve (an order retried
-          // after its compensation) must reserve again.
-          if (lastOpOf(recent, p.orderId) === op) {
-            outcomes.push({ sku, available, applied: false });
-          } else if (available + p.delta < 0) {
-            outcomes.push(ppError('PP_ERR_CONFLICT', { field: 'params.qty', message: `not enough stock for '${sku}' (${available} available, ${-p.delta} asked)` }));
+          const last = lastOpOf(recent, p.tag);
+          if (p.qty > 0) {
+            if (last !== undefined) {
+              // Held already (a retry: kept as it is, whatever qty it names), or released: that
+              // attempt is over and reserves nothing any more.
+              outcomes.push({ sku, available, applied: false, held: last.charCodeAt(0) === 43 /* + */ });
+            } else if (available < p.qty) {
+              outcomes.push(ppError('PP_ERR_CONFLICT', { field: 'params.qty', message: `not enough stock for '${sku}' (${available} available, ${p.qty} asked)` }));
+            } else {
+              available -= p.qty;
+              recent = remember(recent, `+${p.tag}.${p.qty}`);
+              changed = true;
+              outcomes.push({ sku, available, applied: true, held: true });
+            }
+          } else if (last !== undefined && last.charCodeAt(0) === 45 /* - */) {
+            outcomes.push({ sku, available, applied: false, held: false });
           } else {
-            available += p.delta;
-            recent = remember(recent, op);
+            // Gives back what is held (nothing if the reservation never arrived) and records the
+            // release, so that a late reservation of this attempt is refused.
+            const back = last === undefined ? 0 : qtyOf(last);
+            available += back;
+            recent = remember(recent, `-${p.tag}`);
             changed = true;
-            outcomes.push({ sku, available, applied: true });
+            outcomes.push({ sku, available, applied: back > 0, held: false });
           }
         }
         if (changed) {
@@ -143,18 +173,18 @@ export function inventoryService(d: ShopDeps) {
         },
       }),
       reserve: action({
-        params: Change,
+        params: Reserve,
         result: ChangeResult,
         idempotent: true,
         keyParam: 'sku',
-        handler: (_ctx, { sku, qty, orderId }) => change(sku, -qty, orderId),
+        handler: (_ctx, { sku, qty, orderId, attempt }) => change(sku, `${orderId}.${attempt}`, qty),
       }),
       release: action({
-        params: Change,
+        params: Release,
         result: ChangeResult,
         idempotent: true,
         keyParam: 'sku',
-        handler: (_ctx, { sku, qty, orderId }) => change(sku, qty, orderId),
+        handler: (_ctx, { sku, orderId, attempt }) => change(sku, `${orderId}.${attempt}`, 0),
       }),
     },
   });

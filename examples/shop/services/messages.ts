@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, ppError, type queue as queueLib } from 'powerplant';
-import { Message, MessageId, PageOf, UserId, type InboxRow, type Message as MessageT } from '../schema.js';
+import { Message, MessageId, PageOf, Text, UserId, type InboxRow, type Message as MessageT } from '../schema.js';
 import { consumeIntoTable, recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
 export const MessagePage = PageOf(Message);
@@ -21,7 +21,7 @@ export function messagesService(d: ShopDeps) {
     actions: {
       send: action({
         params: Type.Object(
-          { from: UserId, to: Type.String({ minLength: 1, maxLength: 64 }), text: Type.String({ minLength: 1, maxLength: 2000 }) },
+          { from: UserId, to: Type.String({ minLength: 1, maxLength: 64 }), text: Text({ minLength: 1, maxLength: 2000 }) },
           { additionalProperties: false },
         ),
         result: Type.Object({ messageId: MessageId }),

@@ -4,12 +4,14 @@
  * Sign-up claims the email first (an insert into `emails`: a taken email is PP_ERR_CONFLICT, so two
  * concurrent sign-ups of one email cannot both win, on any number of nodes), then writes the user.
  * Tokens are verified statelessly at the gateway edge (routes.ts); this service only issues them.
+ * The /me actions (me, update, get/putPreferences) take the token's user id and answer 401 when
+ * that user does not exist: a validly signed token for no user is no session (not a 404).
  */
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { action, defineService, isPowerplantError, ppError } from 'powerplant';
 import { DUMMY_PASSWORD_HASH, hashPassword, issueToken, verifyPassword, type Role } from '../auth.js';
-import { Bio, DEFAULT_PREFERENCES, Email, Name, Password, Preferences, Session, User, UserId, type User as UserT, type UserRow } from '../schema.js';
+import { Bio, DEFAULT_PREFERENCES, Email, Name, Password, Preferences, Session, Text, User, UserId, type User as UserT, type UserRow } from '../schema.js';
 import type { ShopDeps } from './deps.js';
 
 export function publicUser(r: UserRow): UserT {
@@ -21,12 +23,26 @@ export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
+function noSession(): Error {
+  return ppError('PP_ERR_UNAUTHORIZED', { field: 'headers.authorization', message: 'session token names no user' });
+}
+
 export function usersService(d: ShopDeps) {
   const { users, emails } = d.tables;
 
   async function getUser(userId: string, field: string): Promise<UserRow> {
     const u = await users.get(userId);
     if (u === undefined) throw ppError('PP_ERR_NOT_FOUND', { field, message: `${field}: no user '${userId}'` });
+    return u.row;
+  }
+
+  /**
+   * The caller of a /me route (its id comes from a verified session token): a token naming a user
+   * that does not exist (deleted, or a store reset under a kept secret) is no session: 401.
+   */
+  async function callerOf(userId: string): Promise<UserRow> {
+    const u = await users.get(userId);
+    if (u === undefined) throw noSession();
     return u.row;
   }
 
@@ -57,7 +73,7 @@ export function usersService(d: ShopDeps) {
         },
       }),
       signIn: action({
-        params: Type.Object({ email: Type.String({ maxLength: 254 }), password: Type.String({ maxLength: 128 }) }, { additionalProperties: false }),
+        params: Type.Object({ email: Text({ maxLength: 254 }), password: Type.String({ maxLength: 128 }) }, { additionalProperties: false }),
         result: Session,
         handler: async (_ctx, p) => {
           const claim = await emails.get(normalizeEmail(p.email));
@@ -69,11 +85,19 @@ export function usersService(d: ShopDeps) {
           return { token: s.token, userId: user.userId, expiresAt: s.expiresAt };
         },
       }),
+      /** A user by id (404 when unknown): the recipient check of messages.send. */
       get: action({
         params: Type.Object({ userId: UserId }),
         result: User,
         idempotent: true,
         handler: async (_ctx, { userId }) => publicUser(await getUser(userId, 'params.userId')),
+      }),
+      /** The caller's profile (GET /me): 401 when the token's user does not exist. */
+      me: action({
+        params: Type.Object({ userId: UserId }),
+        result: User,
+        idempotent: true,
+        handler: async (_ctx, { userId }) => publicUser(await callerOf(userId)),
       }),
       update: action({
         params: Type.Object({ userId: UserId, name: Type.Optional(Name), bio: Type.Optional(Bio) }, { additionalProperties: false }),
@@ -87,18 +111,21 @@ export function usersService(d: ShopDeps) {
             try {
               await users.update(userId, patch);
             } catch (err) {
-              if (isPowerplantError(err, 'PP_ERR_NOT_FOUND')) throw ppError('PP_ERR_NOT_FOUND', { field: 'params.userId', message: `params.userId: no user '${userId}'` });
+              if (isPowerplantError(err, 'PP_ERR_NOT_FOUND')) throw noSession();
               throw err;
             }
           }
-          return publicUser(await getUser(userId, 'params.userId'));
+          return publicUser(await callerOf(userId));
         },
       }),
       getPreferences: action({
         params: Type.Object({ userId: UserId }),
         result: Preferences,
         idempotent: true,
-        handler: async (_ctx, { userId }) => (await d.preferences.get(userId))?.value ?? DEFAULT_PREFERENCES,
+        handler: async (_ctx, { userId }) => {
+          const [, prefs] = await Promise.all([callerOf(userId), d.preferences.get(userId)]);
+          return prefs?.value ?? DEFAULT_PREFERENCES;
+        },
       }),
       putPreferences: action({
         // Flat (the body's fields next to the caller's id), so a bad field is `params.language`.
@@ -107,6 +134,7 @@ export function usersService(d: ShopDeps) {
         idempotent: true,
         handler: async (_ctx, { userId, language, currency, newsletter }) => {
           const value = { language, currency, newsletter };
+          await callerOf(userId); // nothing stored for a user that does not exist
           await d.preferences.put(userId, value);
           return value;
         },

@@ -19,6 +19,8 @@ export interface L2Tier {
   set(key: string, bytes: Buffer, ttlMs: number, tags: readonly string[] | undefined, leaseToken: string | undefined): Promise<boolean>;
   /** Takes the key's lease for `leaseMs` if nobody holds it: the token, or null when held. */
   lease(key: string, leaseMs: number): Promise<string | null>;
+  /** Gives the key's lease back if it is still `leaseToken` (a load that wrote nothing). */
+  release(key: string, leaseToken: string): Promise<void>;
   /** Deletes the keys and revokes their leases. */
   delete(keys: readonly string[]): Promise<void>;
   /** Deletes every key in the tags' sets (and their leases), then the sets. Returns keys deleted. */

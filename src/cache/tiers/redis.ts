@@ -58,9 +58,15 @@ for i = 1, #KEYS do
 end
 return n`;
 
+/** Deletes the lease only if it is still ours (a newer lease or none is left alone). */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 interface ScriptedRedis extends Redis {
   ppCacheSet(...args: (string | Buffer | number)[]): Promise<number>;
   ppCacheTags(...args: (string | number)[]): Promise<number>;
+  ppCacheRelease(...args: string[]): Promise<number>;
 }
 
 /** ioredis options shared by the tier and the bus: fail fast offline, reconnect with capped backoff. */
@@ -97,6 +103,7 @@ export class RedisTier implements L2Tier {
     this.client = redisClient(url, { ...options, name: 'pp-cache-l2' });
     this.client.defineCommand('ppCacheSet', { lua: SET_SCRIPT });
     this.client.defineCommand('ppCacheTags', { lua: TAGS_SCRIPT });
+    this.client.defineCommand('ppCacheRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
     this.redis = this.client as ScriptedRedis;
   }
 
@@ -124,6 +131,10 @@ export class RedisTier implements L2Tier {
     const token = `${this.tokenPrefix}:${++this.tokenCounter}`;
     const r = await this.redis.set(this.prefix + 'l:' + key, token, 'PX', Math.max(1, Math.ceil(leaseMs)), 'NX');
     return r === 'OK' ? token : null;
+  }
+
+  async release(key: string, leaseToken: string): Promise<void> {
+    await this.redis.ppCacheRelease(this.prefix + 'l:' + key, leaseToken);
   }
 
   async delete(keys: readonly string[]): Promise<void> {

@@ -47,10 +47,22 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
+/** A record that failed maxDeliver times and is finished: moved to `dlq`, or dropped (`dlq` false). */
+export interface DeadLettered {
+  readonly topic: string;
+  readonly group: string;
+  readonly rec: StoredRecord;
+  readonly attempts: number;
+  readonly reason: string;
+  readonly dlq: string | false;
+}
+
 /** What the consumer needs from the queue (dead letters go through the normal publish path). */
 export interface ConsumerHost {
   readonly engine: QueueEngine;
   deadLetter(topic: string, rec: StoredRecord, meta: { reason: string; attempts: number; group: string; dlq: string }): Promise<void>;
+  /** Every dead-lettered record, once (the queue logs and counts it). */
+  deadLettered(d: DeadLettered): void;
   partitionsOf(topic: string): Promise<number>;
 }
 
@@ -346,6 +358,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     if (this.#dlq === false) {
       this.report(ppError('PP_ERR_RETRIES_EXHAUSTED', { message: `record ${this.topic}/${e.rec.partition}/${e.rec.offset} failed ${e.attempts} times and was dropped: ${reason}` }));
       this.counters.deadLettered++;
+      this.#host.deadLettered({ topic: this.topic, group: this.group, rec: e.rec, attempts: e.attempts, reason, dlq: false });
       this.#finish(e);
       return;
     }
@@ -360,6 +373,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
       () => {
         if (e.gen !== gen || e.state !== S_DEAD) return;
         this.counters.deadLettered++;
+        this.#host.deadLettered({ topic: this.topic, group: this.group, rec: e.rec, attempts: e.attempts, reason, dlq });
         this.#finish(e);
         this.pump();
       },
