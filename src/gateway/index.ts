@@ -1,6 +1,15 @@
 /**
  * HTTP gateway on Fastify: routes map to actions (`GET /products/:id` -> `catalog.get`).
  *
+ * Routes come in two forms (routes.ts): typed, `route({...})` / `routeFor<Principal>()`, whose
+ * action name and params mapper tsc checks against ServiceRegistry like `ctx.call`; and dynamic,
+ * plain objects, for routes loaded at run time.
+ *
+ * Authentication is a hook (`auth: (req) => principal | undefined`), run only for routes that
+ * declare `auth: 'required' | 'optional'`; a required route without a principal is 401, a route's
+ * `authorize(principal)` saying no is 403, both before any service is called; the params mapper
+ * gets the principal (`params(req, principal)`).
+ *
  * Status mapping comes from the error catalogue (`PowerplantError.status`), so the gateway has no
  * table of its own: PP_ERR_VALIDATION -> 400 with `error.field` naming the bad field; NOT_FOUND ->
  * 404 (also for unknown routes); TIMEOUT -> 504; CIRCUIT_OPEN / NO_ENDPOINT / BULKHEAD_FULL /
@@ -17,41 +26,31 @@
  * Logs: pino, one JSON line per 5xx (error) and per 4xx (debug); access logs are opt-in
  * (`accessLog: true`) because a line per request costs ~10% of the gateway's throughput.
  */
-import { Kind, type TSchema } from '@sinclair/typebox';
+import { Kind } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import { PROMETHEUS_CONTENT_TYPE, type CounterSeries, type Logger } from '../observe/index.js';
 import type { ServiceNode } from '../service/index.js';
+import type { GatewayRoute } from './routes.js';
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export { route, routeFor } from './routes.js';
+export type { GatewayRoute, TypedRoute, RouteBase, RouteAuth, HttpMethod, NoExtraKeys } from './routes.js';
 
-export interface GatewayRoute {
-  method: HttpMethod;
-  /** Fastify path syntax: `/products/:id`. */
-  url: string;
-  /** `service.action` */
-  action: string;
+/** Resolves the caller of a request (see GatewayOptions.auth). */
+export type AuthHook<P> = (req: FastifyRequest) => P | undefined | Promise<P | undefined>;
+
+export interface GatewayOptions<P = unknown> {
+  /** Typed (`route()`, `routeFor<P>()`) or dynamic (plain objects): see routes.ts. */
+  routes: readonly GatewayRoute<P>[];
   /**
-   * Builds the action's params from the request. Default: path params, over query-string, over
-   * the JSON body (objects only): `{ ...body, ...query, ...params }`. Values from the path and
-   * query are strings; convert here when the schema wants numbers.
+   * Authentication at the edge: resolves the principal (the caller: a session, a user, an API
+   * client) of a request to a route that declares `auth`. Return undefined for a request without
+   * credentials; throw a catalogue error (PP_ERR_UNAUTHORIZED) for bad ones, which is answered as
+   * it is. Called once per such request, before the params mapper and before any service; never
+   * for a route without `auth`. May return a promise (a session store); a synchronous result keeps
+   * the request synchronous.
    */
-  params?: (req: FastifyRequest) => unknown;
-  /** Call timeout for this route, ms (default: the action's / node's). */
-  timeoutMs?: number;
-  /** Success status. Default 200. */
-  status?: number;
-  /**
-   * Schema of a success body: serialized by Fastify with fast-json-stringify instead of
-   * JSON.stringify (properties the schema does not declare are left out, as in any Fastify
-   * response schema). Default: the action's `result` schema when this node hosts the action and
-   * the schema is plain JSON (see isPlainJsonSchema); false: always JSON.stringify.
-   */
-  resultSchema?: TSchema | false;
-}
-
-export interface GatewayOptions {
-  routes: readonly GatewayRoute[];
+  auth?: AuthHook<P>;
   /** Default: the node's logger. */
   logger?: Logger;
   /** One JSON line per request (method, url, status, ms, request id). Default false. */
@@ -110,7 +109,7 @@ export function isPlainJsonSchema(schema: unknown): boolean {
   return true;
 }
 
-export function createGateway(node: ServiceNode, options: GatewayOptions): Gateway {
+export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOptions<P>): Gateway {
   const logger = options.logger ?? node.logger;
   const idHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
   const accessLog = options.accessLog ?? false;
@@ -181,13 +180,19 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
     };
   };
 
-  for (const r of options.routes) {
+  const authHook = options.auth;
+  options.routes.forEach((r, i) => {
     requireArg(/^[A-Za-z][\w-]*\.[A-Za-z][\w-]*$/.test(r.action), 'routes.action', `'${r.action}' is not service.action`);
+    const mode = r.auth;
+    requireArg(mode === undefined || mode === 'required' || mode === 'optional', `routes[${i}].auth`, "must be 'required' or 'optional'");
+    requireArg(mode === undefined || authHook !== undefined, `routes[${i}].auth`, 'needs the gateway\'s `auth` hook (GatewayOptions.auth) to resolve the principal');
+    requireArg(r.authorize === undefined || mode !== undefined, `routes[${i}].authorize`, "needs auth: 'required' or 'optional'");
     const label = `${r.method} ${r.url}`;
     const action = r.action;
     const okSeries = httpRequests.labels(label, String(r.status ?? 200));
     const okStatus = r.status ?? 200;
     const toParams = r.params;
+    const authorize = r.authorize;
     // One options object per route, shared by its requests (the request id goes in separately).
     const callOpts = r.timeoutMs === undefined ? undefined : { timeoutMs: r.timeoutMs };
     const resultSchema = r.resultSchema === false ? undefined : (r.resultSchema ?? node.actionSchemas(action)?.result);
@@ -200,31 +205,54 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
       return result ?? null;
     };
 
-    app.route({
-      method: r.method,
-      url: r.url,
-      ...(schema === undefined ? {} : { schema }),
-      // Not `async`: an in-process action with a synchronous handler answers without a promise
-      // (node.dispatch returns the value itself); otherwise the promise goes to Fastify.
-      handler: (req, reply) => {
-        reply.header(idHeader, req.id);
-        let out: unknown;
+    // Not `async`: an in-process action with a synchronous handler answers without a promise
+    // (node.dispatch returns the value itself); otherwise the promise goes to Fastify. A route
+    // without auth (or a limit) IS this function: Fastify calls it with two arguments.
+    const run = (req: FastifyRequest, reply: FastifyReply, principal?: P): unknown => {
+      reply.header(idHeader, req.id);
+      let out: unknown;
+      try {
+        let params: unknown;
         try {
-          let params: unknown;
-          try {
-            params = toParams === undefined ? defaultParams(req) : toParams(req);
-          } catch (e) {
-            throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
-          }
-          out = node.dispatch(action, params, callOpts, undefined, req.id);
+          params = toParams === undefined ? defaultParams(req) : toParams(req, principal);
         } catch (e) {
-          return sendError(req, reply, e, label);
+          throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
         }
-        if (!(out instanceof Promise)) return succeeded(req, reply, out);
-        return out.then((v: unknown) => succeeded(req, reply, v), (e: unknown) => sendError(req, reply, e, label));
-      },
-    });
-  }
+        out = node.dispatch(action, params, callOpts, undefined, req.id);
+      } catch (e) {
+        return sendError(req, reply, e, label);
+      }
+      if (!(out instanceof Promise)) return succeeded(req, reply, out);
+      return out.then((v: unknown) => succeeded(req, reply, v), (e: unknown) => sendError(req, reply, e, label));
+    };
+
+    // Once the principal is resolved (undefined: no credentials; `authError`: bad ones): 401 / 403
+    // before any service is called, else the mapper and the call.
+    const admit = (req: FastifyRequest, reply: FastifyReply, principal: P | undefined, authError?: { e: unknown }): unknown => {
+      if (authError !== undefined) return sendError(req, reply, authError.e, label);
+      if (principal === undefined) {
+        if (mode === 'required') return sendError(req, reply, ppError('PP_ERR_UNAUTHORIZED', { message: 'this route needs an authenticated caller' }), label);
+      } else if (authorize !== undefined && !authorize(principal)) {
+        return sendError(req, reply, ppError('PP_ERR_FORBIDDEN', { message: `not allowed: ${label}` }), label);
+      }
+      return run(req, reply, principal);
+    };
+
+    const handler = mode === undefined || authHook === undefined
+      ? run
+      : (req: FastifyRequest, reply: FastifyReply): unknown => {
+        let got: P | undefined | Promise<P | undefined>;
+        try {
+          got = authHook(req);
+        } catch (e) {
+          return admit(req, reply, undefined, { e });
+        }
+        if (got instanceof Promise) return got.then((p) => admit(req, reply, p), (e: unknown) => admit(req, reply, undefined, { e }));
+        return admit(req, reply, got);
+      };
+
+    app.route({ method: r.method, url: r.url, ...(schema === undefined ? {} : { schema }), handler });
+  });
 
   const healthPath = options.healthPath ?? '/health';
   if (healthPath !== false) {
