@@ -29,12 +29,14 @@
 import { Kind } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
-import { PROMETHEUS_CONTENT_TYPE, type CounterSeries, type Logger } from '../observe/index.js';
+import { PROMETHEUS_CONTENT_TYPE, type Counter, type CounterSeries, type Logger } from '../observe/index.js';
+import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
-import type { GatewayRoute } from './routes.js';
+import { checkLimit, ClientBuckets } from './rate-limit.js';
+import type { GatewayRoute, RouteRateLimit } from './routes.js';
 
 export { route, routeFor } from './routes.js';
-export type { GatewayRoute, TypedRoute, RouteBase, RouteAuth, HttpMethod, NoExtraKeys } from './routes.js';
+export type { GatewayRoute, TypedRoute, RouteBase, RouteAuth, RouteRateLimit, HttpMethod, NoExtraKeys } from './routes.js';
 
 /** Resolves the caller of a request (see GatewayOptions.auth). */
 export type AuthHook<P> = (req: FastifyRequest) => P | undefined | Promise<P | undefined>;
@@ -51,6 +53,12 @@ export interface GatewayOptions<P = unknown> {
    * the request synchronous.
    */
   auth?: AuthHook<P>;
+  /**
+   * Rate limiting: a token bucket per client per route (resilience's TokenBucket), 429
+   * PP_ERR_RATE_LIMITED with Retry-After (the bucket's time to its next token) beyond it. Off by
+   * default; a route's own `rateLimit` overrides the numbers or turns it off for that route.
+   */
+  rateLimit?: RateLimitOptions<P>;
   /** Default: the node's logger. */
   logger?: Logger;
   /** One JSON line per request (method, url, status, ms, request id). Default false. */
@@ -71,6 +79,23 @@ export interface GatewayOptions<P = unknown> {
   statusPath?: string | false;
   /** Extra sections of the status body (e.g. `{ partitions: store.describe() }`); errors answer 503. */
   status?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
+export interface RateLimitOptions<P = unknown> extends RouteRateLimit {
+  /**
+   * The client a request counts against. Default: the principal when the route resolved one and
+   * it is a string, else the remote address (`req.ip`: the socket's peer, or what Fastify's
+   * trustProxy makes of X-Forwarded-For). With an object principal, pass e.g.
+   * `(req, p) => p?.userId ?? req.ip`.
+   */
+  key?: (req: FastifyRequest, principal: P | undefined) => string;
+  /**
+   * Most client buckets kept per route (the least recently seen is evicted beyond; see
+   * gateway/rate-limit.ts for what that means for fairness). Default 10,000.
+   */
+  clientsMax?: number;
+  /** Time source of the buckets (tests drive it by hand). Default monotonic. */
+  clock?: Clock;
 }
 
 /** Longest path parameter (Fastify's default). */
@@ -181,6 +206,20 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
   };
 
   const authHook = options.auth;
+  const rl = options.rateLimit;
+  if (rl !== undefined) {
+    checkLimit(rl.ratePerSec, rl.burst, 'rateLimit');
+    requireArg(rl.clientsMax === undefined || (Number.isInteger(rl.clientsMax) && rl.clientsMax >= 1), 'rateLimit.clientsMax', 'must be an integer >= 1');
+  }
+  const clientsMax = rl?.clientsMax ?? DEFAULT_CLIENTS_MAX;
+  const clientKey = rl?.key ?? defaultClientKey;
+  // Registered with the first limited route, so a gateway without limits shows no empty families.
+  let limitCounters: { limited: Counter; evicted: Counter } | undefined;
+  const limitMetrics = (): { limited: Counter; evicted: Counter } => (limitCounters ??= {
+    limited: node.metrics.counter('pp_http_rate_limited_total', 'Requests the gateway\'s rate limiter refused (429), by route.', ['route']),
+    evicted: node.metrics.counter('pp_http_rate_limit_evictions_total', 'Client buckets evicted before they had refilled (more clients than rateLimit.clientsMax within burst / rate seconds), by route.', ['route']),
+  });
+
   options.routes.forEach((r, i) => {
     requireArg(/^[A-Za-z][\w-]*\.[A-Za-z][\w-]*$/.test(r.action), 'routes.action', `'${r.action}' is not service.action`);
     const mode = r.auth;
@@ -193,6 +232,10 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     const okStatus = r.status ?? 200;
     const toParams = r.params;
     const authorize = r.authorize;
+    if (r.rateLimit !== undefined && r.rateLimit !== false) checkLimit(r.rateLimit.ratePerSec, r.rateLimit.burst, `routes[${i}].rateLimit`);
+    const limit: RouteRateLimit | undefined = r.rateLimit === false ? undefined : (r.rateLimit ?? rl);
+    const buckets = limit === undefined ? undefined : new ClientBuckets(limit.ratePerSec, limit.burst, clientsMax, rl?.clock, limitMetrics().evicted.labels(label));
+    const limitedSeries = buckets === undefined ? undefined : limitMetrics().limited.labels(label);
     // One options object per route, shared by its requests (the request id goes in separately).
     const callOpts = r.timeoutMs === undefined ? undefined : { timeoutMs: r.timeoutMs };
     const resultSchema = r.resultSchema === false ? undefined : (r.resultSchema ?? node.actionSchemas(action)?.result);
@@ -226,9 +269,17 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
       return out.then((v: unknown) => succeeded(req, reply, v), (e: unknown) => sendError(req, reply, e, label));
     };
 
-    // Once the principal is resolved (undefined: no credentials; `authError`: bad ones): 401 / 403
-    // before any service is called, else the mapper and the call.
+    // Once the principal is resolved (undefined: no credentials; `authError`: bad ones): the rate
+    // limit (by principal or address: failed attempts count too), then 401 / 403, all before any
+    // service is called; else the mapper and the call.
     const admit = (req: FastifyRequest, reply: FastifyReply, principal: P | undefined, authError?: { e: unknown }): unknown => {
+      if (buckets !== undefined) {
+        const refused = buckets.take(clientKey(req, principal));
+        if (refused !== undefined) {
+          limitedSeries?.inc();
+          return sendError(req, reply, refused, label);
+        }
+      }
       if (authError !== undefined) return sendError(req, reply, authError.e, label);
       if (principal === undefined) {
         if (mode === 'required') return sendError(req, reply, ppError('PP_ERR_UNAUTHORIZED', { message: 'this route needs an authenticated caller' }), label);
@@ -239,7 +290,7 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     };
 
     const handler = mode === undefined || authHook === undefined
-      ? run
+      ? (buckets === undefined ? run : (req: FastifyRequest, reply: FastifyReply): unknown => admit(req, reply, undefined))
       : (req: FastifyRequest, reply: FastifyReply): unknown => {
         let got: P | undefined | Promise<P | undefined>;
         try {
@@ -320,6 +371,13 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     },
     close: () => app.close(),
   };
+}
+
+const DEFAULT_CLIENTS_MAX = 10_000;
+
+/** The principal when it is a string, else the remote address (see RateLimitOptions.key). */
+function defaultClientKey(req: FastifyRequest, principal: unknown): string {
+  return typeof principal === 'string' ? principal : req.ip;
 }
 
 /** Value of header `lowerName` in Node's flat [name, value, ...] list; undefined when absent. */

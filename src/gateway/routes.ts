@@ -27,6 +27,14 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** Whether a route needs the caller: 'required' (401 without a principal) or 'optional'. */
 export type RouteAuth = 'required' | 'optional';
 
+/** A route's own token bucket, per client (see GatewayOptions.rateLimit for the key and bounds). */
+export interface RouteRateLimit {
+  /** Tokens per second each client gets on this route (> 0). */
+  ratePerSec: number;
+  /** Largest burst a client may send at once (>= 1). */
+  burst: number;
+}
+
 /** The parts of a route that do not depend on its action's type. */
 export interface RouteBase {
   method: HttpMethod;
@@ -43,6 +51,11 @@ export interface RouteBase {
    * the schema is plain JSON (see isPlainJsonSchema); false: always JSON.stringify.
    */
   resultSchema?: TSchema | false;
+  /**
+   * This route's rate limit: overrides GatewayOptions.rateLimit's numbers (and turns limiting on
+   * for this route even when the gateway has none); false: never limited. Default: the gateway's.
+   */
+  rateLimit?: RouteRateLimit | false;
 }
 
 /** A route in its dynamic form: any action name, params unchecked until the action validates them. */
