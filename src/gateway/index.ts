@@ -14,8 +14,10 @@
  * table of its own: PP_ERR_VALIDATION -> 400 with `error.field` naming the bad field; NOT_FOUND ->
  * 404 (also for unknown routes); TIMEOUT -> 504; CIRCUIT_OPEN / NO_ENDPOINT / BULKHEAD_FULL /
  * SHUTTING_DOWN / UNAVAILABLE -> 503 with `Retry-After` (seconds, from the error's retryAfterMs,
- * at least 1); RATE_LIMITED -> 429 with Retry-After. A non-catalogue error is a bug: 500, logged
- * with its stack, the body says only `PP_ERR_INTERNAL`.
+ * at least 1); RATE_LIMITED -> 429 with Retry-After. A non-catalogue error is a bug: 500
+ * PP_ERR_INTERNAL. Every 5xx body says only the catalogue's message for its code (what the error
+ * itself says may quote a driver, a path, a URL); the detail is logged once. A 4xx keeps its
+ * message: ours, naming the field.
  *
  * Every response carries `x-request-id` (the client's, when it sent a sane one, else generated),
  * and the id travels with the call into every service it reaches. `/health` (+ `/health/live`,
@@ -28,7 +30,7 @@
  */
 import { Kind } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
+import { ERRORS, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import { PROMETHEUS_CONTENT_TYPE, type Counter, type CounterSeries, type Logger } from '../observe/index.js';
 import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
@@ -182,20 +184,27 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     c.inc();
   };
 
+  // One JSON line per 5xx, at error: the detail (the error with its message, cause chain and stack:
+  // a driver's or an engine's text lives there) under `err`, once; pino's own `msg` says what
+  // happened. The client gets the catalogue's message for the code: a 5xx message is never ours
+  // to vouch for (it may quote a driver, a path, a URL). A 4xx message is ours (it names the field
+  // and what was wrong with it) and goes to the client as it is.
   const sendError = (req: FastifyRequest, reply: FastifyReply, e: unknown, route: string): object => {
-    let err: PowerplantError;
-    if (isPowerplantError(e)) {
-      err = e;
-    } else {
-      logger.error({ reqId: req.id, route, err: e }, 'gateway: non-catalogue error');
-      err = ppError('PP_ERR_INTERNAL', { message: 'internal error' });
-    }
+    const err = isPowerplantError(e) ? e : ppError('PP_ERR_INTERNAL', { cause: e });
     count(route, err.status);
     reply.code(err.status);
     reply.header(idHeader, req.id);
     if (err.status === 503 || err.status === 429) reply.header('retry-after', retryAfterSeconds(err));
-    if (err.status >= 500) logger.error({ reqId: req.id, route, code: err.code, msg: err.message }, 'request failed');
-    else logger.debug({ reqId: req.id, route, code: err.code, field: err.field }, 'request rejected');
+    if (err.status >= 500) {
+      logger.error({ reqId: req.id, route, code: err.code, status: err.status, err: e }, 'request failed');
+      return {
+        error: {
+          code: err.code, message: ERRORS[err.code].message, requestId: req.id,
+          ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+        },
+      };
+    }
+    logger.debug({ reqId: req.id, route, code: err.code, field: err.field }, 'request rejected');
     return {
       error: {
         code: err.code, message: err.message, requestId: req.id,
@@ -332,8 +341,7 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
       try {
         if (extra !== undefined) sections = await extra();
       } catch (e) {
-        logger.error({ reqId: req.id, err: e }, 'gateway: status provider failed');
-        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built' }), `GET ${statusPath}`);
+        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built', cause: e }), `GET ${statusPath}`);
       }
       return { ...node.status(), ...sections };
     });
@@ -357,10 +365,7 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     if (isPowerplantError(e)) err = e;
     else if (e.statusCode === 413) err = ppError('PP_ERR_TOO_LARGE', { field: 'body', message: 'body: larger than the gateway accepts' });
     else if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) err = ppError('PP_ERR_VALIDATION', { field: 'body', message: `body: ${e.message}` });
-    else {
-      logger.error({ reqId: req.id, err: e }, 'gateway: unexpected error');
-      err = ppError('PP_ERR_INTERNAL');
-    }
+    else err = ppError('PP_ERR_INTERNAL', { cause: e }); // logged once, by sendError
     void reply.send(sendError(req, reply, err, '(error)'));
   });
 
