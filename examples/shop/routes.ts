@@ -128,7 +128,10 @@ export function shopRoutes(): GatewayRoute<TokenPayload>[] {
   ];
 }
 
-/** The shop's part of the gateway's options: the auth hook and the routes. */
-export function shopGateway(sessionKey: KeyObject): Pick<GatewayOptions<TokenPayload>, 'auth' | 'routes'> {
-  return { auth: shopAuth(sessionKey), routes: shopRoutes() };
+/**
+ * The shop's part of the gateway's options: the auth hook, the routes, and who is an admin — who
+ * reads /status whole (everyone else gets it with shard locations redacted: CONTRACT.md).
+ */
+export function shopGateway(sessionKey: KeyObject): Pick<GatewayOptions<TokenPayload>, 'auth' | 'routes' | 'admin' | 'statusAccess'> {
+  return { auth: shopAuth(sessionKey), routes: shopRoutes(), admin: isAdmin, statusAccess: 'redacted' };
 }

@@ -35,9 +35,11 @@ import { PROMETHEUS_CONTENT_TYPE, type Counter, type CounterSeries, type Logger 
 import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
 import { checkLimit, ClientBuckets } from './rate-limit.js';
+import { redactLocations } from './redact.js';
 import type { GatewayRoute, RouteRateLimit } from './routes.js';
 
 export { route, routeFor } from './routes.js';
+export { redactLocations, redactLocation } from './redact.js';
 export type { GatewayRoute, TypedRoute, RouteBase, RouteAuth, RouteRateLimit, HttpMethod, NoExtraKeys } from './routes.js';
 
 /** Resolves the caller of a request (see GatewayOptions.auth). */
@@ -76,11 +78,26 @@ export interface GatewayOptions<P = unknown> {
   /**
    * Default '/status'; false to disable. Answers `node.status()` (this node, the nodes and services
    * it knows, endpoints with in-flight calls and breaker states) merged with `status()`'s sections,
-   * for `powerplant status`. It shows the topology: keep it off the public internet.
+   * for `powerplant status`. It shows the topology: see `statusAccess` for who sees what.
    */
   statusPath?: string | false;
   /** Extra sections of the status body (e.g. `{ partitions: store.describe() }`); errors answer 503. */
   status?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /**
+   * Who may read `/status`:
+   * - 'redacted' (default): anyone, with every location in it (URLs, filesystem paths: see
+   *   gateway/redact.ts) redacted, except for a caller `admin` accepts, who gets them whole;
+   * - 'admin': admins only (401 without credentials, 403 for a principal `admin` refuses);
+   * - 'public': anyone, whole (for a status port no client can reach).
+   */
+  statusAccess?: 'redacted' | 'admin' | 'public';
+  /** Who may read `/metrics`: 'public' (default: Prometheus scrapers rarely send credentials) or 'admin'. */
+  metricsAccess?: 'public' | 'admin';
+  /**
+   * Whether a principal (from `auth`, run on /status and /metrics when this is set) is an admin, for
+   * `statusAccess` / `metricsAccess`. Needed by 'admin' access; without it 'redacted' redacts for all.
+   */
+  admin?: (principal: P) => boolean;
 }
 
 export interface RateLimitOptions<P = unknown> extends RouteRateLimit {
@@ -332,23 +349,60 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
       return { ready: h.ready };
     });
   }
+  const statusAccess = options.statusAccess ?? 'redacted';
+  const metricsAccess = options.metricsAccess ?? 'public';
+  const isAdmin = options.admin;
+  requireArg(['redacted', 'admin', 'public'].includes(statusAccess), 'statusAccess', "must be 'redacted', 'admin' or 'public'");
+  requireArg(['public', 'admin'].includes(metricsAccess), 'metricsAccess', "must be 'public' or 'admin'");
+  requireArg((statusAccess !== 'admin' && metricsAccess !== 'admin') || (authHook !== undefined && isAdmin !== undefined), 'admin',
+    "statusAccess / metricsAccess 'admin' needs the `auth` hook and an `admin` predicate");
+  /**
+   * What the caller of a built-in endpoint may see: 'whole' or 'redacted'; throws 401 / 403 when it
+   * may see nothing. The auth hook runs only when an admin could be told apart (`admin` is set).
+   */
+  const access = async (req: FastifyRequest, mode: 'redacted' | 'admin' | 'public'): Promise<'whole' | 'redacted'> => {
+    if (mode === 'public') return 'whole';
+    const principal = authHook === undefined || isAdmin === undefined ? undefined : await authHook(req);
+    if (principal !== undefined && isAdmin?.(principal) === true) return 'whole';
+    if (mode === 'redacted') return 'redacted';
+    throw principal === undefined
+      ? ppError('PP_ERR_UNAUTHORIZED', { message: 'this endpoint needs an authenticated admin' })
+      : ppError('PP_ERR_FORBIDDEN', { message: 'this endpoint is for admins' });
+  };
+
   const statusPath = options.statusPath ?? '/status';
   if (statusPath !== false) {
     const extra = options.status;
+    const label = `GET ${statusPath}`;
     app.get(statusPath, async (req, reply) => {
       reply.header(idHeader, req.id);
+      let view: 'whole' | 'redacted';
+      try {
+        view = await access(req, statusAccess);
+      } catch (e) {
+        return sendError(req, reply, e, label);
+      }
       let sections: Record<string, unknown> = {};
       try {
         if (extra !== undefined) sections = await extra();
       } catch (e) {
-        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built', cause: e }), `GET ${statusPath}`);
+        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built', cause: e }), label);
       }
-      return { ...node.status(), ...sections };
+      const doc = { ...node.status(), ...sections };
+      return view === 'whole' ? doc : redactLocations(doc);
     });
   }
   const metricsPath = options.metricsPath ?? '/metrics';
   if (metricsPath !== false) {
-    app.get(metricsPath, async (_req, reply) => {
+    const label = `GET ${metricsPath}`;
+    app.get(metricsPath, async (req, reply) => {
+      if (metricsAccess !== 'public') {
+        try {
+          await access(req, metricsAccess);
+        } catch (e) {
+          return sendError(req, reply, e, label);
+        }
+      }
       reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
       return node.metrics.render();
     });
