@@ -20,7 +20,9 @@
  * message: ours, naming the field.
  *
  * Every response carries `x-request-id` (the client's, when it sent a sane one, else generated),
- * and the id travels with the call into every service it reaches. `/health` (+ `/health/live`,
+ * and the id travels with the call into every service it reaches. Requests Node itself would
+ * answer with an empty body (an unknown `Expect`, HTTP/1.1 without `Host`) get the catalogue's
+ * 400 body too (edge.ts). `/health` (+ `/health/live`,
  * `/health/ready`), `/metrics` (Prometheus text: the node's calls, latency histograms per action,
  * breaker states, registry size, plus HTTP requests per route) and `/status` (JSON: nodes, services,
  * endpoints, plus sections the application adds, e.g. the store's partitions) are built in.
@@ -28,12 +30,14 @@
  * Logs: pino, one JSON line per 5xx (error) and per 4xx (debug); access logs are opt-in
  * (`accessLog: true`) because a line per request costs ~10% of the gateway's throughput.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Kind } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ERRORS, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import { PROMETHEUS_CONTENT_TYPE, type Counter, type CounterSeries, type Logger } from '../observe/index.js';
 import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
+import { edgeServerFactory, type EdgeRefusal } from './edge.js';
 import { checkLimit, ClientBuckets } from './rate-limit.js';
 import { redactLocations } from './redact.js';
 import type { GatewayRoute, RouteRateLimit } from './routes.js';
@@ -159,17 +163,32 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
   const accessLog = options.accessLog ?? false;
   let idCounter = 0;
   const idPrefix = `${node.nodeId}-${Date.now().toString(36)}-`;
+  // Scan rawHeaders rather than read `raw.headers`: Node builds that object lazily, and touching
+  // it on every request cost ~1 us in the gateway profile.
+  const requestIdOf = (rawHeaders: readonly string[]): string => {
+    const given = rawHeader(rawHeaders, idHeader);
+    if (given !== undefined && REQUEST_ID_RE.test(given)) return given;
+    idCounter = idCounter >= Number.MAX_SAFE_INTEGER ? 0 : idCounter + 1;
+    return idPrefix + idCounter.toString(36);
+  };
+
+  // What Node would answer by itself with an empty body (see edge.ts), in the catalogue's body.
+  const refuse = (raw: IncomingMessage, res: ServerResponse, why: EdgeRefusal): void => {
+    const id = requestIdOf(raw.rawHeaders);
+    const err = why === 'host'
+      ? ppError('PP_ERR_VALIDATION', { field: 'headers.host', message: 'headers.host: an HTTP/1.1 request needs a Host header' })
+      : ppError('PP_ERR_VALIDATION', { field: 'headers.expect', message: 'headers.expect: the only expectation served is 100-continue' });
+    count('(framework)', err.status);
+    logger.debug({ reqId: id, route: '(framework)', code: err.code, field: err.field }, 'request rejected');
+    const body = JSON.stringify(errorBody(err, id));
+    res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), [idHeader]: id, connection: 'close' });
+    res.end(body);
+  };
 
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
-    genReqId: (raw) => {
-      // Scan rawHeaders rather than read `raw.headers`: Node builds that object lazily, and
-      // touching it on every request cost ~1 us in the gateway profile.
-      const given = rawHeader(raw.rawHeaders, idHeader);
-      if (given !== undefined && REQUEST_ID_RE.test(given)) return given;
-      idCounter = idCounter >= Number.MAX_SAFE_INTEGER ? 0 : idCounter + 1;
-      return idPrefix + idCounter.toString(36);
-    },
+    genReqId: (raw) => requestIdOf(raw.rawHeaders),
+    serverFactory: edgeServerFactory(refuse),
     // Our own errors are formatted below; Fastify's default 404/500 bodies would not name codes.
     return503OnClosing: true,
     // Errors raised before routing (a path Fastify cannot decode, a path parameter over its
@@ -222,13 +241,7 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
       };
     }
     logger.debug({ reqId: req.id, route, code: err.code, field: err.field }, 'request rejected');
-    return {
-      error: {
-        code: err.code, message: err.message, requestId: req.id,
-        ...(err.field === undefined ? {} : { field: err.field }),
-        ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
-      },
-    };
+    return errorBody(err, req.id);
   };
 
   const authHook = options.auth;
@@ -437,6 +450,17 @@ const DEFAULT_CLIENTS_MAX = 10_000;
 /** The principal when it is a string, else the remote address (see RateLimitOptions.key). */
 function defaultClientKey(req: FastifyRequest, principal: unknown): string {
   return typeof principal === 'string' ? principal : req.ip;
+}
+
+/** The body of a 4xx: `{ error: { code, message, requestId, field?, retryAfterMs? } }`. */
+function errorBody(err: PowerplantError, requestId: string): object {
+  return {
+    error: {
+      code: err.code, message: err.message, requestId,
+      ...(err.field === undefined ? {} : { field: err.field }),
+      ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+    },
+  };
 }
 
 /** Value of header `lowerName` in Node's flat [name, value, ...] list; undefined when absent. */
