@@ -41,7 +41,10 @@ function bodyOf<N extends string>(req: Request): Omit<ParamsOf<N>, RouteSet> {
   return b as Omit<ParamsOf<N>, RouteSet>;
 }
 
-/** A query-string integer as a number; anything else is passed on (typed as the number it should be) for the schema to reject by name. */
+/**
+ * A query-string integer as a number; anything else is passed on (typed as the number it should
+ * be) for the schema to reject by name.
+ */
 function int(v: unknown): number {
   return (typeof v === 'string' && /^-?\d{1,9}$/.test(v) ? Number(v) : v) as number;
 }
