@@ -44,7 +44,7 @@ export type {
   ResultOf,
 } from './service/index.js';
 export * as gateway from './gateway/index.js';
-export { createGateway } from './gateway/index.js';
+export { createGateway, route, routeFor } from './gateway/index.js';
 export type { Gateway, GatewayOptions, GatewayRoute } from './gateway/index.js';
 export * as observe from './observe/index.js';
 export { createLogger } from './observe/index.js';

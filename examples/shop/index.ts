@@ -35,7 +35,7 @@ import { messagesService } from './services/messages.js';
 import { notifierService, type OrderCreatedEvent } from './services/notifier.js';
 import { ordersService } from './services/orders.js';
 import { usersService } from './services/users.js';
-import { shopRoutes } from './routes.js';
+import { shopGateway } from './routes.js';
 
 // Registering the services' types makes ctx.call('catalog.get', …) type-checked everywhere.
 // Augmented through 'powerplant/service' (where ServiceRegistry is declared): an augmentation of
@@ -267,7 +267,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
 
     let url = '';
     if (options.gateway !== false) {
-      const gateway: Gateway = createGateway(node, { routes: shopRoutes(sessionKey), status: () => ({ partitions: store.describe() }) });
+      const gateway: Gateway = createGateway(node, { ...shopGateway(sessionKey), status: () => ({ partitions: store.describe() }) });
       closers.push(() => gateway.close());
       url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
     }

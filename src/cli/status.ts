@@ -1,10 +1,13 @@
 /**
- * `powerplant status [--url http://127.0.0.1:3000] [--json] [--timeout MS]`: asks a running node's
+ * `powerplant status [--url http://127.0.0.1:3000] [--json] [--timeout MS] [--token T]`: asks a running node's
  * gateway for `GET /status` and prints what it says as tables — this node and its health, the
  * nodes it knows (alive or suspect, their services), the services (instances, actions, calls in
  * flight, circuit-breaker states) and, when the application reports them, the store's partitions
  * (shards and their engines, tables with their partitioning and partition keys). `--json` prints
  * the document as received.
+ *
+ * A gateway may redact locations (shard paths, database URLs) for anyone but an admin, or show
+ * its status to admins only: `--token` (or $PP_STATUS_TOKEN) sends an admin's bearer token.
  *
  * The document is read defensively: fields a node does not report print as '-', so a newer or
  * older node still gets a readable answer.
@@ -16,12 +19,15 @@ export const STATUS_USAGE = `  status     show a running system: nodes, services
              --url URL     a node's gateway (default http://127.0.0.1:3000)
              --json        print the raw JSON of GET <url>/status
              --timeout MS  give up after MS milliseconds (default 5000)
+             --token T     send Authorization: Bearer T (a gateway that shows /status whole, or at
+                           all, only to admins); default $PP_STATUS_TOKEN, which keeps it out of ps
 `;
 
 const STATUS_FLAGS = {
   url: { kind: 'string' },
   json: { kind: 'bool' },
   timeout: { kind: 'int', min: 1, max: 600_000 },
+  token: { kind: 'string' },
 } as const;
 
 export const DEFAULT_STATUS_URL = 'http://127.0.0.1:3000';
@@ -81,8 +87,9 @@ export interface StatusIo {
 const defaultIo: StatusIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
 /** Runs `powerplant status`; resolves to the exit code (0 answered, 1 nothing usable answered). */
-export async function statusCommand(argv: readonly string[], io: StatusIo = defaultIo): Promise<number> {
+export async function statusCommand(argv: readonly string[], io: StatusIo = defaultIo, env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
   const { flags } = parseArgs('status', argv, STATUS_FLAGS);
+  const token = flags.token ?? (env.PP_STATUS_TOKEN === undefined || env.PP_STATUS_TOKEN === '' ? undefined : env.PP_STATUS_TOKEN);
   const base = (flags.url ?? DEFAULT_STATUS_URL).replace(/\/+$/, '');
   const timeoutMs = flags.timeout ?? DEFAULT_STATUS_TIMEOUT_MS;
   let url: URL;
@@ -92,7 +99,7 @@ export async function statusCommand(argv: readonly string[], io: StatusIo = defa
     io.err(`powerplant status: --url ${base} is not a URL (expected e.g. ${DEFAULT_STATUS_URL})\n`);
     return 2;
   }
-  const got = await fetchStatus(url, timeoutMs);
+  const got = await fetchStatus(url, timeoutMs, token);
   if (!got.ok) {
     io.err(`powerplant status: ${got.message}\n`);
     return 1;
@@ -104,14 +111,14 @@ export async function statusCommand(argv: readonly string[], io: StatusIo = defa
 
 type Fetched = { ok: true; text: string; doc: StatusDoc } | { ok: false; message: string };
 
-async function fetchStatus(url: URL, timeoutMs: number): Promise<Fetched> {
+async function fetchStatus(url: URL, timeoutMs: number, token: string | undefined): Promise<Fetched> {
   const where = url.href;
   let res: Response;
   let text: string;
   try {
     // One deadline for connect, headers and body.
     const signal = AbortSignal.timeout(timeoutMs);
-    res = await fetch(url, { signal, headers: { accept: 'application/json' } });
+    res = await fetch(url, { signal, headers: { accept: 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) } });
     text = await res.text();
   } catch (err) {
     const e = err as { name?: string; cause?: { code?: string; message?: string } };
@@ -120,7 +127,10 @@ async function fetchStatus(url: URL, timeoutMs: number): Promise<Fetched> {
     return { ok: false, message: `nothing answers at ${where} (${why}). Is a node running there? Start one with "powerplant start <entry>" (npm start runs the shop), or pass --url.` };
   }
   if (res.status !== 200) {
-    return { ok: false, message: `GET ${where} answered HTTP ${res.status}${res.status === 404 ? ' (this server has no status endpoint: is it a Powerplant gateway?)' : ''}: ${text.slice(0, 200)}` };
+    const hint = res.status === 404 ? ' (this server has no status endpoint: is it a Powerplant gateway?)'
+      : res.status === 401 || res.status === 403 ? ` (this gateway shows its status to admins only: pass an admin's token with --token or $PP_STATUS_TOKEN${token === undefined ? '' : '; the one sent was refused'})`
+        : '';
+    return { ok: false, message: `GET ${where} answered HTTP ${res.status}${hint}: ${text.slice(0, 200)}` };
   }
   try {
     const doc = JSON.parse(text) as unknown;

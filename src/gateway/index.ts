@@ -1,15 +1,28 @@
 /**
  * HTTP gateway on Fastify: routes map to actions (`GET /products/:id` -> `catalog.get`).
  *
+ * Routes come in two forms (routes.ts): typed, `route({...})` / `routeFor<Principal>()`, whose
+ * action name and params mapper tsc checks against ServiceRegistry like `ctx.call`; and dynamic,
+ * plain objects, for routes loaded at run time.
+ *
+ * Authentication is a hook (`auth: (req) => principal | undefined`), run only for routes that
+ * declare `auth: 'required' | 'optional'`; a required route without a principal is 401, a route's
+ * `authorize(principal)` saying no is 403, both before any service is called; the params mapper
+ * gets the principal (`params(req, principal)`).
+ *
  * Status mapping comes from the error catalogue (`PowerplantError.status`), so the gateway has no
  * table of its own: PP_ERR_VALIDATION -> 400 with `error.field` naming the bad field; NOT_FOUND ->
  * 404 (also for unknown routes); TIMEOUT -> 504; CIRCUIT_OPEN / NO_ENDPOINT / BULKHEAD_FULL /
  * SHUTTING_DOWN / UNAVAILABLE -> 503 with `Retry-After` (seconds, from the error's retryAfterMs,
- * at least 1); RATE_LIMITED -> 429 with Retry-After. A non-catalogue error is a bug: 500, logged
- * with its stack, the body says only `PP_ERR_INTERNAL`.
+ * at least 1); RATE_LIMITED -> 429 with Retry-After. A non-catalogue error is a bug: 500
+ * PP_ERR_INTERNAL. Every 5xx body says only the catalogue's message for its code (what the error
+ * itself says may quote a driver, a path, a URL); the detail is logged once. A 4xx keeps its
+ * message: ours, naming the field.
  *
  * Every response carries `x-request-id` (the client's, when it sent a sane one, else generated),
- * and the id travels with the call into every service it reaches. `/health` (+ `/health/live`,
+ * and the id travels with the call into every service it reaches. Requests Node itself would
+ * answer with an empty body (an unknown `Expect`, HTTP/1.1 without `Host`) get the catalogue's
+ * 400 body too (edge.ts). `/health` (+ `/health/live`,
  * `/health/ready`), `/metrics` (Prometheus text: the node's calls, latency histograms per action,
  * breaker states, registry size, plus HTTP requests per route) and `/status` (JSON: nodes, services,
  * endpoints, plus sections the application adds, e.g. the store's partitions) are built in.
@@ -17,41 +30,43 @@
  * Logs: pino, one JSON line per 5xx (error) and per 4xx (debug); access logs are opt-in
  * (`accessLog: true`) because a line per request costs ~10% of the gateway's throughput.
  */
-import { Kind, type TSchema } from '@sinclair/typebox';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Kind } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
-import { PROMETHEUS_CONTENT_TYPE, type CounterSeries, type Logger } from '../observe/index.js';
+import { ERRORS, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
+import { PROMETHEUS_CONTENT_TYPE, type Counter, type CounterSeries, type Logger } from '../observe/index.js';
+import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
+import { edgeServerFactory, type EdgeRefusal } from './edge.js';
+import { checkLimit, ClientBuckets } from './rate-limit.js';
+import { redactLocations } from './redact.js';
+import type { GatewayRoute, RouteRateLimit } from './routes.js';
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export { route, routeFor } from './routes.js';
+export { redactLocations, redactLocation } from './redact.js';
+export type { GatewayRoute, TypedRoute, RouteBase, RouteAuth, RouteRateLimit, HttpMethod, NoExtraKeys } from './routes.js';
 
-export interface GatewayRoute {
-  method: HttpMethod;
-  /** Fastify path syntax: `/products/:id`. */
-  url: string;
-  /** `service.action` */
-  action: string;
+/** Resolves the caller of a request (see GatewayOptions.auth). */
+export type AuthHook<P> = (req: FastifyRequest) => P | undefined | Promise<P | undefined>;
+
+export interface GatewayOptions<P = unknown> {
+  /** Typed (`route()`, `routeFor<P>()`) or dynamic (plain objects): see routes.ts. */
+  routes: readonly GatewayRoute<P>[];
   /**
-   * Builds the action's params from the request. Default: path params, over query-string, over
-   * the JSON body (objects only): `{ ...body, ...query, ...params }`. Values from the path and
-   * query are strings; convert here when the schema wants numbers.
+   * Authentication at the edge: resolves the principal (the caller: a session, a user, an API
+   * client) of a request to a route that declares `auth`. Return undefined for a request without
+   * credentials; throw a catalogue error (PP_ERR_UNAUTHORIZED) for bad ones, which is answered as
+   * it is. Called once per such request, before the params mapper and before any service; never
+   * for a route without `auth`. May return a promise (a session store); a synchronous result keeps
+   * the request synchronous.
    */
-  params?: (req: FastifyRequest) => unknown;
-  /** Call timeout for this route, ms (default: the action's / node's). */
-  timeoutMs?: number;
-  /** Success status. Default 200. */
-  status?: number;
+  auth?: AuthHook<P>;
   /**
-   * Schema of a success body: serialized by Fastify with fast-json-stringify instead of
-   * JSON.stringify (properties the schema does not declare are left out, as in any Fastify
-   * response schema). Default: the action's `result` schema when this node hosts the action and
-   * the schema is plain JSON (see isPlainJsonSchema); false: always JSON.stringify.
+   * Rate limiting: a token bucket per client per route (resilience's TokenBucket), 429
+   * PP_ERR_RATE_LIMITED with Retry-After (the bucket's time to its next token) beyond it. Off by
+   * default; a route's own `rateLimit` overrides the numbers or turns it off for that route.
    */
-  resultSchema?: TSchema | false;
-}
-
-export interface GatewayOptions {
-  routes: readonly GatewayRoute[];
+  rateLimit?: RateLimitOptions<P>;
   /** Default: the node's logger. */
   logger?: Logger;
   /** One JSON line per request (method, url, status, ms, request id). Default false. */
@@ -67,11 +82,43 @@ export interface GatewayOptions {
   /**
    * Default '/status'; false to disable. Answers `node.status()` (this node, the nodes and services
    * it knows, endpoints with in-flight calls and breaker states) merged with `status()`'s sections,
-   * for `powerplant status`. It shows the topology: keep it off the public internet.
+   * for `powerplant status`. It shows the topology: see `statusAccess` for who sees what.
    */
   statusPath?: string | false;
   /** Extra sections of the status body (e.g. `{ partitions: store.describe() }`); errors answer 503. */
   status?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /**
+   * Who may read `/status`:
+   * - 'redacted' (default): anyone, with every location in it (URLs, filesystem paths: see
+   *   gateway/redact.ts) redacted, except for a caller `admin` accepts, who gets them whole;
+   * - 'admin': admins only (401 without credentials, 403 for a principal `admin` refuses);
+   * - 'public': anyone, whole (for a status port no client can reach).
+   */
+  statusAccess?: 'redacted' | 'admin' | 'public';
+  /** Who may read `/metrics`: 'public' (default: Prometheus scrapers rarely send credentials) or 'admin'. */
+  metricsAccess?: 'public' | 'admin';
+  /**
+   * Whether a principal (from `auth`, run on /status and /metrics when this is set) is an admin, for
+   * `statusAccess` / `metricsAccess`. Needed by 'admin' access; without it 'redacted' redacts for all.
+   */
+  admin?: (principal: P) => boolean;
+}
+
+export interface RateLimitOptions<P = unknown> extends RouteRateLimit {
+  /**
+   * The client a request counts against. Default: the principal when the route resolved one and
+   * it is a string, else the remote address (`req.ip`: the socket's peer, or what Fastify's
+   * trustProxy makes of X-Forwarded-For). With an object principal, pass e.g.
+   * `(req, p) => p?.userId ?? req.ip`.
+   */
+  key?: (req: FastifyRequest, principal: P | undefined) => string;
+  /**
+   * Most client buckets kept per route (the least recently seen is evicted beyond; see
+   * gateway/rate-limit.ts for what that means for fairness). Default 10,000.
+   */
+  clientsMax?: number;
+  /** Time source of the buckets (tests drive it by hand). Default monotonic. */
+  clock?: Clock;
 }
 
 /** Longest path parameter (Fastify's default). */
@@ -110,23 +157,38 @@ export function isPlainJsonSchema(schema: unknown): boolean {
   return true;
 }
 
-export function createGateway(node: ServiceNode, options: GatewayOptions): Gateway {
+export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOptions<P>): Gateway {
   const logger = options.logger ?? node.logger;
   const idHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
   const accessLog = options.accessLog ?? false;
   let idCounter = 0;
   const idPrefix = `${node.nodeId}-${Date.now().toString(36)}-`;
+  // Scan rawHeaders rather than read `raw.headers`: Node builds that object lazily, and touching
+  // it on every request cost ~1 us in the gateway profile.
+  const requestIdOf = (rawHeaders: readonly string[]): string => {
+    const given = rawHeader(rawHeaders, idHeader);
+    if (given !== undefined && REQUEST_ID_RE.test(given)) return given;
+    idCounter = idCounter >= Number.MAX_SAFE_INTEGER ? 0 : idCounter + 1;
+    return idPrefix + idCounter.toString(36);
+  };
+
+  // What Node would answer by itself with an empty body (see edge.ts), in the catalogue's body.
+  const refuse = (raw: IncomingMessage, res: ServerResponse, why: EdgeRefusal): void => {
+    const id = requestIdOf(raw.rawHeaders);
+    const err = why === 'host'
+      ? ppError('PP_ERR_VALIDATION', { field: 'headers.host', message: 'headers.host: an HTTP/1.1 request needs a Host header' })
+      : ppError('PP_ERR_VALIDATION', { field: 'headers.expect', message: 'headers.expect: the only expectation served is 100-continue' });
+    count('(framework)', err.status);
+    logger.debug({ reqId: id, route: '(framework)', code: err.code, field: err.field }, 'request rejected');
+    const body = JSON.stringify(errorBody(err, id));
+    res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), [idHeader]: id, connection: 'close' });
+    res.end(body);
+  };
 
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
-    genReqId: (raw) => {
-      // Scan rawHeaders rather than read `raw.headers`: Node builds that object lazily, and
-      // touching it on every request cost ~1 us in the gateway profile.
-      const given = rawHeader(raw.rawHeaders, idHeader);
-      if (given !== undefined && REQUEST_ID_RE.test(given)) return given;
-      idCounter = idCounter >= Number.MAX_SAFE_INTEGER ? 0 : idCounter + 1;
-      return idPrefix + idCounter.toString(36);
-    },
+    genReqId: (raw) => requestIdOf(raw.rawHeaders),
+    serverFactory: edgeServerFactory(refuse),
     // Our own errors are formatted below; Fastify's default 404/500 bodies would not name codes.
     return503OnClosing: true,
     // Errors raised before routing (a path Fastify cannot decode, a path parameter over its
@@ -158,36 +220,61 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
     c.inc();
   };
 
+  // One JSON line per 5xx, at error: the detail (the error with its message, cause chain and stack:
+  // a driver's or an engine's text lives there) under `err`, once; pino's own `msg` says what
+  // happened. The client gets the catalogue's message for the code: a 5xx message is never ours
+  // to vouch for (it may quote a driver, a path, a URL). A 4xx message is ours (it names the field
+  // and what was wrong with it) and goes to the client as it is.
   const sendError = (req: FastifyRequest, reply: FastifyReply, e: unknown, route: string): object => {
-    let err: PowerplantError;
-    if (isPowerplantError(e)) {
-      err = e;
-    } else {
-      logger.error({ reqId: req.id, route, err: e }, 'gateway: non-catalogue error');
-      err = ppError('PP_ERR_INTERNAL', { message: 'internal error' });
-    }
+    const err = isPowerplantError(e) ? e : ppError('PP_ERR_INTERNAL', { cause: e });
     count(route, err.status);
     reply.code(err.status);
     reply.header(idHeader, req.id);
     if (err.status === 503 || err.status === 429) reply.header('retry-after', retryAfterSeconds(err));
-    if (err.status >= 500) logger.error({ reqId: req.id, route, code: err.code, msg: err.message }, 'request failed');
-    else logger.debug({ reqId: req.id, route, code: err.code, field: err.field }, 'request rejected');
-    return {
-      error: {
-        code: err.code, message: err.message, requestId: req.id,
-        ...(err.field === undefined ? {} : { field: err.field }),
-        ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
-      },
-    };
+    if (err.status >= 500) {
+      logger.error({ reqId: req.id, route, code: err.code, status: err.status, err: e }, 'request failed');
+      return {
+        error: {
+          code: err.code, message: ERRORS[err.code].message, requestId: req.id,
+          ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+        },
+      };
+    }
+    logger.debug({ reqId: req.id, route, code: err.code, field: err.field }, 'request rejected');
+    return errorBody(err, req.id);
   };
 
-  for (const r of options.routes) {
+  const authHook = options.auth;
+  const rl = options.rateLimit;
+  if (rl !== undefined) {
+    checkLimit(rl.ratePerSec, rl.burst, 'rateLimit');
+    requireArg(rl.clientsMax === undefined || (Number.isInteger(rl.clientsMax) && rl.clientsMax >= 1), 'rateLimit.clientsMax', 'must be an integer >= 1');
+  }
+  const clientsMax = rl?.clientsMax ?? DEFAULT_CLIENTS_MAX;
+  const clientKey = rl?.key ?? defaultClientKey;
+  // Registered with the first limited route, so a gateway without limits shows no empty families.
+  let limitCounters: { limited: Counter; evicted: Counter } | undefined;
+  const limitMetrics = (): { limited: Counter; evicted: Counter } => (limitCounters ??= {
+    limited: node.metrics.counter('pp_http_rate_limited_total', 'Requests the gateway\'s rate limiter refused (429), by route.', ['route']),
+    evicted: node.metrics.counter('pp_http_rate_limit_evictions_total', 'Client buckets evicted before they had refilled (more clients than rateLimit.clientsMax within burst / rate seconds), by route.', ['route']),
+  });
+
+  options.routes.forEach((r, i) => {
     requireArg(/^[A-Za-z][\w-]*\.[A-Za-z][\w-]*$/.test(r.action), 'routes.action', `'${r.action}' is not service.action`);
+    const mode = r.auth;
+    requireArg(mode === undefined || mode === 'required' || mode === 'optional', `routes[${i}].auth`, "must be 'required' or 'optional'");
+    requireArg(mode === undefined || authHook !== undefined, `routes[${i}].auth`, 'needs the gateway\'s `auth` hook (GatewayOptions.auth) to resolve the principal');
+    requireArg(r.authorize === undefined || mode !== undefined, `routes[${i}].authorize`, "needs auth: 'required' or 'optional'");
     const label = `${r.method} ${r.url}`;
     const action = r.action;
     const okSeries = httpRequests.labels(label, String(r.status ?? 200));
     const okStatus = r.status ?? 200;
     const toParams = r.params;
+    const authorize = r.authorize;
+    if (r.rateLimit !== undefined && r.rateLimit !== false) checkLimit(r.rateLimit.ratePerSec, r.rateLimit.burst, `routes[${i}].rateLimit`);
+    const limit: RouteRateLimit | undefined = r.rateLimit === false ? undefined : (r.rateLimit ?? rl);
+    const buckets = limit === undefined ? undefined : new ClientBuckets(limit.ratePerSec, limit.burst, clientsMax, rl?.clock, limitMetrics().evicted.labels(label));
+    const limitedSeries = buckets === undefined ? undefined : limitMetrics().limited.labels(label);
     // One options object per route, shared by its requests (the request id goes in separately).
     const callOpts = r.timeoutMs === undefined ? undefined : { timeoutMs: r.timeoutMs };
     const resultSchema = r.resultSchema === false ? undefined : (r.resultSchema ?? node.actionSchemas(action)?.result);
@@ -200,31 +287,62 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
       return result ?? null;
     };
 
-    app.route({
-      method: r.method,
-      url: r.url,
-      ...(schema === undefined ? {} : { schema }),
-      // Not `async`: an in-process action with a synchronous handler answers without a promise
-      // (node.dispatch returns the value itself); otherwise the promise goes to Fastify.
-      handler: (req, reply) => {
-        reply.header(idHeader, req.id);
-        let out: unknown;
+    // Not `async`: an in-process action with a synchronous handler answers without a promise
+    // (node.dispatch returns the value itself); otherwise the promise goes to Fastify. A route
+    // without auth (or a limit) IS this function: Fastify calls it with two arguments.
+    const run = (req: FastifyRequest, reply: FastifyReply, principal?: P): unknown => {
+      reply.header(idHeader, req.id);
+      let out: unknown;
+      try {
+        let params: unknown;
         try {
-          let params: unknown;
-          try {
-            params = toParams === undefined ? defaultParams(req) : toParams(req);
-          } catch (e) {
-            throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
-          }
-          out = node.dispatch(action, params, callOpts, undefined, req.id);
+          params = toParams === undefined ? defaultParams(req) : toParams(req, principal);
         } catch (e) {
-          return sendError(req, reply, e, label);
+          throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
         }
-        if (!(out instanceof Promise)) return succeeded(req, reply, out);
-        return out.then((v: unknown) => succeeded(req, reply, v), (e: unknown) => sendError(req, reply, e, label));
-      },
-    });
-  }
+        out = node.dispatch(action, params, callOpts, undefined, req.id);
+      } catch (e) {
+        return sendError(req, reply, e, label);
+      }
+      if (!(out instanceof Promise)) return succeeded(req, reply, out);
+      return out.then((v: unknown) => succeeded(req, reply, v), (e: unknown) => sendError(req, reply, e, label));
+    };
+
+    // Once the principal is resolved (undefined: no credentials; `authError`: bad ones): the rate
+    // limit (by principal or address: failed attempts count too), then 401 / 403, all before any
+    // service is called; else the mapper and the call.
+    const admit = (req: FastifyRequest, reply: FastifyReply, principal: P | undefined, authError?: { e: unknown }): unknown => {
+      if (buckets !== undefined) {
+        const refused = buckets.take(clientKey(req, principal));
+        if (refused !== undefined) {
+          limitedSeries?.inc();
+          return sendError(req, reply, refused, label);
+        }
+      }
+      if (authError !== undefined) return sendError(req, reply, authError.e, label);
+      if (principal === undefined) {
+        if (mode === 'required') return sendError(req, reply, ppError('PP_ERR_UNAUTHORIZED', { message: 'this route needs an authenticated caller' }), label);
+      } else if (authorize !== undefined && !authorize(principal)) {
+        return sendError(req, reply, ppError('PP_ERR_FORBIDDEN', { message: `not allowed: ${label}` }), label);
+      }
+      return run(req, reply, principal);
+    };
+
+    const handler = mode === undefined || authHook === undefined
+      ? (buckets === undefined ? run : (req: FastifyRequest, reply: FastifyReply): unknown => admit(req, reply, undefined))
+      : (req: FastifyRequest, reply: FastifyReply): unknown => {
+        let got: P | undefined | Promise<P | undefined>;
+        try {
+          got = authHook(req);
+        } catch (e) {
+          return admit(req, reply, undefined, { e });
+        }
+        if (got instanceof Promise) return got.then((p) => admit(req, reply, p), (e: unknown) => admit(req, reply, undefined, { e }));
+        return admit(req, reply, got);
+      };
+
+    app.route({ method: r.method, url: r.url, ...(schema === undefined ? {} : { schema }), handler });
+  });
 
   const healthPath = options.healthPath ?? '/health';
   if (healthPath !== false) {
@@ -244,24 +362,60 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
       return { ready: h.ready };
     });
   }
+  const statusAccess = options.statusAccess ?? 'redacted';
+  const metricsAccess = options.metricsAccess ?? 'public';
+  const isAdmin = options.admin;
+  requireArg(['redacted', 'admin', 'public'].includes(statusAccess), 'statusAccess', "must be 'redacted', 'admin' or 'public'");
+  requireArg(['public', 'admin'].includes(metricsAccess), 'metricsAccess', "must be 'public' or 'admin'");
+  requireArg((statusAccess !== 'admin' && metricsAccess !== 'admin') || (authHook !== undefined && isAdmin !== undefined), 'admin',
+    "statusAccess / metricsAccess 'admin' needs the `auth` hook and an `admin` predicate");
+  /**
+   * What the caller of a built-in endpoint may see: 'whole' or 'redacted'; throws 401 / 403 when it
+   * may see nothing. The auth hook runs only when an admin could be told apart (`admin` is set).
+   */
+  const access = async (req: FastifyRequest, mode: 'redacted' | 'admin' | 'public'): Promise<'whole' | 'redacted'> => {
+    if (mode === 'public') return 'whole';
+    const principal = authHook === undefined || isAdmin === undefined ? undefined : await authHook(req);
+    if (principal !== undefined && isAdmin?.(principal) === true) return 'whole';
+    if (mode === 'redacted') return 'redacted';
+    throw principal === undefined
+      ? ppError('PP_ERR_UNAUTHORIZED', { message: 'this endpoint needs an authenticated admin' })
+      : ppError('PP_ERR_FORBIDDEN', { message: 'this endpoint is for admins' });
+  };
+
   const statusPath = options.statusPath ?? '/status';
   if (statusPath !== false) {
     const extra = options.status;
+    const label = `GET ${statusPath}`;
     app.get(statusPath, async (req, reply) => {
       reply.header(idHeader, req.id);
+      let view: 'whole' | 'redacted';
+      try {
+        view = await access(req, statusAccess);
+      } catch (e) {
+        return sendError(req, reply, e, label);
+      }
       let sections: Record<string, unknown> = {};
       try {
         if (extra !== undefined) sections = await extra();
       } catch (e) {
-        logger.error({ reqId: req.id, err: e }, 'gateway: status provider failed');
-        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built' }), `GET ${statusPath}`);
+        return sendError(req, reply, ppError('PP_ERR_UNAVAILABLE', { message: 'status: a section could not be built', cause: e }), label);
       }
-      return { ...node.status(), ...sections };
+      const doc = { ...node.status(), ...sections };
+      return view === 'whole' ? doc : redactLocations(doc);
     });
   }
   const metricsPath = options.metricsPath ?? '/metrics';
   if (metricsPath !== false) {
-    app.get(metricsPath, async (_req, reply) => {
+    const label = `GET ${metricsPath}`;
+    app.get(metricsPath, async (req, reply) => {
+      if (metricsAccess !== 'public') {
+        try {
+          await access(req, metricsAccess);
+        } catch (e) {
+          return sendError(req, reply, e, label);
+        }
+      }
       reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
       return node.metrics.render();
     });
@@ -278,10 +432,7 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
     if (isPowerplantError(e)) err = e;
     else if (e.statusCode === 413) err = ppError('PP_ERR_TOO_LARGE', { field: 'body', message: 'body: larger than the gateway accepts' });
     else if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) err = ppError('PP_ERR_VALIDATION', { field: 'body', message: `body: ${e.message}` });
-    else {
-      logger.error({ reqId: req.id, err: e }, 'gateway: unexpected error');
-      err = ppError('PP_ERR_INTERNAL');
-    }
+    else err = ppError('PP_ERR_INTERNAL', { cause: e }); // logged once, by sendError
     void reply.send(sendError(req, reply, err, '(error)'));
   });
 
@@ -291,6 +442,24 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
       return app.listen({ port, host });
     },
     close: () => app.close(),
+  };
+}
+
+const DEFAULT_CLIENTS_MAX = 10_000;
+
+/** The principal when it is a string, else the remote address (see RateLimitOptions.key). */
+function defaultClientKey(req: FastifyRequest, principal: unknown): string {
+  return typeof principal === 'string' ? principal : req.ip;
+}
+
+/** The body of a 4xx: `{ error: { code, message, requestId, field?, retryAfterMs? } }`. */
+function errorBody(err: PowerplantError, requestId: string): object {
+  return {
+    error: {
+      code: err.code, message: err.message, requestId,
+      ...(err.field === undefined ? {} : { field: err.field }),
+      ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+    },
   };
 }
 
