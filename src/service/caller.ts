@@ -8,16 +8,19 @@
  * function call when the endpoint is this node, else the transport) with the remaining deadline ->
  * record latency and outcome in the endpoint set (EWMA, in-flight) and the breaker.
  *
- * A retryable failure is retried on ANOTHER instance after a jittered backoff, within the
- * deadline and the node's retry budget: errors proving the call never ran (breaker open, bulkhead
- * full, node draining, action not there) for every action; timeouts and dead instances only for
- * idempotent actions. The path is synchronous until something is asynchronous: a call served by a
- * synchronous handler on this node returns its value with no promise (the gateway benchmark's case).
+ * RETRIES: a failed attempt is retried on ANOTHER instance when it is SAFE and the node's
+ * `RetryPolicy` (resilience/) allows it. Safe: the error proves the call never ran (breaker open,
+ * bulkhead full, node draining, action not there, rate limited) for every action; timeouts and dead
+ * instances only for idempotent actions. Allowed: retryable, attempts left, the full-jitter backoff
+ * ends before the deadline, the node's retry budget has one. The policy is asked attempt by attempt
+ * (it has no loop of its own), so the path stays synchronous until something is asynchronous: a
+ * call served by a synchronous handler on this node returns its value with no promise (the gateway
+ * benchmark's case), and a retry with a backoff under 1 ms runs at once.
  */
 import type { BalancerName, Endpoint } from '../balance/index.js';
 import { invariant, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import {
-  Bulkhead, REJECTED, RetryBudget, backoffDelayMs, type CircuitBreaker, type CircuitBreakerOptions, type RetryBudgetOptions,
+  Bulkhead, REJECTED, RETRY_STOP, RetryBudget, RetryPolicy, type CircuitBreaker, type CircuitBreakerOptions, type RetryBudgetOptions,
 } from '../resilience/index.js';
 import type { CounterSeries, HistogramSeries, Logger } from '../observe/index.js';
 import { PendingCalls, type CallMeta, type Transport } from '../transport/index.js';
@@ -105,10 +108,7 @@ export class Caller implements ContextHost {
   private readonly suspects: Set<string>;
   private readonly callStates = new Map<string, ActionCallState>();
   private readonly localPending: PendingCalls;
-  private readonly retryBudget: RetryBudget | undefined;
-  private readonly maxAttempts: number;
-  private readonly retryBaseDelayMs: number;
-  private readonly retryMaxDelayMs: number;
+  private readonly retry: RetryPolicy;
   private readonly attemptTimeoutMs: number;
   private readonly discoveryWaitMs: number;
   /** retryAfterMs of PP_ERR_NO_ENDPOINT: an announcement or heartbeat may bring one by then. */
@@ -128,16 +128,22 @@ export class Caller implements ContextHost {
     this.heartbeatIntervalMs = heartbeatIntervalMs;
     this.callTimeoutMs = call.timeoutMs ?? 10_000;
     this.attemptTimeoutMs = call.attemptTimeoutMs ?? Infinity;
-    this.maxAttempts = call.maxAttempts ?? 3;
-    this.retryBaseDelayMs = call.retryBaseDelayMs ?? 5;
-    this.retryMaxDelayMs = call.retryMaxDelayMs ?? 100;
+    const maxAttempts = call.maxAttempts ?? 3;
     this.maxConcurrentPerAction = call.maxConcurrentPerAction ?? 1_000;
     this.discoveryWaitMs = call.discoveryWaitMs ?? 1_000;
     requireArg(this.discoveryWaitMs >= 0 && this.discoveryWaitMs <= 2_147_483_647, 'call.discoveryWaitMs', 'must be in [0, 2147483647]');
     requireArg(this.callTimeoutMs > 0 && this.callTimeoutMs <= 2_147_483_647, 'call.timeoutMs', 'must be in (0, 2147483647]');
     requireArg(this.attemptTimeoutMs > 0, 'call.attemptTimeoutMs', 'must be > 0');
-    requireArg(Number.isInteger(this.maxAttempts) && this.maxAttempts >= 1 && this.maxAttempts <= 10, 'call.maxAttempts', 'must be an integer in [1, 10]');
-    this.retryBudget = call.retryBudget === false ? undefined : new RetryBudget(call.retryBudget ?? {});
+    requireArg(Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= 10, 'call.maxAttempts', 'must be an integer in [1, 10]');
+    const baseDelayMs = call.retryBaseDelayMs ?? 5;
+    const maxDelayMs = call.retryMaxDelayMs ?? 100;
+    requireArg(baseDelayMs >= 0 && Number.isFinite(baseDelayMs), 'call.retryBaseDelayMs', 'must be a finite number >= 0');
+    requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'call.retryMaxDelayMs', 'must be a finite number >= 0');
+    // One policy per node: the budget is node-wide (every call from here deposits and withdraws).
+    this.retry = new RetryPolicy({
+      maxAttempts, baseDelayMs, maxDelayMs,
+      ...(call.retryBudget === false ? {} : { budget: new RetryBudget(call.retryBudget ?? {}) }),
+    });
     this.localPending = new PendingCalls({ maxPending: 100_000, tickMs: 5 });
     this.plainMeta = { callerNodeId: this.nodeId };
   }
@@ -189,7 +195,7 @@ export class Caller implements ContextHost {
       const v: unknown = (params as Record<string, unknown>)[d.keyParam];
       if (v !== undefined) key = String(v);
     }
-    this.retryBudget?.recordRequest();
+    this.retry.begin();
     const c = new OutgoingCall(name, params, route, this.callState(name), startMs, deadlineAtMs, opts?.idempotent ?? d.idempotent, key,
       requestId ?? opts?.requestId ?? parent?.requestId);
     return this.attempt(c, startMs);
@@ -322,12 +328,13 @@ export class Caller implements ContextHost {
     (c.breaker as CircuitBreaker).onFailure(err, c.permit);
     c.cs.bulkhead.release();
     c.lastErr = err;
-    const retry = err.retryable && (c.idempotent || NOT_EXECUTED.has(err.code)) && c.attempts + 1 < this.maxAttempts
-      && (this.retryBudget === undefined || this.retryBudget.tryWithdraw());
-    if (!retry) throw this.fail(c, err, endMs);
+    // Safe to run again (it proved it never ran, or the action is idempotent)? Then the policy
+    // decides: retryable, attempts left, a backoff ending before the deadline, the budget. A budget
+    // refusal surfaces the last error itself, not a wrapper (see docs/services.md).
+    const delayMs = c.idempotent || NOT_EXECUTED.has(err.code) ? this.retry.next(err, c.attempts, c.deadlineAtMs - endMs) : RETRY_STOP;
+    if (delayMs < 0) throw this.fail(c, err, endMs);
     c.cs.retries.inc();
     (c.exclude ??= new Set(this.suspects)).add(ep.id);
-    const delayMs = Math.min(backoffDelayMs(c.attempts, this.retryBaseDelayMs, this.retryMaxDelayMs), Math.max(0, c.deadlineAtMs - endMs - 1));
     c.attempts++;
     if (delayMs >= 1) return sleep(delayMs).then(() => this.attempt(c, performance.now()));
     return this.attempt(c, endMs);
