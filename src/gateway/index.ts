@@ -216,7 +216,7 @@ export function createGateway(node: ServiceNode, options: GatewayOptions): Gatew
           } catch (e) {
             throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
           }
-          out = node.dispatch(action, params, callOpts, undefined, req.id);
+          out = node.dispatch(action, params, { timeoutMs: callOpts?.timeoutMs, requestId: req.id });
         } catch (e) {
           return sendError(req, reply, e, label);
         }

@@ -151,7 +151,7 @@ export class Caller implements ContextHost {
   /** ContextHost: `dispatch` as a promise. */
   invoke(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined): Promise<unknown> {
     try {
-      const out = this.dispatch(name, params, opts, parent, undefined);
+      const out = this.dispatch(name, params, opts, parent);
       return out instanceof Promise ? out : Promise.resolve(out);
     } catch (err) {
       return Promise.reject(err);
@@ -161,13 +161,13 @@ export class Caller implements ContextHost {
   /**
    * The call path (see the file comment). Returns the result ITSELF when the call was served
    * synchronously (an endpoint on this node with a synchronous handler), a promise otherwise; the
-   * failure of a synchronous call is thrown. `requestId` (when given) overrides `opts.requestId`.
+   * failure of a synchronous call is thrown. The request id is `opts.requestId`, else the parent's.
    */
-  dispatch(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined, requestId: string | undefined): unknown {
+  dispatch(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined): unknown {
     const startMs = performance.now();
     const route = this.registry.routes.get(name);
-    if (route === undefined) return this.awaitRoute(name, params, opts, parent, requestId, startMs);
-    return this.begin(route, name, params, opts, parent, requestId, startMs);
+    if (route === undefined) return this.awaitRoute(name, params, opts, parent, startMs);
+    return this.begin(route, name, params, opts, parent, startMs);
   }
 
   /** ContextHost: an unchecked balanced event. */
@@ -185,8 +185,7 @@ export class Caller implements ContextHost {
     this.localPending.rejectAll(err);
   }
 
-  private begin(route: Route, name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined,
-    requestId: string | undefined, startMs: number): unknown {
+  private begin(route: Route, name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined, startMs: number): unknown {
     const d = route.descriptor;
     let deadlineAtMs = startMs + (opts?.timeoutMs ?? d.timeoutMs ?? this.callTimeoutMs);
     if (parent !== undefined && parent.deadlineAtMs < deadlineAtMs) deadlineAtMs = parent.deadlineAtMs;
@@ -197,7 +196,7 @@ export class Caller implements ContextHost {
     }
     this.retry.begin();
     const c = new OutgoingCall(name, params, route, this.callState(name), startMs, deadlineAtMs, opts?.idempotent ?? d.idempotent, key,
-      requestId ?? opts?.requestId ?? parent?.requestId);
+      opts?.requestId ?? parent?.requestId);
     return this.attempt(c, startMs);
   }
 
@@ -207,8 +206,7 @@ export class Caller implements ContextHost {
    * call's deadline; woken by the announcement itself, not by polling. Bounded: at most
    * maxConcurrentPerAction calls wait at once; beyond, or when waiting is off, fail at once.
    */
-  private awaitRoute(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined,
-    requestId: string | undefined, startMs: number): Promise<unknown> {
+  private awaitRoute(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined, startMs: number): Promise<unknown> {
     let deadlineAtMs = startMs + (opts?.timeoutMs ?? this.callTimeoutMs);
     if (parent !== undefined && parent.deadlineAtMs < deadlineAtMs) deadlineAtMs = parent.deadlineAtMs;
     const waitMs = Math.min(this.discoveryWaitMs, deadlineAtMs - startMs);
@@ -233,7 +231,7 @@ export class Caller implements ContextHost {
     }).then(() => {
       const route = this.registry.routes.get(name);
       if (route === undefined) throw this.noEndpoint(name);
-      return this.begin(route, name, params, opts, parent, requestId, startMs);
+      return this.begin(route, name, params, opts, parent, startMs);
     });
   }
 

@@ -265,14 +265,17 @@ export class ServiceNode {
   }
 
   /**
-   * @internal The call path (caller.ts). Returns the result ITSELF when the call was served
-   * synchronously (an endpoint on this node with a synchronous handler), a promise otherwise; the
-   * failure of a synchronous call is thrown. The gateway uses this form so that an in-process
-   * action answers an HTTP request with no promise at all. `requestId` (when given) overrides
-   * `opts.requestId`, which saves the gateway an options object per request.
+   * An unchecked call by name that returns the result ITSELF when it was served synchronously (an
+   * endpoint on this node with a synchronous handler), else a promise of it; the failure of a
+   * synchronous call is thrown, not returned as a rejected promise. For callers that answer without
+   * a promise when they can: the gateway, where an in-process action then answers an HTTP request
+   * with no promise at all. Everyone else uses `call` / `callDynamic`, which always return a promise.
+   * `opts` as for `callDynamic`; `opts.requestId` is the correlation id the call and every call it
+   * makes carry (the gateway passes the HTTP request's id: one small object per request, measured
+   * at ~5 ns against ~330 ns for the in-process call itself).
    */
-  dispatch(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined, requestId: string | undefined): unknown {
-    return this.caller.dispatch(name, params, opts, parent, requestId);
+  dispatch(name: string, params: unknown, opts?: CallOptions): unknown {
+    return this.caller.dispatch(name, params, opts, undefined);
   }
 }
 
