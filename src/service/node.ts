@@ -6,13 +6,17 @@
  *   server.ts      the serve path: validation, handlers, event subscriptions
  *   membership.ts  discovery: announce, heartbeat, leave, discover, the failure detector
  *   status.ts      health(), status(), the metrics
+ *   consumers.ts   the services' queue consumers, subscribed while the node runs
  *   context.ts     the context handlers get
  *
  * LIFECYCLE. start(): connect the transport -> subscribe to discovery and to the services' events
  * -> ask the others to announce -> `started` hooks (their calls wait for discovery) -> register
- * this node's own services and serve requests -> 'running' -> announce, heartbeat. stop(): 'draining'
- * (new requests refused) -> leave -> in-flight requests drain (bounded) -> `stopped` hooks ->
- * unsubscribe, close the transport -> 'stopped'.
+ * this node's own services and serve requests -> 'running' -> queue consumers subscribe -> announce,
+ * heartbeat. A step that fails unwinds what the earlier ones did (consumers closed, the `stopped`
+ * hooks of the services whose `started` hook ran, the transport closed) and start() rejects with its
+ * error; the node is then 'stopped'. stop(): 'draining' (new requests refused) -> leave -> in-flight
+ * requests drain (bounded) -> consumers close -> `stopped` hooks -> unsubscribe, close the
+ * transport -> 'stopped'. Why consumers go where they go: consumers.ts.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +25,7 @@ import type { CircuitBreakerOptions, FailureDetector, FailureDetectorOptions } f
 import { createLogger, silentLogger, MetricsRegistry, type Logger, type LogOptions } from '../observe/index.js';
 import { createTransport, isToken, type Transport, type Unsubscribe } from '../transport/index.js';
 import { Caller, type CallDefaults } from './caller.js';
+import { Consumers } from './consumers.js';
 import { CallContext } from './context.js';
 import { NodeCore, type NodeState } from './core.js';
 import { Membership } from './membership.js';
@@ -85,6 +90,7 @@ export class ServiceNode {
   private readonly caller: Caller;
   private readonly server: Server;
   private readonly membership: Membership;
+  private readonly consumers: Consumers;
   private readonly services: readonly ServiceDef<string, Record<string, AnyAction>>[];
   private readonly unsubscribers: Unsubscribe[] = [];
   private readonly drainTimeoutMs: number;
@@ -132,6 +138,7 @@ export class ServiceNode {
       eventTimeoutMs: this.caller.callTimeoutMs,
     });
     this.caller.server = this.server;
+    this.consumers = new Consumers(this.services, this.caller, this.logger, this.caller.callTimeoutMs);
     registerGauges(this.metrics, this.core, () => this.server.inFlight);
   }
 
@@ -157,6 +164,8 @@ export class ServiceNode {
     const core = this.core;
     requireArg(core.state === 'new', 'state', `node '${this.nodeId}' can start once (state: ${core.state})`);
     core.state = 'starting';
+    let hooksRun = 0;
+    let ran = false;
     try {
       await this.transport.connect();
       const t = this.transport;
@@ -165,24 +174,58 @@ export class ServiceNode {
       // Ask the others to announce before the started hooks run: a hook that calls another service
       // then finds it (calls wait up to discoveryWaitMs for an action to be discovered).
       this.membership.askToAnnounce();
-      for (const svc of this.services) await svc.started?.(this.lifecycleContext());
+      for (const svc of this.services) {
+        await svc.started?.(this.lifecycleContext());
+        hooksRun++;
+      }
       this.membership.registerSelf();
       t.serve(this.server.serveRemote);
       core.state = 'running';
+      ran = true;
       this.caller.wakeRouteWaiters();
+      await this.consumers.start();
       this.membership.join();
-      this.logger.info({ nodeId: this.nodeId, transport: t.kind, services: this.services.map((s) => s.name) }, 'node started');
+      this.logger.info({ nodeId: this.nodeId, transport: t.kind, services: this.services.map((s) => s.name), consumers: this.consumers.size }, 'node started');
     } catch (err) {
-      core.state = 'stopped';
-      await this.transport.close();
+      await this.unwind(hooksRun, ran);
       throw err;
     }
   }
 
   /**
+   * Undoes a start that failed after `hooksRun` `started` hooks ran (and after the node had been
+   * 'running' when `ran`): nothing is served from here on, requests that got in drain, consumers
+   * close, those services' `stopped` hooks run, the transport closes.
+   */
+  private async unwind(hooksRun: number, ran: boolean): Promise<void> {
+    this.core.state = 'stopped';
+    this.caller.wakeRouteWaiters(true);
+    if (ran) {
+      this.membership.leave(); // it may have answered a discover while running
+      await this.server.drain(this.drainTimeoutMs);
+    }
+    await this.consumers.close();
+    await this.runStoppedHooks(hooksRun);
+    for (const u of this.unsubscribers.splice(0)) u();
+    await this.transport.close();
+    this.caller.rejectPending(ppError('PP_ERR_SHUTTING_DOWN', { message: `node '${this.nodeId}' did not start` }));
+  }
+
+  /** The `stopped` hooks of the first `count` services, in order; a failing hook is logged, the rest still run. */
+  private async runStoppedHooks(count: number): Promise<void> {
+    for (const svc of this.services.slice(0, count)) {
+      try {
+        await svc.stopped?.(this.lifecycleContext());
+      } catch (err) {
+        this.logger.error({ err, service: svc.name }, 'stopped hook failed');
+      }
+    }
+  }
+
+  /**
    * Graceful stop: tell the cluster we leave, refuse new requests (PP_ERR_SHUTTING_DOWN, which
-   * callers retry elsewhere), let in-flight ones finish for up to drainTimeoutMs, run `stopped`
-   * hooks, close the transport. Idempotent.
+   * callers retry elsewhere), let in-flight ones finish for up to drainTimeoutMs, close the queue
+   * consumers, run `stopped` hooks, close the transport. Idempotent.
    */
   async stop(): Promise<void> {
     const core = this.core;
@@ -195,13 +238,8 @@ export class ServiceNode {
     this.caller.wakeRouteWaiters(true);
     this.membership.leave();
     await this.server.drain(this.drainTimeoutMs);
-    for (const svc of this.services) {
-      try {
-        await svc.stopped?.(this.lifecycleContext());
-      } catch (err) {
-        this.logger.error({ err, service: svc.name }, 'stopped hook failed');
-      }
-    }
+    await this.consumers.close();
+    await this.runStoppedHooks(this.services.length);
     for (const u of this.unsubscribers.splice(0)) u();
     await this.transport.flush();
     await this.transport.close();
