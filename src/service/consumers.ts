@@ -12,7 +12,8 @@
  *
  * Handlers get a context like an event handler's (name = the topic, deadline = the node's call
  * timeout, capped by the consumer's ackWaitMs when it sets one: past it the delivery is redelivered
- * anyway). service/ uses queue/ only through its types: the queue is the application's (it opens
+ * anyway). Errors that do not stop a subscription go to the declaration's `onError`, else to the
+ * node's logger. service/ uses queue/ only through its types: the queue is the application's (it opens
  * and closes it); the node only subscribes.
  */
 import type { Subscription } from '../queue/index.js';
@@ -48,14 +49,17 @@ export class Consumers {
   /** Subscribes every declared consumer, in declaration order; on a failure, closes those opened and throws. */
   async start(): Promise<void> {
     for (const { service, topic, def } of this.declared) {
-      const { queue, group, handler, ...options } = def;
+      const { queue, group = service, handler, onError, ...options } = def;
       const timeoutMs = def.ackWaitMs === undefined ? this.callTimeoutMs : Math.min(this.callTimeoutMs, def.ackWaitMs);
-      const host = this.host;
+      const { host, logger } = this;
       try {
         this.open.push(await queue.subscribe(topic, {
           ...options,
-          group: group ?? service,
+          group,
           handler: (delivery) => handler(new CallContext(host, topic, performance.now() + timeoutMs, undefined, undefined), delivery),
+          // Errors that do not stop the subscription (a dead letter dropped, a commit that failed):
+          // the queue drops them unless told; a node logs them unless the declaration says otherwise.
+          onError: onError ?? ((err: unknown) => logger.warn({ err, service, topic, group }, 'queue consumer error')),
         }));
       } catch (err) {
         this.logger.error({ err, service, topic }, 'consumer did not start');
