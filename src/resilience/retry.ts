@@ -2,6 +2,10 @@
  * Retry with capped exponential backoff and full jitter, bounded by attempts, a deadline and a
  * retry budget. Full jitter (AWS architecture blog, "Exponential Backoff and Jitter") spreads
  * retries of many clients uniformly so they do not arrive in synchronized waves.
+ *
+ * One implementation: `RetryPolicy` makes the decision after each failed attempt (no loop, no
+ * sleep, no allocation); `retry()` is a loop around it, and the service runtime's call path drives
+ * it attempt by attempt (service/caller.ts).
  */
 import { invariant, isRetryable, ppError, requireArg } from '../errors/index.js';
 import { abortError, defaultRandom, monotonicClock, realSleep, type Clock, type RandomSource, type Sleep } from './clock.js';
@@ -82,7 +86,12 @@ export class RetryBudget {
   }
 }
 
-export interface RetryOptions {
+/** `RetryPolicy.next` result: do not retry (not retryable, attempts used up, or the backoff would end past the deadline). */
+export const RETRY_STOP = -1;
+/** `RetryPolicy.next` result: the retry was worth making but the budget refused it. */
+export const RETRY_BUDGET_REFUSED = -2;
+
+export interface RetryPolicyOptions {
   /** Total attempts including the first. Default 3. */
   maxAttempts?: number;
   /** Backoff base. Default 50 ms. */
@@ -91,20 +100,87 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** Which errors to retry. Default `isRetryable` (the catalogue decides; foreign errors opt in). */
   retryOn?: (err: unknown, attempt: number) => boolean;
+  /** Shared budget: `begin` deposits a request, every retry `next` allows withdraws one. */
+  budget?: RetryBudget;
+  random?: RandomSource;
+}
+
+/**
+ * THE retry decision, step by step: attempts, full-jitter backoff, a retry predicate, the deadline
+ * and a retry budget, with no loop, no sleep and no allocation of its own, so any caller can drive
+ * it one attempt at a time. `retry()` is built on it; so is the service runtime's call path, which
+ * must pick ANOTHER instance per attempt and stay synchronous while the attempts are (a retry with
+ * a backoff under 1 ms runs at once), so it cannot hand its attempts to a promise-based loop.
+ *
+ *     policy.begin();                                   // once per logical call
+ *     for (let attempt = 0; ; attempt++) {
+ *       try { return await op(attempt); }
+ *       catch (err) {
+ *         const delayMs = policy.next(err, attempt, deadlineAtMs - now());
+ *         if (delayMs < 0) throw err;                   // RETRY_STOP or RETRY_BUDGET_REFUSED
+ *         await sleep(delayMs);
+ *       }
+ *     }
+ */
+export class RetryPolicy {
+  readonly maxAttempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly budget: RetryBudget | undefined;
+  private readonly retryOn: (err: unknown, attempt: number) => boolean;
+  private readonly random: RandomSource;
+
+  constructor(options: RetryPolicyOptions = {}) {
+    const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 2_000, retryOn = isRetryable, budget, random = defaultRandom } = options;
+    requireArg(Number.isInteger(maxAttempts) && maxAttempts >= 1, 'maxAttempts', 'must be an integer >= 1');
+    requireArg(baseDelayMs >= 0 && Number.isFinite(baseDelayMs), 'baseDelayMs', 'must be a finite number >= 0');
+    requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'maxDelayMs', 'must be a finite number >= 0');
+    this.maxAttempts = maxAttempts;
+    this.baseDelayMs = baseDelayMs;
+    this.maxDelayMs = maxDelayMs;
+    this.retryOn = retryOn;
+    this.budget = budget;
+    this.random = random;
+  }
+
+  /** Starts one logical call: deposits one request in the budget (once per call, not per attempt). */
+  begin(): void {
+    this.budget?.recordRequest();
+  }
+
+  /**
+   * Attempt `attempt` (0 = the first) failed with `err`, `remainingMs` before the call's deadline
+   * (Infinity: none). Returns the backoff in ms before the next attempt (>= 0: retry, and the budget
+   * was charged), or RETRY_STOP (the attempts are used up, `retryOn` rejects the error, or the
+   * backoff would end at or after the deadline: a retry that could not start before it is not made),
+   * or RETRY_BUDGET_REFUSED. The budget is asked last, so a retry that would not be made anyway
+   * spends nothing.
+   */
+  next(err: unknown, attempt: number, remainingMs: number): number {
+    if (attempt + 1 >= this.maxAttempts || !this.retryOn(err, attempt)) return RETRY_STOP;
+    const delayMs = backoffDelayMs(attempt, this.baseDelayMs, this.maxDelayMs, this.random);
+    invariant(delayMs >= 0 && delayMs <= this.maxDelayMs, 'backoff delay within [0, maxDelayMs]');
+    if (delayMs >= remainingMs) return RETRY_STOP;
+    if (this.budget !== undefined && !this.budget.tryWithdraw()) return RETRY_BUDGET_REFUSED;
+    return delayMs;
+  }
+}
+
+export interface RetryOptions extends RetryPolicyOptions {
   /** Aborting stops retrying at once (PP_ERR_ABORTED, or the reason if it is a catalogue error). */
   signal?: AbortSignal;
   /** Never sleep past this; a retry that could not start before it is not made. */
   deadline?: Deadline;
   /** Shared budget; when it refuses, retry throws PP_ERR_RETRY_BUDGET_EXHAUSTED. */
   budget?: RetryBudget;
-  random?: RandomSource;
   sleep?: Sleep;
   /** Called before each backoff sleep (for logs and metrics). */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
 /**
- * Calls `fn(attempt, signal)` (attempt counts from 0) until it resolves or retrying stops.
+ * Calls `fn(attempt, signal)` (attempt counts from 0) until it resolves or retrying stops: a loop
+ * around one `RetryPolicy` (built from the same options), with sleeps and an abort signal.
  *
  * Stopping and what is thrown:
  * - `fn` threw an error `retryOn` rejects, or maxAttempts reached, or the next backoff would end at
@@ -116,29 +192,20 @@ export interface RetryOptions {
  * - `signal` aborted: its abort error (PP_ERR_ABORTED unless the reason is a catalogue error).
  */
 export async function retry<T>(fn: (attempt: number, signal: AbortSignal | undefined) => Promise<T>, options: RetryOptions = {}): Promise<T> {
-  const {
-    maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 2_000, retryOn = isRetryable, signal, deadline, budget,
-    random = defaultRandom, sleep = realSleep, onRetry,
-  } = options;
-  requireArg(Number.isInteger(maxAttempts) && maxAttempts >= 1, 'maxAttempts', 'must be an integer >= 1');
-  requireArg(baseDelayMs >= 0 && Number.isFinite(baseDelayMs), 'baseDelayMs', 'must be a finite number >= 0');
-  requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'maxDelayMs', 'must be a finite number >= 0');
-
-  budget?.recordRequest();
+  const { signal, deadline, sleep = realSleep, onRetry } = options;
+  const policy = new RetryPolicy(options);
+  policy.begin();
   for (let attempt = 0; ; attempt++) {
     if (signal?.aborted) throw abortError(signal);
     try {
       return await fn(attempt, signal);
     } catch (err) {
       if (signal?.aborted) throw abortError(signal);
-      if (attempt + 1 >= maxAttempts || !retryOn(err, attempt)) throw err;
-      const delayMs = backoffDelayMs(attempt, baseDelayMs, maxDelayMs, random);
-      invariant(delayMs >= 0 && delayMs <= maxDelayMs, 'backoff delay within [0, maxDelayMs]');
-      if (deadline !== undefined && delayMs >= deadline.remainingMs()) throw err;
-      // Budget last: a retry we would not make anyway must not spend it.
-      if (budget !== undefined && !budget.tryWithdraw()) {
+      const delayMs = policy.next(err, attempt, deadline === undefined ? Infinity : deadline.remainingMs());
+      if (delayMs === RETRY_BUDGET_REFUSED) {
         throw ppError('PP_ERR_RETRY_BUDGET_EXHAUSTED', { cause: err, data: { attempts: attempt + 1 } });
       }
+      if (delayMs < 0) throw err;
       onRetry?.(err, attempt, delayMs);
       await sleep(delayMs, signal);
     }

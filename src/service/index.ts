@@ -2,7 +2,7 @@
  * Services: typed definitions, nodes that host them, registry and discovery, calls through
  * balancer + resilience. The HTTP gateway is in gateway/. See docs/services.md.
  */
-export { defineService, action, event } from './define.js';
+export { defineService, action, event, consumer } from './define.js';
 export type { ServiceInput } from './define.js';
 export { createNode, ServiceNode } from './node.js';
 export type { NodeConfig, CallDefaults, NodeHealth, NodeState, NodeStatus, ServiceStatus } from './node.js';
@@ -11,6 +11,6 @@ export type { ActionDescriptor, EventDescriptor, ServiceDescriptor, NodeInfo } f
 export { compileValidator } from './validate.js';
 export type { Validator } from './validate.js';
 export type {
-  ServiceRegistry, Context, CallOptions, ActionDef, EventDef, AnyAction, AnyEvent, ServiceDef, ActionAt, ParamsOf, ResultOf, CheckActionName,
+  ServiceRegistry, Context, CallOptions, ActionDef, EventDef, ConsumerDef, AnyAction, AnyEvent, AnyConsumer, ServiceDef, ActionAt, ParamsOf, ResultOf, CheckActionName,
   EventAt, PayloadOf, CheckTopic,
 } from './types.js';

@@ -22,6 +22,7 @@ import type { Static, TSchema, TUnknown } from '@sinclair/typebox';
 import type { BalancerName } from '../balance/index.js';
 import type { Deadline } from '../resilience/index.js';
 import type { Logger } from '../observe/index.js';
+import type { Delivery, Queue, SubscribeOptions } from '../queue/index.js';
 
 /** Augment this interface (see above) to type-check calls. Keys are service names. */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
@@ -42,7 +43,7 @@ export interface CallOptions {
 /** What an action handler (and an event handler, and the lifecycle hooks) gets. */
 export interface Context {
   readonly nodeId: string;
-  /** The action (`svc.act`) or event topic being handled; '' in lifecycle hooks. */
+  /** The action (`svc.act`), event topic or queue topic being handled; '' in lifecycle hooks. */
   readonly name: string;
   readonly requestId: string | undefined;
   readonly callerNodeId: string | undefined;
@@ -96,8 +97,28 @@ export interface EventDef<P extends TSchema = TSchema> {
   handler(ctx: Context, payload: Static<P>): void | Promise<void>;
 }
 
+/**
+ * A queue consumer declared on a service (`consumers: { <topic>: consumer({...}) }`): the node
+ * joins `group` on the topic when it starts and leaves when it stops (see docs/services.md). The
+ * other fields are the queue's subscribe options (concurrency, ackWaitMs, maxDeliver, backoff,
+ * deadLetter, from, readAheadMax, heartbeatMs, sessionTimeoutMs, onError), with their defaults.
+ */
+export interface ConsumerDef<T = unknown> extends Omit<SubscribeOptions<T>, 'group' | 'handler'> {
+  /** The queue the topic lives on: an open `Queue` the application owns (the node never closes it). */
+  readonly queue: Pick<Queue, 'subscribe'>;
+  /** Consumer group. Default the service name: the service's instances share the topic's partitions. */
+  readonly group?: string;
+  /**
+   * Resolves = ack; throws / rejects = failure (redelivered with backoff, then dead-lettered), as
+   * the queue's own handler. `ctx` is a context like an event handler's (name = the topic).
+   * Method syntax on purpose: bivariant, so a `ConsumerDef<Message>` sits in a record of consumers.
+   */
+  handler(ctx: Context, delivery: Delivery<T>): unknown;
+}
+
 export type AnyAction = ActionDef<TSchema, TSchema>;
 export type AnyEvent = EventDef<TSchema>;
+export type AnyConsumer = ConsumerDef<unknown>;
 
 export interface ServiceDef<N extends string = string, A extends Record<string, AnyAction> = Record<string, AnyAction>,
   E extends Record<string, AnyEvent> = Record<string, AnyEvent>> {
@@ -106,9 +127,11 @@ export interface ServiceDef<N extends string = string, A extends Record<string, 
   readonly actions: A;
   /** Subscriptions: topic -> handler (the payload type of `emit(topic)` comes from these). */
   readonly events: Readonly<E>;
-  /** Runs when the node starts, before it announces the service. */
+  /** Queue consumers: topic -> consumer, subscribed while the node runs. */
+  readonly consumers: Readonly<Record<string, AnyConsumer>>;
+  /** Runs when the node starts, before it serves requests and before its consumers subscribe. */
   readonly started: ((ctx: Context) => void | Promise<void>) | undefined;
-  /** Runs when the node stops, after in-flight calls drained. */
+  /** Runs when the node stops, after in-flight calls drained and its consumers closed. */
   readonly stopped: ((ctx: Context) => void | Promise<void>) | undefined;
 }
 

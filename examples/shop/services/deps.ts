@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import { isPowerplantError, ppError, type Cache, type KeyOf, type Kv, type Logger, type Queue, type queue as queueLib, type ReadThrough, type Store, type Table } from 'powerplant';
+import { consumer, isPowerplantError, ppError, type Cache, type KeyOf, type Kv, type Queue, type ReadThrough, type service, type Store, type Table } from 'powerplant';
 import { Cursor, DEFAULT_LIMIT, Limit, UserId } from '../schema.js';
 import type {
   CategoryRow, EmailRow, InboxRow, NotificationRow, OrderKeyRow, OrderRow, Preferences, Product, ProductRow, StockRow, TermRow, UserRow,
@@ -68,17 +68,18 @@ export async function recentPage<R extends { userId: string }, T>(
 }
 
 /**
- * Subscribes `group` to `topic` and stores each message as a row of `table` — once: the row's key
- * comes from the message, so a redelivery's insert conflicts and is acknowledged as done.
+ * A queue consumer (declared on a service, subscribed while its node runs) that stores each
+ * message as a row of `table` — once: the row's key comes from the message, so a redelivery's
+ * insert conflicts and is acknowledged as done.
  */
 export function consumeIntoTable<M, R extends Record<string, unknown>>(
-  queue: Queue, topic: string, group: string, table: Table<R>, toRow: (m: M) => R, logger: Logger,
-): Promise<queueLib.Subscription> {
-  return queue.subscribe<M>(topic, {
+  queue: Queue, group: string, table: Table<R>, toRow: (m: M) => R,
+): service.ConsumerDef<M> {
+  return consumer<M>({
+    queue,
     group,
     concurrency: 64,
-    onError: (err) => logger.warn({ err, topic, group }, 'shop: consumer error'),
-    handler: async (msg) => {
+    handler: async (_ctx, msg) => {
       try {
         await table.insert(toRow(msg.value));
       } catch (err) {

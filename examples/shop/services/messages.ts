@@ -1,11 +1,12 @@
 /**
  * messages: send (checks the recipient, publishes to the queue topic keyed by recipient with the
  * message id as dedup id; resolves once the queue holds it durably) and the inbox (a consumer
- * group stores each message into the recipient's inbox: an insert, so a redelivery stores it once).
+ * group, declared on the service, stores each message into the recipient's inbox: an insert, so a
+ * redelivery stores it once).
  */
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import { action, defineService, isPowerplantError, ppError, type queue as queueLib } from 'powerplant';
+import { action, defineService, isPowerplantError, ppError } from 'powerplant';
 import { Message, MessageId, PageOf, Text, UserId, type InboxRow, type Message as MessageT } from '../schema.js';
 import { consumeIntoTable, recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
@@ -14,7 +15,6 @@ export const MessagePage = PageOf(Message);
 export function messagesService(d: ShopDeps) {
   const inbox = d.tables.inbox;
   const topic = d.topics.messages;
-  let sub: queueLib.Subscription | undefined;
 
   return defineService({
     name: 'messages',
@@ -48,13 +48,9 @@ export function messagesService(d: ShopDeps) {
         handler: (_ctx, p) => recentPage(inbox, p, (r) => ({ messageId: r.messageId, from: r.from, to: r.to, text: r.text, sentAt: r.sentAt })),
       }),
     },
-    async started(ctx) {
-      sub = await consumeIntoTable<MessageT, InboxRow>(d.queue, topic, 'inbox', inbox,
-        (m) => ({ userId: m.to, messageId: m.messageId, from: m.from, to: m.to, text: m.text, sentAt: m.sentAt }), ctx.logger);
-    },
-    async stopped() {
-      await sub?.close();
-      sub = undefined;
+    consumers: {
+      [topic]: consumeIntoTable<MessageT, InboxRow>(d.queue, 'inbox', inbox,
+        (m) => ({ userId: m.to, messageId: m.messageId, from: m.from, to: m.to, text: m.text, sentAt: m.sentAt })),
     },
   });
 }

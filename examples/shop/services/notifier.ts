@@ -1,9 +1,9 @@
 /**
  * notifier: consumes the order-created topic (fed by the orders table's outbox, see index.ts) with
- * a consumer group and writes one notification per order. The notification id is derived from
+ * a consumer group declared on the service and writes one notification per order. The notification id is derived from
  * the orderId (`n` + its hex), so a redelivered or re-published event stores it once.
  */
-import { action, defineService, type queue as queueLib } from 'powerplant';
+import { action, defineService } from 'powerplant';
 import { Notification, PageOf, type NotificationRow } from '../schema.js';
 import { consumeIntoTable, recentPage, UserPageParams, type ShopDeps } from './deps.js';
 
@@ -24,7 +24,6 @@ export function notificationIdOf(orderId: string): string {
 export function notifierService(d: ShopDeps) {
   const notifications = d.tables.notifications;
   const topic = d.topics.orderCreated;
-  let sub: queueLib.Subscription | undefined;
 
   return defineService({
     name: 'notifier',
@@ -36,13 +35,9 @@ export function notifierService(d: ShopDeps) {
         handler: (_ctx, p) => recentPage(notifications, p, (r) => ({ id: r.id, kind: r.kind, orderId: r.orderId, totalCents: r.totalCents, createdAt: r.createdAt })),
       }),
     },
-    async started(ctx) {
-      sub = await consumeIntoTable<OrderCreatedEvent, NotificationRow>(d.queue, topic, 'notifier', notifications,
-        (e) => ({ userId: e.userId, id: notificationIdOf(e.orderId), kind: 'order-created', orderId: e.orderId, totalCents: e.totalCents, createdAt: e.createdAt }), ctx.logger);
-    },
-    async stopped() {
-      await sub?.close();
-      sub = undefined;
+    consumers: {
+      [topic]: consumeIntoTable<OrderCreatedEvent, NotificationRow>(d.queue, 'notifier', notifications,
+        (e) => ({ userId: e.userId, id: notificationIdOf(e.orderId), kind: 'order-created', orderId: e.orderId, totalCents: e.totalCents, createdAt: e.createdAt })),
     },
   });
 }
