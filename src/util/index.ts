@@ -1,7 +1,9 @@
 /**
  * Small shared helpers that any folder may use: a seeded PRNG (sfc32) and a Zipf sampler for
- * balancers, simulations, load generators and benches, and the project's one plain-text table
- * formatter. Pure and synchronous; imports nothing but the error catalogue.
+ * balancers, simulations, load generators and benches, the project's one plain-text table
+ * formatter, and the reader of renamed (deprecated) option names. Pure and synchronous; imports
+ * nothing but the error catalogue.
  */
 export { Sfc32, seededRandom, ZipfSampler } from './prng.js';
 export { formatTable, type TableCell } from './table.js';
+export { renamedOptions } from './options.js';
