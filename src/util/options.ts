@@ -27,7 +27,7 @@ export function renamedOptions<O extends object>(opts: O, renames: { readonly [N
         message: `${prefix}${name} and ${prefix}${old} (its deprecated old name) are both given, with different values: give ${prefix}${name} only`,
       });
     }
-    out ??= { ...opts };
+    out ??= { ...opts } as Record<PropertyKey, unknown>;
     out[name] = was;
     delete out[old];
   }
