@@ -760,7 +760,7 @@ export async function createCache<V = unknown>(options: CacheOptions = {}): Prom
   const breaker = new CircuitBreaker({
     name: 'cache-l2',
     window: { kind: 'count', size: 20 },
-    minimumThroughput: 5,
+    throughputMin: 5,
     failureRateThreshold: 0.5,
     openMs: 2_000,
     ...options.breaker,

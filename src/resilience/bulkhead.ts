@@ -1,5 +1,5 @@
 /**
- * Bulkhead: at most `maxConcurrent` calls run at once; up to `maxQueue` more wait in FIFO order;
+ * Bulkhead: at most `concurrentMax` calls run at once; up to `queueMax` more wait in FIFO order;
  * anything beyond is rejected at once with PP_ERR_BULKHEAD_FULL. One bulkhead per downstream keeps
  * a slow dependency from tying up every pending request of the process.
  *
@@ -9,17 +9,24 @@
  * aborted leaves in O(1) without tombstones that would let the queue hold more than its bound.
  */
 import { invariant, ppError, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 import { abortError } from './clock.js';
 
 export interface BulkheadOptions {
   /** Calls running at once. Default 10. */
-  maxConcurrent?: number;
+  concurrentMax?: number;
   /** Calls waiting for a slot; 0 disables queueing. Default 100. */
-  maxQueue?: number;
+  queueMax?: number;
   /** A queued call that has not started after this long is rejected (PP_ERR_BULKHEAD_FULL). Default: no limit. */
-  maxQueueWaitMs?: number;
+  queueWaitMsMax?: number;
   /** Used in error messages and data. */
   name?: string;
+  /** @deprecated use concurrentMax */
+  maxConcurrent?: number;
+  /** @deprecated use queueMax */
+  maxQueue?: number;
+  /** @deprecated use queueWaitMsMax */
+  maxQueueWaitMs?: number;
 }
 
 interface Waiter {
@@ -33,25 +40,27 @@ interface Waiter {
   next: Waiter | null;
 }
 
+const BULKHEAD_RENAMED = { concurrentMax: 'maxConcurrent', queueMax: 'maxQueue', queueWaitMsMax: 'maxQueueWaitMs' } as const;
+
 export class Bulkhead {
   readonly name: string;
-  readonly maxConcurrent: number;
-  readonly maxQueue: number;
-  readonly maxQueueWaitMs: number | undefined;
+  readonly concurrentMax: number;
+  readonly queueMax: number;
+  readonly queueWaitMsMax: number | undefined;
   private activeCount = 0;
   private queuedCount = 0;
   private head: Waiter | null = null;
   private tail: Waiter | null = null;
 
   constructor(options: BulkheadOptions = {}) {
-    const { maxConcurrent = 10, maxQueue = 100, maxQueueWaitMs, name = 'bulkhead' } = options;
-    requireArg(Number.isInteger(maxConcurrent) && maxConcurrent >= 1, 'maxConcurrent', 'must be an integer >= 1');
-    requireArg(Number.isInteger(maxQueue) && maxQueue >= 0, 'maxQueue', 'must be an integer >= 0');
-    requireArg(maxQueueWaitMs === undefined || (maxQueueWaitMs >= 0 && maxQueueWaitMs <= 2_147_483_647),
-      'maxQueueWaitMs', 'must be in [0, 2147483647]');
-    this.maxConcurrent = maxConcurrent;
-    this.maxQueue = maxQueue;
-    this.maxQueueWaitMs = maxQueueWaitMs;
+    const { concurrentMax = 10, queueMax = 100, queueWaitMsMax, name = 'bulkhead' } = renamedOptions(options, BULKHEAD_RENAMED);
+    requireArg(Number.isInteger(concurrentMax) && concurrentMax >= 1, 'concurrentMax', 'must be an integer >= 1');
+    requireArg(Number.isInteger(queueMax) && queueMax >= 0, 'queueMax', 'must be an integer >= 0');
+    requireArg(queueWaitMsMax === undefined || (queueWaitMsMax >= 0 && queueWaitMsMax <= 2_147_483_647),
+      'queueWaitMsMax', 'must be in [0, 2147483647]');
+    this.concurrentMax = concurrentMax;
+    this.queueMax = queueMax;
+    this.queueWaitMsMax = queueWaitMsMax;
     this.name = name;
   }
 
@@ -70,7 +79,7 @@ export class Bulkhead {
    * with exactly one `release()`. Fails when a slot is free but others are queued (FIFO fairness).
    */
   tryAcquire(): boolean {
-    if (this.activeCount < this.maxConcurrent && this.queuedCount === 0) {
+    if (this.activeCount < this.concurrentMax && this.queuedCount === 0) {
       this.activeCount++;
       return true;
     }
@@ -100,16 +109,16 @@ export class Bulkhead {
   run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     if (this.tryAcquire()) return this.invoke(fn);
-    if (this.queuedCount >= this.maxQueue) return Promise.reject(this.fullError('queue full'));
+    if (this.queuedCount >= this.queueMax) return Promise.reject(this.fullError('queue full'));
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         fn, resolve: resolve as (value: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, prev: this.tail, next: null,
       };
-      if (this.maxQueueWaitMs !== undefined) {
+      if (this.queueWaitMsMax !== undefined) {
         waiter.timer = setTimeout(() => {
           this.unlink(waiter);
           reject(this.fullError('queue wait exceeded'));
-        }, this.maxQueueWaitMs);
+        }, this.queueWaitMsMax);
       }
       if (signal !== undefined) {
         waiter.onAbort = () => {
@@ -122,12 +131,12 @@ export class Bulkhead {
       else this.tail.next = waiter;
       this.tail = waiter;
       this.queuedCount++;
-      invariant(this.queuedCount <= this.maxQueue, 'bulkhead queue within maxQueue');
+      invariant(this.queuedCount <= this.queueMax, 'bulkhead queue within queueMax');
     });
   }
 
   private invoke<T>(fn: () => Promise<T>): Promise<T> {
-    invariant(this.activeCount <= this.maxConcurrent, 'bulkhead active within maxConcurrent');
+    invariant(this.activeCount <= this.concurrentMax, 'bulkhead active within concurrentMax');
     let promise: Promise<T>;
     try {
       promise = fn();
@@ -165,7 +174,7 @@ export class Bulkhead {
   private fullError(reason: string): Error {
     return ppError('PP_ERR_BULKHEAD_FULL', {
       message: `bulkhead '${this.name}': ${reason}`,
-      data: { bulkhead: this.name, reason, maxConcurrent: this.maxConcurrent, maxQueue: this.maxQueue },
+      data: { bulkhead: this.name, reason, concurrentMax: this.concurrentMax, queueMax: this.queueMax },
     });
   }
 }

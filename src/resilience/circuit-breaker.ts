@@ -2,7 +2,7 @@
  * Circuit breaker: stops calling an endpoint that is failing, so callers fail fast (and retry
  * elsewhere) and the endpoint gets room to recover. States:
  *
- *   closed    --(failure rate >= threshold, with >= minimumThroughput calls in the window)--> open
+ *   closed    --(failure rate >= threshold, with >= throughputMin calls in the window)--> open
  *   open      --(openMs elapsed; checked lazily on the next acquire)--> half-open
  *   half-open --(successesToClose probes succeed)--> closed
  *   half-open --(any probe counted as a failure)--> open (openMs grows if backoff is configured)
@@ -14,6 +14,7 @@
  * it). A time window must read the clock on every outcome.
  */
 import { PowerplantError, invariant, ppError, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 import { monotonicClock, type Clock } from './clock.js';
 import { RollingCounters } from './rolling.js';
 
@@ -42,13 +43,13 @@ export interface CircuitBreakerOptions {
   /** Trip when failures / calls >= this, in (0, 1]. Default 0.5. */
   failureRateThreshold?: number;
   /** Never trip with fewer calls than this in the window. Default 20. */
-  minimumThroughput?: number;
+  throughputMin?: number;
   /** How long to stay open before probing. Default 5_000 ms. */
   openMs?: number;
-  /** Each consecutive reopen (probe failed) multiplies openMs by `factor`, capped at `maxOpenMs`. Default none. */
-  openBackoff?: { factor: number; maxOpenMs: number };
+  /** Each consecutive reopen (probe failed) multiplies openMs by `factor`, capped at `openMsMax`. Default none. */
+  openBackoff?: { factor: number; openMsMax: number } | { factor: number; /** @deprecated use openMsMax */ maxOpenMs: number };
   /** Concurrent probe calls allowed in half-open. Default 1. */
-  halfOpenMaxProbes?: number;
+  halfOpenProbesMax?: number;
   /** Successful probes needed to close. Default 1; must be >= 1. */
   successesToClose?: number;
   /** Which errors count as failures. Default `isBreakerFailure` (all but client errors). */
@@ -58,6 +59,10 @@ export interface CircuitBreakerOptions {
   /** Used in the PP_ERR_CIRCUIT_OPEN message and data. */
   name?: string;
   clock?: Clock;
+  /** @deprecated use throughputMin */
+  minimumThroughput?: number;
+  /** @deprecated use halfOpenProbesMax */
+  halfOpenMaxProbes?: number;
 }
 
 /**
@@ -163,11 +168,11 @@ export class CircuitBreaker {
   readonly name: string;
   private readonly window: OutcomeWindow;
   private readonly failureRateThreshold: number;
-  private readonly minimumThroughput: number;
+  private readonly throughputMin: number;
   private readonly baseOpenMs: number;
   private readonly backoffFactor: number;
-  private readonly maxOpenMs: number;
-  private readonly halfOpenMaxProbes: number;
+  private readonly openMsMax: number;
+  private readonly halfOpenProbesMax: number;
   private readonly successesToClose: number;
   private readonly isFailure: (err: unknown) => boolean;
   private readonly onStateChange: ((change: CircuitStateChange) => void) | undefined;
@@ -188,10 +193,12 @@ export class CircuitBreaker {
 
   constructor(options: CircuitBreakerOptions = {}) {
     const {
-      window = { kind: 'count', size: 100 }, failureRateThreshold = 0.5, minimumThroughput = 20, openMs = 5_000,
-      openBackoff, halfOpenMaxProbes = 1, successesToClose = 1, isFailure = isBreakerFailure, onStateChange,
+      window = { kind: 'count', size: 100 }, failureRateThreshold = 0.5, throughputMin = 20, openMs = 5_000,
+      openBackoff, halfOpenProbesMax = 1, successesToClose = 1, isFailure = isBreakerFailure, onStateChange,
       name = 'circuit', clock = monotonicClock,
-    } = options;
+    } = renamedOptions(options, { throughputMin: 'minimumThroughput', halfOpenProbesMax: 'halfOpenMaxProbes' });
+    const backoff = openBackoff === undefined ? undefined
+      : renamedOptions<{ factor: number; openMsMax?: number; maxOpenMs?: number }>(openBackoff, { openMsMax: 'maxOpenMs' }, 'openBackoff.');
     if (window.kind === 'count') {
       requireArg(Number.isInteger(window.size) && window.size >= 1 && window.size <= 1_000_000, 'window.size', 'must be an integer in [1, 1e6]');
       this.window = new CountWindow(window.size);
@@ -202,21 +209,21 @@ export class CircuitBreaker {
       this.window = new TimeWindow(window.windowMs, buckets);
     }
     requireArg(failureRateThreshold > 0 && failureRateThreshold <= 1, 'failureRateThreshold', 'must be in (0, 1]');
-    requireArg(Number.isInteger(minimumThroughput) && minimumThroughput >= 1, 'minimumThroughput', 'must be an integer >= 1');
+    requireArg(Number.isInteger(throughputMin) && throughputMin >= 1, 'throughputMin', 'must be an integer >= 1');
     requireArg(openMs >= 0 && Number.isFinite(openMs), 'openMs', 'must be a finite number >= 0');
-    requireArg(Number.isInteger(halfOpenMaxProbes) && halfOpenMaxProbes >= 1, 'halfOpenMaxProbes', 'must be an integer >= 1');
+    requireArg(Number.isInteger(halfOpenProbesMax) && halfOpenProbesMax >= 1, 'halfOpenProbesMax', 'must be an integer >= 1');
     requireArg(Number.isInteger(successesToClose) && successesToClose >= 1, 'successesToClose', 'must be an integer >= 1');
-    if (openBackoff !== undefined) {
-      requireArg(openBackoff.factor >= 1 && Number.isFinite(openBackoff.factor), 'openBackoff.factor', 'must be a finite number >= 1');
-      requireArg(openBackoff.maxOpenMs >= openMs && Number.isFinite(openBackoff.maxOpenMs), 'openBackoff.maxOpenMs', 'must be finite and >= openMs');
+    if (backoff !== undefined) {
+      requireArg(backoff.factor >= 1 && Number.isFinite(backoff.factor), 'openBackoff.factor', 'must be a finite number >= 1');
+      requireArg(backoff.openMsMax !== undefined && backoff.openMsMax >= openMs && Number.isFinite(backoff.openMsMax), 'openBackoff.openMsMax', 'must be finite and >= openMs');
     }
     this.failureRateThreshold = failureRateThreshold;
-    this.minimumThroughput = minimumThroughput;
+    this.throughputMin = throughputMin;
     this.baseOpenMs = openMs;
     this.currentOpenMs = openMs;
-    this.backoffFactor = openBackoff?.factor ?? 1;
-    this.maxOpenMs = openBackoff?.maxOpenMs ?? openMs;
-    this.halfOpenMaxProbes = halfOpenMaxProbes;
+    this.backoffFactor = backoff?.factor ?? 1;
+    this.openMsMax = backoff?.openMsMax ?? openMs;
+    this.halfOpenProbesMax = halfOpenProbesMax;
     this.successesToClose = successesToClose;
     this.isFailure = isFailure;
     this.onStateChange = onStateChange;
@@ -251,7 +258,7 @@ export class CircuitBreaker {
     if (this.stateCode === OPEN) return Math.max(0, this.openUntilMs - nowMs);
     // Half-open with all probe slots taken: the probe decides soon; suggest one open period as
     // the pessimistic wait (if the probe fails the breaker reopens for that long).
-    if (this.stateCode === HALF_OPEN && this.probesInFlight >= this.halfOpenMaxProbes) return this.currentOpenMs;
+    if (this.stateCode === HALF_OPEN && this.probesInFlight >= this.halfOpenProbesMax) return this.currentOpenMs;
     return 0;
   }
 
@@ -263,7 +270,7 @@ export class CircuitBreaker {
     // Closed stays closed until an outcome trips it: no clock needed.
     if (this.stateCode === CLOSED) return this.generation;
     this.refresh(this.clock.now());
-    if (this.stateCode === HALF_OPEN && this.probesInFlight < this.halfOpenMaxProbes) {
+    if (this.stateCode === HALF_OPEN && this.probesInFlight < this.halfOpenProbesMax) {
       this.probesInFlight++;
       return this.generation;
     }
@@ -298,7 +305,7 @@ export class CircuitBreaker {
       const nowMs = this.window.timed ? this.clock.now() : 0; // 0: a count window ignores time
       this.window.record(true, nowMs);
       const calls = this.window.calls(nowMs);
-      if (calls >= this.minimumThroughput && this.window.failures(nowMs) >= this.failureRateThreshold * calls) {
+      if (calls >= this.throughputMin && this.window.failures(nowMs) >= this.failureRateThreshold * calls) {
         this.transition(OPEN, this.window.timed ? nowMs : this.clock.now());
       }
     } else if (this.stateCode === HALF_OPEN && this.probesInFlight > 0) {
@@ -351,7 +358,7 @@ export class CircuitBreaker {
     const failures = this.window.failures(nowMs);
     if (to === OPEN) {
       // Backoff applies to consecutive opens without an intervening close.
-      this.currentOpenMs = Math.min(this.maxOpenMs, this.baseOpenMs * this.backoffFactor ** this.consecutiveOpens);
+      this.currentOpenMs = Math.min(this.openMsMax, this.baseOpenMs * this.backoffFactor ** this.consecutiveOpens);
       this.consecutiveOpens++;
       this.openUntilMs = nowMs + this.currentOpenMs;
     } else if (to === CLOSED) {

@@ -54,4 +54,4 @@ export const realSleep: Sleep = (ms, signal) =>
   });
 
 /** Largest delay `setTimeout` honours (2^31 - 1 ms); larger values fire immediately in Node. */
-export const MAX_TIMER_MS = 2_147_483_647;
+export const TIMER_MS_MAX = 2_147_483_647;

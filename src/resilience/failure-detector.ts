@@ -2,7 +2,7 @@
  * Phi accrual failure detector (Hayashibara, Défago, Yared, Katayama, SRDS 2004), as in Akka and
  * Cassandra. Instead of a yes/no timeout it outputs phi = -log10(P(a heartbeat arrives later than
  * now | the node is alive)), with inter-arrival times modelled as a NORMAL distribution whose mean
- * and standard deviation are estimated from the last `maxSamples` intervals. phi = 1 means a 10%
+ * and standard deviation are estimated from the last `samplesMax` intervals. phi = 1 means a 10%
  * chance the node is merely late, phi = 3 means 0.1%, phi = 8 means 1e-8.
  *
  * The normal CDF uses the logistic approximation Akka uses (error < 1e-4 over the whole line):
@@ -15,10 +15,11 @@
  * (a node that used to be slow has a wide distribution and a slowly growing phi), a node silent for
  * deadAfterMs is dead.
  *
- * Memory per node: one Float64Array(maxSamples) ring and a few numbers; node count is bounded by
- * maxNodes. No timers: status is evaluated on demand (`status`, `check`) from the injected clock.
+ * Memory per node: one Float64Array(samplesMax) ring and a few numbers; node count is bounded by
+ * nodesMax. No timers: status is evaluated on demand (`status`, `check`) from the injected clock.
  */
 import { invariant, ppError, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 import { monotonicClock, type Clock } from './clock.js';
 
 export type NodeStatus = 'alive' | 'suspect' | 'dead';
@@ -41,18 +42,24 @@ export interface FailureDetectorOptions {
   /** Hard bound: silent this long => 'dead' whatever phi says. Default 10_000 ms. */
   deadAfterMs?: number;
   /** Intervals kept per node (ring buffer). Default 200. */
-  maxSamples?: number;
+  samplesMax?: number;
   /** Floor for the estimated std-dev, so a perfectly regular sender is not convicted by jitter. Default 100 ms. */
-  minStdDevMs?: number;
+  stdDevMsMin?: number;
   /** Added to the mean: a pause (GC, network blip) of this size raises phi little. Default 0 ms. */
   acceptablePauseMs?: number;
   /** Expected interval before any is measured (seeds the history as mean ± mean/4). Default 1_000 ms. */
   firstHeartbeatEstimateMs?: number;
   /** Nodes tracked at most; heartbeats from more are refused with PP_ERR_TOO_LARGE. Default 100_000. */
-  maxNodes?: number;
+  nodesMax?: number;
   /** Called synchronously on every status transition observed by heartbeat/status/check. Must not throw. */
   onStatusChange?: (change: NodeStatusChange) => void;
   clock?: Clock;
+  /** @deprecated use samplesMax */
+  maxSamples?: number;
+  /** @deprecated use stdDevMsMin */
+  minStdDevMs?: number;
+  /** @deprecated use nodesMax */
+  maxNodes?: number;
 }
 
 const ALIVE = 0;
@@ -99,8 +106,8 @@ class NodeHistory {
   lastMs: number;
   status = ALIVE;
 
-  constructor(maxSamples: number, nowMs: number, firstEstimateMs: number) {
-    this.intervals = new Float64Array(maxSamples);
+  constructor(samplesMax: number, nowMs: number, firstEstimateMs: number) {
+    this.intervals = new Float64Array(samplesMax);
     this.lastMs = nowMs;
     // Akka's seeding: two samples at mean ± mean/4 give the first estimate a sensible spread.
     const spreadMs = firstEstimateMs / 4;
@@ -153,36 +160,36 @@ export class FailureDetector {
   readonly suspectPhi: number;
   readonly deadPhi: number;
   readonly deadAfterMs: number;
-  readonly maxSamples: number;
-  readonly minStdDevMs: number;
+  readonly samplesMax: number;
+  readonly stdDevMsMin: number;
   readonly acceptablePauseMs: number;
   readonly firstHeartbeatEstimateMs: number;
-  readonly maxNodes: number;
+  readonly nodesMax: number;
   private readonly onStatusChange: ((change: NodeStatusChange) => void) | undefined;
   private readonly clock: Clock;
   private readonly histories = new Map<string, NodeHistory>();
 
   constructor(options: FailureDetectorOptions = {}) {
     const {
-      suspectPhi = 3, deadPhi = 8, deadAfterMs = 10_000, maxSamples = 200, minStdDevMs = 100, acceptablePauseMs = 0,
-      firstHeartbeatEstimateMs = 1_000, maxNodes = 100_000, onStatusChange, clock = monotonicClock,
-    } = options;
+      suspectPhi = 3, deadPhi = 8, deadAfterMs = 10_000, samplesMax = 200, stdDevMsMin = 100, acceptablePauseMs = 0,
+      firstHeartbeatEstimateMs = 1_000, nodesMax = 100_000, onStatusChange, clock = monotonicClock,
+    } = renamedOptions(options, { samplesMax: 'maxSamples', stdDevMsMin: 'minStdDevMs', nodesMax: 'maxNodes' });
     requireArg(suspectPhi > 0, 'suspectPhi', 'must be > 0');
     requireArg(deadPhi >= suspectPhi, 'deadPhi', 'must be >= suspectPhi');
     requireArg(deadAfterMs > 0, 'deadAfterMs', 'must be > 0 (use Infinity to rely on phi alone)');
-    requireArg(Number.isInteger(maxSamples) && maxSamples >= 2 && maxSamples <= 100_000, 'maxSamples', 'must be an integer in [2, 100000]');
-    requireArg(minStdDevMs > 0 && Number.isFinite(minStdDevMs), 'minStdDevMs', 'must be a finite number > 0');
+    requireArg(Number.isInteger(samplesMax) && samplesMax >= 2 && samplesMax <= 100_000, 'samplesMax', 'must be an integer in [2, 100000]');
+    requireArg(stdDevMsMin > 0 && Number.isFinite(stdDevMsMin), 'stdDevMsMin', 'must be a finite number > 0');
     requireArg(acceptablePauseMs >= 0 && Number.isFinite(acceptablePauseMs), 'acceptablePauseMs', 'must be a finite number >= 0');
     requireArg(firstHeartbeatEstimateMs > 0 && Number.isFinite(firstHeartbeatEstimateMs), 'firstHeartbeatEstimateMs', 'must be a finite number > 0');
-    requireArg(Number.isInteger(maxNodes) && maxNodes >= 1, 'maxNodes', 'must be an integer >= 1');
+    requireArg(Number.isInteger(nodesMax) && nodesMax >= 1, 'nodesMax', 'must be an integer >= 1');
     this.suspectPhi = suspectPhi;
     this.deadPhi = deadPhi;
     this.deadAfterMs = deadAfterMs;
-    this.maxSamples = maxSamples;
-    this.minStdDevMs = minStdDevMs;
+    this.samplesMax = samplesMax;
+    this.stdDevMsMin = stdDevMsMin;
     this.acceptablePauseMs = acceptablePauseMs;
     this.firstHeartbeatEstimateMs = firstHeartbeatEstimateMs;
-    this.maxNodes = maxNodes;
+    this.nodesMax = nodesMax;
     this.onStatusChange = onStatusChange;
     this.clock = clock;
   }
@@ -190,16 +197,16 @@ export class FailureDetector {
   /**
    * Records a heartbeat from `nodeId` (starting to track it if new) and marks it alive. An interval
    * longer than deadAfterMs is not added to the history: the node was down, and that gap is not a
-   * heartbeat interval; adding it would blunt detection for the next maxSamples beats.
+   * heartbeat interval; adding it would blunt detection for the next samplesMax beats.
    */
   heartbeat(nodeId: string, nowMs: number = this.clock.now()): void {
     checkNow(nowMs);
     const history = this.histories.get(nodeId);
     if (history === undefined) {
-      if (this.histories.size >= this.maxNodes) {
-        throw ppError('PP_ERR_TOO_LARGE', { field: 'nodeId', message: `failure detector tracks at most ${this.maxNodes} nodes` });
+      if (this.histories.size >= this.nodesMax) {
+        throw ppError('PP_ERR_TOO_LARGE', { field: 'nodeId', message: `failure detector tracks at most ${this.nodesMax} nodes` });
       }
-      this.histories.set(nodeId, new NodeHistory(this.maxSamples, nowMs, this.firstHeartbeatEstimateMs));
+      this.histories.set(nodeId, new NodeHistory(this.samplesMax, nowMs, this.firstHeartbeatEstimateMs));
       return;
     }
     const intervalMs = nowMs - history.lastMs;
@@ -241,7 +248,7 @@ export class FailureDetector {
   /** Silence after the last heartbeat at which phi reaches `phi`, given the node's history now. */
   silenceForPhiMs(nodeId: string, phi: number): number {
     const history = this.get(nodeId);
-    const stdDevMs = Math.max(history.stdDev(), this.minStdDevMs);
+    const stdDevMs = Math.max(history.stdDev(), this.stdDevMsMin);
     return Math.max(0, elapsedForPhiNormal(phi, history.mean() + this.acceptablePauseMs, stdDevMs));
   }
 
@@ -274,7 +281,7 @@ export class FailureDetector {
   private phiOf(history: NodeHistory, nowMs: number): number {
     // A clock behind the last heartbeat is treated as no silence at all.
     const elapsedMs = Math.max(0, nowMs - history.lastMs);
-    return phiNormal(elapsedMs, history.mean() + this.acceptablePauseMs, Math.max(history.stdDev(), this.minStdDevMs));
+    return phiNormal(elapsedMs, history.mean() + this.acceptablePauseMs, Math.max(history.stdDev(), this.stdDevMsMin));
   }
 
   private evaluate(history: NodeHistory, nowMs: number): number {

@@ -2,7 +2,7 @@
  * Fault-tolerance building blocks: pure logic over an injected clock, no network I/O. See
  * docs/resilience.md for semantics, defaults and how they compose around a remote call.
  */
-export { monotonicClock, defaultRandom, realSleep, abortError, MAX_TIMER_MS } from './clock.js';
+export { monotonicClock, defaultRandom, realSleep, abortError, TIMER_MS_MAX } from './clock.js';
 export type { Clock, RandomSource, Sleep } from './clock.js';
 export { withTimeout, Deadline } from './timeout.js';
 export type { TimeoutOptions } from './timeout.js';

@@ -16,7 +16,7 @@ import type { Bulkhead } from './bulkhead.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { retry, type RetryOptions } from './retry.js';
 import { Deadline, withTimeout } from './timeout.js';
-import { MAX_TIMER_MS, type Clock } from './clock.js';
+import { TIMER_MS_MAX, type Clock } from './clock.js';
 
 export interface PolicyOptions {
   /** Whole call, all attempts and backoff included. Default Infinity (none). */
@@ -35,11 +35,11 @@ export type Policy = <T>(fn: (signal: AbortSignal) => Promise<T>, signal?: Abort
 
 export function policy(options: PolicyOptions = {}): Policy {
   const { timeoutMs = Infinity, attemptTimeoutMs = Infinity, breaker, bulkhead, clock } = options;
-  const retryOptions = options.retry ?? { maxAttempts: 1 };
+  const retryOptions = options.retry ?? { attemptsMax: 1 };
   // Checked here, not on the first call: withTimeout would throw them synchronously from every call.
-  const validTimeout = (ms: number): boolean => (ms >= 0 && ms <= MAX_TIMER_MS) || ms === Infinity;
-  requireArg(validTimeout(timeoutMs), 'timeoutMs', `must be in [0, ${MAX_TIMER_MS}] or Infinity`);
-  requireArg(validTimeout(attemptTimeoutMs), 'attemptTimeoutMs', `must be in [0, ${MAX_TIMER_MS}] or Infinity`);
+  const validTimeout = (ms: number): boolean => (ms >= 0 && ms <= TIMER_MS_MAX) || ms === Infinity;
+  requireArg(validTimeout(timeoutMs), 'timeoutMs', `must be in [0, ${TIMER_MS_MAX}] or Infinity`);
+  requireArg(validTimeout(attemptTimeoutMs), 'attemptTimeoutMs', `must be in [0, ${TIMER_MS_MAX}] or Infinity`);
 
   return <T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> => {
     const deadline = timeoutMs === Infinity ? undefined : Deadline.after(timeoutMs, clock);

@@ -8,17 +8,18 @@
  * it attempt by attempt (service/caller.ts).
  */
 import { invariant, isRetryable, ppError, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 import { abortError, defaultRandom, monotonicClock, realSleep, type Clock, type RandomSource, type Sleep } from './clock.js';
 import { RollingCounters } from './rolling.js';
 import type { Deadline } from './timeout.js';
 
 /**
  * Delay before retry number `retryIndex` (0 = the first retry, after attempt 0 failed):
- * uniform in [0, min(maxDelayMs, baseDelayMs * 2^retryIndex)).
+ * uniform in [0, min(delayMsMax, baseDelayMs * 2^retryIndex)).
  */
-export function backoffDelayMs(retryIndex: number, baseDelayMs: number, maxDelayMs: number, random: RandomSource = defaultRandom): number {
+export function backoffDelayMs(retryIndex: number, baseDelayMs: number, delayMsMax: number, random: RandomSource = defaultRandom): number {
   // 2 ** 1100 is Infinity; Math.min keeps the cap, so a large retryIndex cannot overflow to NaN.
-  const ceilingMs = Math.min(maxDelayMs, baseDelayMs * 2 ** retryIndex);
+  const ceilingMs = Math.min(delayMsMax, baseDelayMs * 2 ** retryIndex);
   return random() * ceilingMs;
 }
 
@@ -26,22 +27,24 @@ export interface RetryBudgetOptions {
   /** Retries allowed as a fraction of requests in the window (Finagle's percentCanRetry). Default 0.2. */
   ratio?: number;
   /** Retries always allowed per second even with no traffic, so low-volume callers can still retry. Default 10. */
-  minRetriesPerSec?: number;
+  retriesPerSecMin?: number;
   /** Length of the rolling window. Default 10_000 ms. */
   windowMs?: number;
   /** Buckets the window is split into; the window slides one bucket at a time. Default 10. */
   buckets?: number;
   clock?: Clock;
+  /** @deprecated use retriesPerSecMin */
+  minRetriesPerSec?: number;
 }
 
 /**
  * A retry budget shared by every caller of one downstream (Finagle / Linkerd style). A retry is
  * allowed only while, over the rolling window,
  *
- *     retries + 1 <= ratio * requests + minRetriesPerSec * windowMs / 1000
+ *     retries + 1 <= ratio * requests + retriesPerSecMin * windowMs / 1000
  *
  * so retries can add at most `ratio` extra load (plus a small fixed reserve) when the downstream is
- * failing, instead of multiplying load by maxAttempts. The window is `buckets` ring-buffer slots
+ * failing, instead of multiplying load by attemptsMax. The window is `buckets` ring-buffer slots
  * (`RollingCounters`, shared with the breaker's time window): O(1) amortised and allocation-free.
  */
 export class RetryBudget {
@@ -53,13 +56,13 @@ export class RetryBudget {
   private readonly counts: RollingCounters;
 
   constructor(options: RetryBudgetOptions = {}) {
-    const { ratio = 0.2, minRetriesPerSec = 10, windowMs = 10_000, buckets = 10, clock = monotonicClock } = options;
+    const { ratio = 0.2, retriesPerSecMin = 10, windowMs = 10_000, buckets = 10, clock = monotonicClock } = renamedOptions(options, { retriesPerSecMin: 'minRetriesPerSec' });
     requireArg(ratio >= 0 && Number.isFinite(ratio), 'ratio', 'must be a finite number >= 0');
-    requireArg(minRetriesPerSec >= 0 && Number.isFinite(minRetriesPerSec), 'minRetriesPerSec', 'must be a finite number >= 0');
+    requireArg(retriesPerSecMin >= 0 && Number.isFinite(retriesPerSecMin), 'retriesPerSecMin', 'must be a finite number >= 0');
     requireArg(windowMs > 0 && Number.isFinite(windowMs), 'windowMs', 'must be a finite number > 0');
     requireArg(Number.isInteger(buckets) && buckets >= 1 && buckets <= 1000, 'buckets', 'must be an integer in [1, 1000]');
     this.ratio = ratio;
-    this.reserve = (minRetriesPerSec * windowMs) / 1000;
+    this.reserve = (retriesPerSecMin * windowMs) / 1000;
     this.windowMs = windowMs;
     this.clock = clock;
     this.counts = new RollingCounters(windowMs, buckets);
@@ -93,16 +96,20 @@ export const RETRY_BUDGET_REFUSED = -2;
 
 export interface RetryPolicyOptions {
   /** Total attempts including the first. Default 3. */
-  maxAttempts?: number;
+  attemptsMax?: number;
   /** Backoff base. Default 50 ms. */
   baseDelayMs?: number;
   /** Backoff cap. Default 2_000 ms. */
-  maxDelayMs?: number;
+  delayMsMax?: number;
   /** Which errors to retry. Default `isRetryable` (the catalogue decides; foreign errors opt in). */
   retryOn?: (err: unknown, attempt: number) => boolean;
   /** Shared budget: `begin` deposits a request, every retry `next` allows withdraws one. */
   budget?: RetryBudget;
   random?: RandomSource;
+  /** @deprecated use attemptsMax */
+  maxAttempts?: number;
+  /** @deprecated use delayMsMax */
+  maxDelayMs?: number;
 }
 
 /**
@@ -123,21 +130,21 @@ export interface RetryPolicyOptions {
  *     }
  */
 export class RetryPolicy {
-  readonly maxAttempts: number;
+  readonly attemptsMax: number;
   readonly baseDelayMs: number;
-  readonly maxDelayMs: number;
+  readonly delayMsMax: number;
   readonly budget: RetryBudget | undefined;
   private readonly retryOn: (err: unknown, attempt: number) => boolean;
   private readonly random: RandomSource;
 
   constructor(options: RetryPolicyOptions = {}) {
-    const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 2_000, retryOn = isRetryable, budget, random = defaultRandom } = options;
-    requireArg(Number.isInteger(maxAttempts) && maxAttempts >= 1, 'maxAttempts', 'must be an integer >= 1');
+    const { attemptsMax = 3, baseDelayMs = 50, delayMsMax = 2_000, retryOn = isRetryable, budget, random = defaultRandom } = renamedOptions(options, { attemptsMax: 'maxAttempts', delayMsMax: 'maxDelayMs' });
+    requireArg(Number.isInteger(attemptsMax) && attemptsMax >= 1, 'attemptsMax', 'must be an integer >= 1');
     requireArg(baseDelayMs >= 0 && Number.isFinite(baseDelayMs), 'baseDelayMs', 'must be a finite number >= 0');
-    requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'maxDelayMs', 'must be a finite number >= 0');
-    this.maxAttempts = maxAttempts;
+    requireArg(delayMsMax >= 0 && Number.isFinite(delayMsMax), 'delayMsMax', 'must be a finite number >= 0');
+    this.attemptsMax = attemptsMax;
     this.baseDelayMs = baseDelayMs;
-    this.maxDelayMs = maxDelayMs;
+    this.delayMsMax = delayMsMax;
     this.retryOn = retryOn;
     this.budget = budget;
     this.random = random;
@@ -157,9 +164,9 @@ export class RetryPolicy {
    * spends nothing.
    */
   next(err: unknown, attempt: number, remainingMs: number): number {
-    if (attempt + 1 >= this.maxAttempts || !this.retryOn(err, attempt)) return RETRY_STOP;
-    const delayMs = backoffDelayMs(attempt, this.baseDelayMs, this.maxDelayMs, this.random);
-    invariant(delayMs >= 0 && delayMs <= this.maxDelayMs, 'backoff delay within [0, maxDelayMs]');
+    if (attempt + 1 >= this.attemptsMax || !this.retryOn(err, attempt)) return RETRY_STOP;
+    const delayMs = backoffDelayMs(attempt, this.baseDelayMs, this.delayMsMax, this.random);
+    invariant(delayMs >= 0 && delayMs <= this.delayMsMax, 'backoff delay within [0, delayMsMax]');
     if (delayMs >= remainingMs) return RETRY_STOP;
     if (this.budget !== undefined && !this.budget.tryWithdraw()) return RETRY_BUDGET_REFUSED;
     return delayMs;
@@ -183,7 +190,7 @@ export interface RetryOptions extends RetryPolicyOptions {
  * around one `RetryPolicy` (built from the same options), with sleeps and an abort signal.
  *
  * Stopping and what is thrown:
- * - `fn` threw an error `retryOn` rejects, or maxAttempts reached, or the next backoff would end at
+ * - `fn` threw an error `retryOn` rejects, or attemptsMax reached, or the next backoff would end at
  *   or after `deadline`: the LAST ERROR, unchanged. A timeout stays PP_ERR_TIMEOUT (504), a 404 stays
  *   a 404, so the caller and the gateway see the real failure rather than a generic wrapper.
  * - the budget refused: PP_ERR_RETRY_BUDGET_EXHAUSTED with the last error as `cause`. This one is

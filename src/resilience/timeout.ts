@@ -3,7 +3,7 @@
  * request carries through retries and nested calls, so every hop spends only what is left.
  */
 import { ppError, requireArg } from '../errors/index.js';
-import { MAX_TIMER_MS, abortError, monotonicClock, type Clock } from './clock.js';
+import { TIMER_MS_MAX, abortError, monotonicClock, type Clock } from './clock.js';
 
 export interface TimeoutOptions {
   /** Reject with PP_ERR_TIMEOUT after this long. `Infinity` means no timer (only `signal`/`deadline`). */
@@ -27,8 +27,8 @@ function timeoutError(timeoutMs: number): Error {
 export function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, options: TimeoutOptions): Promise<T> {
   const { signal: parent, deadline } = options;
   let timeoutMs = options.timeoutMs;
-  requireArg(typeof timeoutMs === 'number' && timeoutMs >= 0 && (timeoutMs <= MAX_TIMER_MS || timeoutMs === Infinity),
-    'timeoutMs', `must be in [0, ${MAX_TIMER_MS}] or Infinity`);
+  requireArg(typeof timeoutMs === 'number' && timeoutMs >= 0 && (timeoutMs <= TIMER_MS_MAX || timeoutMs === Infinity),
+    'timeoutMs', `must be in [0, ${TIMER_MS_MAX}] or Infinity`);
   if (deadline !== undefined) timeoutMs = Math.min(timeoutMs, deadline.remainingMs());
   if (parent?.aborted) return Promise.reject(abortError(parent));
   if (timeoutMs <= 0) return Promise.reject(timeoutError(timeoutMs));
@@ -136,7 +136,7 @@ export class Deadline {
       this.controller = controller;
       const remainingMs = this.remainingMs();
       if (remainingMs <= 0) controller.abort(timeoutError(0));
-      else if (remainingMs <= MAX_TIMER_MS) {
+      else if (remainingMs <= TIMER_MS_MAX) {
         this.timer = setTimeout(() => controller.abort(timeoutError(remainingMs)), remainingMs);
         this.timer.unref?.();
       }

@@ -141,7 +141,7 @@ export class Caller implements ContextHost {
     requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'call.retryMaxDelayMs', 'must be a finite number >= 0');
     // One policy per node: the budget is node-wide (every call from here deposits and withdraws).
     this.retry = new RetryPolicy({
-      maxAttempts, baseDelayMs, maxDelayMs,
+      attemptsMax: maxAttempts, baseDelayMs, delayMsMax: maxDelayMs,
       ...(call.retryBudget === false ? {} : { budget: new RetryBudget(call.retryBudget ?? {}) }),
     });
     this.localPending = new PendingCalls({ maxPending: 100_000, tickMs: 5 });
@@ -349,7 +349,7 @@ export class Caller implements ContextHost {
     if (cs === undefined) {
       const m = this.metrics;
       cs = {
-        bulkhead: new Bulkhead({ maxConcurrent: this.maxConcurrentPerAction, maxQueue: 0, name: `call:${name}` }),
+        bulkhead: new Bulkhead({ concurrentMax: this.maxConcurrentPerAction, queueMax: 0, name: `call:${name}` }),
         ok: m.callsTotal.labels(name, 'ok'),
         duration: m.callDuration.labels(name),
         retries: m.retriesTotal.labels(name),

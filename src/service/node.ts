@@ -119,7 +119,7 @@ export class ServiceNode {
     requireArg(this.checkIntervalMs >= 5, 'checkIntervalMs', 'must be >= 5');
 
     const call = config.call ?? {};
-    const breaker: CircuitBreakerOptions = { minimumThroughput: 10, openMs: 2_000, ...call.breaker };
+    const breaker: CircuitBreakerOptions = { throughputMin: 10, openMs: 2_000, ...call.breaker };
     this.registry = new Registry(call.balancer ?? 'p2c', breaker, config.maxNodes ?? 1_000, (action, nodeId, to) => {
       this.logger.warn({ action, nodeId, to }, 'circuit breaker state change');
     });

@@ -21,15 +21,15 @@ describe('Bulkhead', () => {
     vi.useRealTimers();
   });
 
-  it('property: never runs more than maxConcurrent, never queues more than maxQueue, starts in FIFO order', async () => {
+  it('property: never runs more than concurrentMax, never queues more than queueMax, starts in FIFO order', async () => {
     await fc.assert(fc.asyncProperty(
       fc.integer({ min: 1, max: 4 }),
       fc.integer({ min: 0, max: 5 }),
       fc.array(fc.record({ arriveMs: fc.integer({ min: 0, max: 50 }), durationMs: fc.integer({ min: 0, max: 40 }), throws: fc.boolean() }), { maxLength: 40, size: 'max' }),
-      async (maxConcurrent, maxQueue, tasks) => {
+      async (concurrentMax, queueMax, tasks) => {
         vi.useFakeTimers();
         try {
-          const b = new Bulkhead({ maxConcurrent, maxQueue });
+          const b = new Bulkhead({ concurrentMax, queueMax });
           let running = 0;
           let maxRunning = 0;
           let maxActive = 0;
@@ -57,7 +57,7 @@ describe('Bulkhead', () => {
                   if (isPowerplantError(e, 'PP_ERR_BULKHEAD_FULL')) rejected++;
                 },
               );
-              const full = activeBefore === maxConcurrent && queuedBefore === maxQueue;
+              const full = activeBefore === concurrentMax && queuedBefore === queueMax;
               if (!full) admitted.push(i);
               maxActive = Math.max(maxActive, b.active);
               maxQueued = Math.max(maxQueued, b.queued);
@@ -65,9 +65,9 @@ describe('Bulkhead', () => {
           });
           await vi.runAllTimersAsync();
           await flush();
-          expect(maxRunning).toBeLessThanOrEqual(maxConcurrent);
-          expect(maxActive).toBeLessThanOrEqual(maxConcurrent);
-          expect(maxQueued).toBeLessThanOrEqual(maxQueue);
+          expect(maxRunning).toBeLessThanOrEqual(concurrentMax);
+          expect(maxActive).toBeLessThanOrEqual(concurrentMax);
+          expect(maxQueued).toBeLessThanOrEqual(queueMax);
           expect(settled).toBe(tasks.length);
           expect(rejected).toBe(tasks.length - admitted.length);
           expect(started).toEqual(admitted);
@@ -81,7 +81,7 @@ describe('Bulkhead', () => {
   });
 
   it('rejects with typed PP_ERR_BULKHEAD_FULL when slots and queue are full', async () => {
-    const b = new Bulkhead({ maxConcurrent: 1, maxQueue: 1, name: 'payments' });
+    const b = new Bulkhead({ concurrentMax: 1, queueMax: 1, name: 'payments' });
     const d = deferred();
     const first = b.run(() => d.promise);
     const second = b.run(async () => 'second');
@@ -96,9 +96,9 @@ describe('Bulkhead', () => {
     expect(b.active).toBe(0);
   });
 
-  it('a queued call is rejected after maxQueueWaitMs and leaves the queue', async () => {
+  it('a queued call is rejected after queueWaitMsMax and leaves the queue', async () => {
     vi.useFakeTimers();
-    const b = new Bulkhead({ maxConcurrent: 1, maxQueue: 5, maxQueueWaitMs: 100 });
+    const b = new Bulkhead({ concurrentMax: 1, queueMax: 5, queueWaitMsMax: 100 });
     const d = deferred();
     const first = b.run(() => d.promise);
     const ran = vi.fn(async () => undefined);
@@ -114,7 +114,7 @@ describe('Bulkhead', () => {
 
   it('an aborted queued call leaves the queue with PP_ERR_ABORTED; a started one clears its timer', async () => {
     vi.useFakeTimers();
-    const b = new Bulkhead({ maxConcurrent: 1, maxQueue: 5, maxQueueWaitMs: 1_000 });
+    const b = new Bulkhead({ concurrentMax: 1, queueMax: 5, queueWaitMsMax: 1_000 });
     const d = deferred();
     const first = b.run(() => d.promise);
     const controller = new AbortController();
@@ -131,14 +131,14 @@ describe('Bulkhead', () => {
   });
 
   it('a function that throws synchronously releases its slot', async () => {
-    const b = new Bulkhead({ maxConcurrent: 1, maxQueue: 0 });
+    const b = new Bulkhead({ concurrentMax: 1, queueMax: 0 });
     await expect(b.run(() => { throw new Error('sync'); })).rejects.toThrow('sync');
     expect(b.active).toBe(0);
     await expect(b.run(async () => 1)).resolves.toBe(1);
   });
 
   it('tryAcquire/release for self-managed calls respects FIFO and the limit', async () => {
-    const b = new Bulkhead({ maxConcurrent: 1, maxQueue: 1 });
+    const b = new Bulkhead({ concurrentMax: 1, queueMax: 1 });
     expect(b.tryAcquire()).toBe(true);
     expect(b.tryAcquire()).toBe(false);
     const queued = b.run(async () => 'q');
@@ -149,7 +149,16 @@ describe('Bulkhead', () => {
   });
 
   it('rejects invalid options with typed errors', () => {
-    expect(() => new Bulkhead({ maxConcurrent: 0 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'maxConcurrent' }));
-    expect(() => new Bulkhead({ maxQueue: -1 })).toThrow(expect.objectContaining({ field: 'maxQueue' }));
+    expect(() => new Bulkhead({ concurrentMax: 0 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'concurrentMax' }));
+    expect(() => new Bulkhead({ queueMax: -1 })).toThrow(expect.objectContaining({ field: 'queueMax' }));
+  });
+
+  it('still accepts the deprecated maxConcurrent / maxQueue, and refuses an old name that contradicts the new one', () => {
+    const b = new Bulkhead({ maxConcurrent: 3, maxQueue: 7 });
+    expect([b.concurrentMax, b.queueMax]).toEqual([3, 7]);
+    expect(new Bulkhead({ concurrentMax: 3, maxConcurrent: 3 }).concurrentMax).toBe(3);
+    expect(() => new Bulkhead({ queueMax: 5, maxQueue: 6 })).toThrow(expect.objectContaining({
+      code: 'PP_ERR_INVALID_ARGUMENT', field: 'queueMax', message: expect.stringMatching(/queueMax.*maxQueue/),
+    }));
   });
 });

@@ -22,7 +22,7 @@ function succeed(b: CircuitBreaker, n: number): void {
 
 describe('CircuitBreaker', () => {
   it('does not trip below the minimum throughput, even at 100% failures; trips when it is reached', () => {
-    const b = new CircuitBreaker({ minimumThroughput: 10, failureRateThreshold: 0.5, window: { kind: 'count', size: 20 }, clock: new FakeClock() });
+    const b = new CircuitBreaker({ throughputMin: 10, failureRateThreshold: 0.5, window: { kind: 'count', size: 20 }, clock: new FakeClock() });
     fail(b, 9);
     expect(b.state).toBe('closed');
     fail(b, 1);
@@ -30,7 +30,7 @@ describe('CircuitBreaker', () => {
   });
 
   it('does not trip below the failure-rate threshold; trips at it', () => {
-    const b = new CircuitBreaker({ minimumThroughput: 10, failureRateThreshold: 0.5, window: { kind: 'count', size: 10 }, clock: new FakeClock() });
+    const b = new CircuitBreaker({ throughputMin: 10, failureRateThreshold: 0.5, window: { kind: 'count', size: 10 }, clock: new FakeClock() });
     succeed(b, 6);
     fail(b, 4);
     expect(b.state).toBe('closed');
@@ -41,7 +41,7 @@ describe('CircuitBreaker', () => {
   });
 
   it('the count window forgets outcomes older than its size', () => {
-    const b = new CircuitBreaker({ minimumThroughput: 4, failureRateThreshold: 0.75, window: { kind: 'count', size: 4 }, clock: new FakeClock() });
+    const b = new CircuitBreaker({ throughputMin: 4, failureRateThreshold: 0.75, window: { kind: 'count', size: 4 }, clock: new FakeClock() });
     fail(b, 2);
     succeed(b, 4);
     expect(b.stats()).toMatchObject({ calls: 4, failures: 0 });
@@ -51,7 +51,7 @@ describe('CircuitBreaker', () => {
 
   it('the time window forgets outcomes older than windowMs', () => {
     const clock = new FakeClock(0);
-    const b = new CircuitBreaker({ minimumThroughput: 5, failureRateThreshold: 0.5, window: { kind: 'time', windowMs: 1_000, buckets: 10 }, clock });
+    const b = new CircuitBreaker({ throughputMin: 5, failureRateThreshold: 0.5, window: { kind: 'time', windowMs: 1_000, buckets: 10 }, clock });
     fail(b, 4);
     clock.advance(1_000);
     expect(b.stats()).toMatchObject({ calls: 0, failures: 0 });
@@ -76,8 +76,8 @@ describe('CircuitBreaker', () => {
       (size, windowMs, buckets, byTime, ops) => {
         const clock = new FakeClock(0);
         const window = byTime ? { kind: 'time' as const, windowMs, buckets } : { kind: 'count' as const, size };
-        // minimumThroughput out of reach: the breaker only counts, never trips.
-        const b = new CircuitBreaker({ window, minimumThroughput: 1_000_000, clock });
+        // throughputMin out of reach: the breaker only counts, never trips.
+        const b = new CircuitBreaker({ window, throughputMin: 1_000_000, clock });
         const bucketMs = windowMs / buckets;
         const events: { index: number; failed: boolean }[] = [];
         for (const o of ops) {
@@ -98,7 +98,7 @@ describe('CircuitBreaker', () => {
 
   it('rejects while open with PP_ERR_CIRCUIT_OPEN carrying retryAfterMs, then half-opens after openMs', async () => {
     const clock = new FakeClock(0);
-    const b = new CircuitBreaker({ minimumThroughput: 2, openMs: 1_000, clock, name: 'users' });
+    const b = new CircuitBreaker({ throughputMin: 2, openMs: 1_000, clock, name: 'users' });
     fail(b, 2);
     clock.advance(300);
     const err = await b.execute(async () => 1).catch((e: unknown) => e);
@@ -110,9 +110,9 @@ describe('CircuitBreaker', () => {
     expect(b.state).toBe('half-open');
   });
 
-  it('half-open admits at most halfOpenMaxProbes, closes after successesToClose successes', () => {
+  it('half-open admits at most halfOpenProbesMax, closes after successesToClose successes', () => {
     const clock = new FakeClock(0);
-    const b = new CircuitBreaker({ minimumThroughput: 2, openMs: 100, halfOpenMaxProbes: 2, successesToClose: 3, clock });
+    const b = new CircuitBreaker({ throughputMin: 2, openMs: 100, halfOpenProbesMax: 2, successesToClose: 3, clock });
     fail(b, 2);
     clock.advance(100);
     const p1 = b.acquire();
@@ -132,7 +132,7 @@ describe('CircuitBreaker', () => {
   it('a failing probe reopens, with backoff on consecutive opens, reset on close', () => {
     const clock = new FakeClock(0);
     const changes: CircuitStateChange[] = [];
-    const b = new CircuitBreaker({ minimumThroughput: 2, openMs: 100, openBackoff: { factor: 2, maxOpenMs: 300 }, clock, onStateChange: (c) => changes.push(c) });
+    const b = new CircuitBreaker({ throughputMin: 2, openMs: 100, openBackoff: { factor: 2, openMsMax: 300 }, clock, onStateChange: (c) => changes.push(c) });
     fail(b, 2);
     clock.advance(100);
     fail(b, 1); // probe fails -> open for 200
@@ -159,10 +159,10 @@ describe('CircuitBreaker', () => {
     expect(isBreakerFailure(ppError('PP_ERR_TIMEOUT'))).toBe(true);
     expect(isBreakerFailure(ppError('PP_ERR_RATE_LIMITED'))).toBe(true);
     expect(isBreakerFailure(new TypeError('x'))).toBe(true);
-    const b = new CircuitBreaker({ minimumThroughput: 3, clock: new FakeClock() });
+    const b = new CircuitBreaker({ throughputMin: 3, clock: new FakeClock() });
     for (let i = 0; i < 5; i++) await b.execute(async () => { throw ppError('PP_ERR_NOT_FOUND'); }).catch(() => undefined);
     expect(b.stats()).toMatchObject({ state: 'closed', calls: 5, failures: 0 });
-    const custom = new CircuitBreaker({ minimumThroughput: 1, isFailure: () => true, clock: new FakeClock() });
+    const custom = new CircuitBreaker({ throughputMin: 1, isFailure: () => true, clock: new FakeClock() });
     await custom.execute(async () => { throw ppError('PP_ERR_NOT_FOUND'); }).catch(() => undefined);
     expect(custom.state).toBe('open');
   });
@@ -176,7 +176,7 @@ describe('CircuitBreaker', () => {
 
   it('outcomes of calls admitted before a state change are ignored (stale permits)', () => {
     const clock = new FakeClock(0);
-    const b = new CircuitBreaker({ minimumThroughput: 2, openMs: 100, halfOpenMaxProbes: 1, clock });
+    const b = new CircuitBreaker({ throughputMin: 2, openMs: 100, halfOpenProbesMax: 1, clock });
     const slow = b.acquire();
     fail(b, 2);
     clock.advance(100);
@@ -208,12 +208,12 @@ describe('CircuitBreaker', () => {
       fc.integer({ min: 1, max: 10 }),
       fc.double({ min: 0.01, max: 1, noNaN: true }),
       fc.array(op, { maxLength: 300, size: 'max' }),
-      (window, halfOpenMaxProbes, successesToClose, minimumThroughput, failureRateThreshold, ops) => {
+      (window, halfOpenProbesMax, successesToClose, throughputMin, failureRateThreshold, ops) => {
         const clock = new FakeClock(0);
         let probes = new Set<number>();
         const changes: CircuitStateChange[] = [];
         const b = new CircuitBreaker({
-          window, halfOpenMaxProbes, successesToClose, minimumThroughput, failureRateThreshold, openMs: 300, clock,
+          window, halfOpenProbesMax, successesToClose, throughputMin, failureRateThreshold, openMs: 300, clock,
           onStateChange: (c) => {
             changes.push(c);
             probes = new Set();
@@ -238,12 +238,12 @@ describe('CircuitBreaker', () => {
             else if (o.kind === 'ignore') b.onIgnore(call.permit);
             else b.onFailure(o.client ? ppError('PP_ERR_VALIDATION') : failure, call.permit);
           }
-          expect(probes.size).toBeLessThanOrEqual(halfOpenMaxProbes);
+          expect(probes.size).toBeLessThanOrEqual(halfOpenProbesMax);
           if (b.state === 'half-open') expect(b.probes).toBe(probes.size);
         }
         for (const c of changes) {
           if (c.from === 'closed' && c.to === 'open') {
-            expect(c.calls).toBeGreaterThanOrEqual(minimumThroughput);
+            expect(c.calls).toBeGreaterThanOrEqual(throughputMin);
             expect(c.failures).toBeGreaterThanOrEqual(failureRateThreshold * c.calls);
           }
         }
@@ -254,7 +254,7 @@ describe('CircuitBreaker', () => {
   it('property: a half-open breaker recovers when probes succeed and reopens when one fails', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.boolean(), (maxProbes, successesToClose, probeFails) => {
       const clock = new FakeClock(0);
-      const b = new CircuitBreaker({ minimumThroughput: 1, openMs: 50, halfOpenMaxProbes: maxProbes, successesToClose, clock });
+      const b = new CircuitBreaker({ throughputMin: 1, openMs: 50, halfOpenProbesMax: maxProbes, successesToClose, clock });
       fail(b, 1);
       clock.advance(50);
       if (probeFails) {
@@ -276,7 +276,7 @@ describe('CircuitBreaker', () => {
   it('a closed breaker with a count window reads no clock (the default clock allocates per read)', () => {
     let reads = 0;
     const clock = { now: (): number => { reads++; return 1_000; } };
-    const b = new CircuitBreaker({ minimumThroughput: 3, openMs: 100, clock });
+    const b = new CircuitBreaker({ throughputMin: 3, openMs: 100, clock });
     succeed(b, 2);
     fail(b, 1); // 1 of 3 failed: below the 0.5 threshold
     expect(reads).toBe(0);
@@ -292,6 +292,6 @@ describe('CircuitBreaker', () => {
   it('rejects invalid options with typed errors', () => {
     expect(() => new CircuitBreaker({ failureRateThreshold: 0 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'failureRateThreshold' }));
     expect(() => new CircuitBreaker({ window: { kind: 'count', size: 0 } })).toThrow(expect.objectContaining({ field: 'window.size' }));
-    expect(() => new CircuitBreaker({ openMs: 100, openBackoff: { factor: 2, maxOpenMs: 50 } })).toThrow(expect.objectContaining({ field: 'openBackoff.maxOpenMs' }));
+    expect(() => new CircuitBreaker({ openMs: 100, openBackoff: { factor: 2, openMsMax: 50 } })).toThrow(expect.objectContaining({ field: 'openBackoff.openMsMax' }));
   });
 });

@@ -61,7 +61,7 @@ describe('FailureDetector (phi accrual)', () => {
       fc.double({ min: 0.5, max: 20, noNaN: true }),
       (intervals, deadAfterMs, deadPhi) => {
         const clock = new FakeClock(0);
-        const d = new FailureDetector({ clock, deadAfterMs, deadPhi, suspectPhi: Math.min(1, deadPhi), maxSamples: 50 });
+        const d = new FailureDetector({ clock, deadAfterMs, deadPhi, suspectPhi: Math.min(1, deadPhi), samplesMax: 50 });
         d.heartbeat('n');
         for (const ms of intervals) {
           clock.advance(ms);
@@ -136,9 +136,9 @@ describe('FailureDetector (phi accrual)', () => {
     expect(lenient.status('a')).toBe('alive');
   });
 
-  it('tracks many nodes, removes them, refuses unknown ones and more than maxNodes', () => {
+  it('tracks many nodes, removes them, refuses unknown ones and more than nodesMax', () => {
     const clock = new FakeClock(0);
-    const d = new FailureDetector({ clock, maxNodes: 2 });
+    const d = new FailureDetector({ clock, nodesMax: 2 });
     d.heartbeat('a');
     d.heartbeat('b');
     expect(d.nodes().sort()).toEqual(['a', 'b']);
@@ -170,7 +170,7 @@ describe('FailureDetector (phi accrual)', () => {
 
   it('rejects invalid options with typed errors', () => {
     expect(() => new FailureDetector({ suspectPhi: 5, deadPhi: 3 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'deadPhi' }));
-    expect(() => new FailureDetector({ maxSamples: 1 })).toThrow(expect.objectContaining({ field: 'maxSamples' }));
+    expect(() => new FailureDetector({ samplesMax: 1 })).toThrow(expect.objectContaining({ field: 'samplesMax' }));
     // A NaN time would make every later interval NaN: refused before it touches the history.
     const fd = new FailureDetector({ clock: new FakeClock(0) });
     fd.heartbeat('a', 0);

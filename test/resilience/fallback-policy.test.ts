@@ -28,7 +28,7 @@ describe('withFallback', () => {
 
 describe('policy', () => {
   it('retries retryable failures and returns the first success', async () => {
-    const call = policy({ retry: { maxAttempts: 3, sleep: async () => undefined } });
+    const call = policy({ retry: { attemptsMax: 3, sleep: async () => undefined } });
     let n = 0;
     await expect(call(async () => {
       n++;
@@ -39,8 +39,8 @@ describe('policy', () => {
 
   it('a tripped breaker stops calls reaching fn; bulkhead rejections do not count against the breaker', async () => {
     const clock = new FakeClock(0);
-    const breaker = new CircuitBreaker({ minimumThroughput: 3, failureRateThreshold: 0.6, openMs: 1_000, clock });
-    const bulkhead = new Bulkhead({ maxConcurrent: 1, maxQueue: 0 });
+    const breaker = new CircuitBreaker({ throughputMin: 3, failureRateThreshold: 0.6, openMs: 1_000, clock });
+    const bulkhead = new Bulkhead({ concurrentMax: 1, queueMax: 0 });
     const call = policy({ breaker, bulkhead, clock });
     const fn = vi.fn(async () => { throw ppError('PP_ERR_UNAVAILABLE'); });
 
@@ -65,7 +65,7 @@ describe('policy', () => {
   it('an attempt timeout turns a hung attempt into a retry', async () => {
     vi.useFakeTimers();
     try {
-      const call = policy({ attemptTimeoutMs: 50, timeoutMs: 1_000, retry: { maxAttempts: 2, sleep: async () => undefined } });
+      const call = policy({ attemptTimeoutMs: 50, timeoutMs: 1_000, retry: { attemptsMax: 2, sleep: async () => undefined } });
       let n = 0;
       const p = call((signal) => {
         n++;

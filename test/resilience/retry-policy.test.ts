@@ -7,17 +7,17 @@ import { FakeClock } from './fake-clock.js';
 const unavailable = ppError('PP_ERR_UNAVAILABLE');
 
 describe('RetryPolicy (the step-wise decision retry() and the call path share)', () => {
-  it('allows attempts 0 .. maxAttempts-2 to be retried, then stops', () => {
-    const p = new RetryPolicy({ maxAttempts: 4, random: () => 0.5 });
+  it('allows attempts 0 .. attemptsMax-2 to be retried, then stops', () => {
+    const p = new RetryPolicy({ attemptsMax: 4, random: () => 0.5 });
     expect([0, 1, 2, 3].map((a) => p.next(unavailable, a, Infinity))).toEqual([25, 50, 100, RETRY_STOP]);
   });
 
   it('stops on what retryOn rejects (default: the catalogue), and passes it the attempt', () => {
-    const p = new RetryPolicy({ maxAttempts: 5 });
+    const p = new RetryPolicy({ attemptsMax: 5 });
     expect(p.next(ppError('PP_ERR_VALIDATION'), 0, Infinity)).toBe(RETRY_STOP);
     expect(p.next(new Error('plain'), 0, Infinity)).toBe(RETRY_STOP);
     const seen: number[] = [];
-    const q = new RetryPolicy({ maxAttempts: 5, retryOn: (_e, attempt) => { seen.push(attempt); return attempt < 2; } });
+    const q = new RetryPolicy({ attemptsMax: 5, retryOn: (_e, attempt) => { seen.push(attempt); return attempt < 2; } });
     expect(q.next(new Error('x'), 1, Infinity)).toBeGreaterThanOrEqual(0);
     expect(q.next(new Error('x'), 2, Infinity)).toBe(RETRY_STOP);
     expect(seen).toEqual([1, 2]);
@@ -30,9 +30,9 @@ describe('RetryPolicy (the step-wise decision retry() and the call path share)',
       fc.double({ min: 0, max: 10_000, noNaN: true }),
       fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
       fc.double({ min: 0, max: 20_000, noNaN: true }),
-      (attempt, baseDelayMs, maxDelayMs, draw, remainingMs) => {
-        const p = new RetryPolicy({ maxAttempts: 10, baseDelayMs, maxDelayMs, random: () => draw });
-        const expected = backoffDelayMs(attempt, baseDelayMs, maxDelayMs, () => draw);
+      (attempt, baseDelayMs, delayMsMax, draw, remainingMs) => {
+        const p = new RetryPolicy({ attemptsMax: 10, baseDelayMs, delayMsMax, random: () => draw });
+        const expected = backoffDelayMs(attempt, baseDelayMs, delayMsMax, () => draw);
         expect(p.next(unavailable, attempt, remainingMs)).toBe(expected < remainingMs ? expected : RETRY_STOP);
       },
     ));
@@ -40,8 +40,8 @@ describe('RetryPolicy (the step-wise decision retry() and the call path share)',
 
   it('charges the budget only for a retry it allows, and says when the budget refused', () => {
     const clock = new FakeClock(0);
-    const budget = new RetryBudget({ ratio: 0, minRetriesPerSec: 0.1, windowMs: 10_000, clock });
-    const p = new RetryPolicy({ maxAttempts: 3, baseDelayMs: 10, random: () => 0.99, budget });
+    const budget = new RetryBudget({ ratio: 0, retriesPerSecMin: 0.1, windowMs: 10_000, clock });
+    const p = new RetryPolicy({ attemptsMax: 3, baseDelayMs: 10, random: () => 0.99, budget });
     p.begin();
     expect(budget.available()).toBe(1);
     // Stopped for other reasons: the last attempt, a non-retryable error, the deadline. Nothing spent.
@@ -55,8 +55,8 @@ describe('RetryPolicy (the step-wise decision retry() and the call path share)',
   });
 
   it('rejects invalid options with typed errors naming the field', () => {
-    expect(() => new RetryPolicy({ maxAttempts: 1.5 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'maxAttempts' }));
+    expect(() => new RetryPolicy({ attemptsMax: 1.5 })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'attemptsMax' }));
     expect(() => new RetryPolicy({ baseDelayMs: -1 })).toThrow(expect.objectContaining({ field: 'baseDelayMs' }));
-    expect(() => new RetryPolicy({ maxDelayMs: Infinity })).toThrow(expect.objectContaining({ field: 'maxDelayMs' }));
+    expect(() => new RetryPolicy({ delayMsMax: Infinity })).toThrow(expect.objectContaining({ field: 'delayMsMax' }));
   });
 });

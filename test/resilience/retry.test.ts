@@ -18,7 +18,7 @@ function recordingSleep(clock?: FakeClock): { sleep: Sleep; delays: number[] } {
 }
 
 describe('retry', () => {
-  it('stops at maxAttempts and throws the last error unchanged', async () => {
+  it('stops at attemptsMax and throws the last error unchanged', async () => {
     const { sleep } = recordingSleep();
     const errors: PowerplantError[] = [];
     const fn = vi.fn(async (attempt: number) => {
@@ -26,7 +26,7 @@ describe('retry', () => {
       errors.push(e);
       throw e;
     });
-    const err = await retry(fn, { maxAttempts: 4, sleep }).catch((e: unknown) => e);
+    const err = await retry(fn, { attemptsMax: 4, sleep }).catch((e: unknown) => e);
     expect(fn).toHaveBeenCalledTimes(4);
     expect(fn.mock.calls.map((c) => c[0])).toEqual([0, 1, 2, 3]);
     expect(err).toBe(errors[3]);
@@ -38,7 +38,7 @@ describe('retry', () => {
       if (attempt < 2) throw ppError('PP_ERR_TIMEOUT');
       return 'ok';
     });
-    await expect(retry(fn, { maxAttempts: 5, sleep })).resolves.toBe('ok');
+    await expect(retry(fn, { attemptsMax: 5, sleep })).resolves.toBe('ok');
     expect(fn).toHaveBeenCalledTimes(3);
     expect(delays).toHaveLength(2);
   });
@@ -47,19 +47,19 @@ describe('retry', () => {
     const { sleep } = recordingSleep();
     for (const e of [ppError('PP_ERR_VALIDATION'), ppError('PP_ERR_NOT_FOUND'), new Error('plain')]) {
       const fn = vi.fn(async () => { throw e; });
-      await expect(retry(fn, { maxAttempts: 5, sleep })).rejects.toBe(e);
+      await expect(retry(fn, { attemptsMax: 5, sleep })).rejects.toBe(e);
       expect(fn).toHaveBeenCalledTimes(1);
     }
     const optIn = Object.assign(new Error('reset'), { retryable: true });
     const fn = vi.fn(async () => { throw optIn; });
-    await expect(retry(fn, { maxAttempts: 3, sleep })).rejects.toBe(optIn);
+    await expect(retry(fn, { attemptsMax: 3, sleep })).rejects.toBe(optIn);
     expect(fn).toHaveBeenCalledTimes(3);
   });
 
   it('honours an injected predicate', async () => {
     const { sleep } = recordingSleep();
     const fn = vi.fn(async () => { throw new Error('flaky'); });
-    await expect(retry(fn, { maxAttempts: 3, sleep, retryOn: (e) => e instanceof Error && e.message === 'flaky' })).rejects.toThrow('flaky');
+    await expect(retry(fn, { attemptsMax: 3, sleep, retryOn: (e) => e instanceof Error && e.message === 'flaky' })).rejects.toThrow('flaky');
     expect(fn).toHaveBeenCalledTimes(3);
   });
 
@@ -69,17 +69,17 @@ describe('retry', () => {
       fc.double({ min: 0, max: 1_000, noNaN: true }),
       fc.double({ min: 0, max: 100_000, noNaN: true }),
       fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 10, maxLength: 10 }),
-      async (maxAttempts, baseDelayMs, maxDelayMs, draws) => {
+      async (attemptsMax, baseDelayMs, delayMsMax, draws) => {
         const { sleep, delays } = recordingSleep();
         let i = 0;
         const random = (): number => draws[i++ % draws.length] as number;
-        await retry(async () => { throw ppError('PP_ERR_UNAVAILABLE'); }, { maxAttempts, baseDelayMs, maxDelayMs, sleep, random }).catch(() => undefined);
-        expect(delays).toHaveLength(maxAttempts - 1);
+        await retry(async () => { throw ppError('PP_ERR_UNAVAILABLE'); }, { attemptsMax, baseDelayMs, delayMsMax, sleep, random }).catch(() => undefined);
+        expect(delays).toHaveLength(attemptsMax - 1);
         delays.forEach((d, k) => {
           expect(d).toBeGreaterThanOrEqual(0);
-          expect(d).toBeLessThanOrEqual(Math.min(maxDelayMs, baseDelayMs * 2 ** k));
+          expect(d).toBeLessThanOrEqual(Math.min(delayMsMax, baseDelayMs * 2 ** k));
           // Full jitter: the delay is the draw scaled to the ceiling, not a fixed value.
-          expect(d).toBeCloseTo((draws[k] as number) * Math.min(maxDelayMs, baseDelayMs * 2 ** k), 6);
+          expect(d).toBeCloseTo((draws[k] as number) * Math.min(delayMsMax, baseDelayMs * 2 ** k), 6);
         });
       },
     ));
@@ -92,7 +92,7 @@ describe('retry', () => {
     const deadline = Deadline.after(100, clock);
     const fn = vi.fn(async () => { throw ppError('PP_ERR_UNAVAILABLE'); });
     // random() = 0.99 makes delays ~ 49.5, 99, ...: the second would end past the deadline.
-    const err = await retry(fn, { maxAttempts: 10, baseDelayMs: 50, maxDelayMs: 10_000, random: () => 0.99, sleep, deadline }).catch((e: unknown) => e);
+    const err = await retry(fn, { attemptsMax: 10, baseDelayMs: 50, delayMsMax: 10_000, random: () => 0.99, sleep, deadline }).catch((e: unknown) => e);
     expect(isPowerplantError(err, 'PP_ERR_UNAVAILABLE')).toBe(true);
     expect(fn).toHaveBeenCalledTimes(2);
     expect(delays.reduce((a, b) => a + b, 0)).toBeLessThan(100);
@@ -102,7 +102,7 @@ describe('retry', () => {
     const controller = new AbortController();
     const fn = vi.fn(async () => { throw ppError('PP_ERR_UNAVAILABLE'); });
     const sleep: Sleep = async () => { controller.abort(); };
-    const err = await retry(fn, { maxAttempts: 5, sleep, signal: controller.signal }).catch((e: unknown) => e);
+    const err = await retry(fn, { attemptsMax: 5, sleep, signal: controller.signal }).catch((e: unknown) => e);
     expect(isPowerplantError(err, 'PP_ERR_ABORTED')).toBe(true);
     expect(fn).toHaveBeenCalledTimes(1);
   });
@@ -112,7 +112,7 @@ describe('retry', () => {
     try {
       const controller = new AbortController();
       const fn = vi.fn(async () => { throw ppError('PP_ERR_UNAVAILABLE'); });
-      const p = retry(fn, { maxAttempts: 5, baseDelayMs: 1_000, random: () => 0.5, signal: controller.signal }).catch((e: unknown) => e);
+      const p = retry(fn, { attemptsMax: 5, baseDelayMs: 1_000, random: () => 0.5, signal: controller.signal }).catch((e: unknown) => e);
       await vi.advanceTimersByTimeAsync(499);
       expect(fn).toHaveBeenCalledTimes(1);
       await vi.advanceTimersByTimeAsync(1);
@@ -127,10 +127,10 @@ describe('retry', () => {
 
   it('a refused budget throws non-retryable PP_ERR_RETRY_BUDGET_EXHAUSTED with the last error as cause', async () => {
     const clock = new FakeClock(0);
-    const budget = new RetryBudget({ ratio: 0, minRetriesPerSec: 0, clock });
+    const budget = new RetryBudget({ ratio: 0, retriesPerSecMin: 0, clock });
     const last = ppError('PP_ERR_UNAVAILABLE');
     const fn = vi.fn(async () => { throw last; });
-    const err = await retry(fn, { maxAttempts: 5, sleep: recordingSleep().sleep, budget }).catch((e: unknown) => e);
+    const err = await retry(fn, { attemptsMax: 5, sleep: recordingSleep().sleep, budget }).catch((e: unknown) => e);
     expect(isPowerplantError(err, 'PP_ERR_RETRY_BUDGET_EXHAUSTED')).toBe(true);
     expect((err as PowerplantError).retryable).toBe(false);
     expect((err as PowerplantError).cause).toBe(last);
@@ -142,18 +142,18 @@ describe('retry', () => {
       fc.double({ min: 0, max: 1, noNaN: true }),
       fc.integer({ min: 0, max: 5 }),
       fc.array(fc.boolean(), { minLength: 1, maxLength: 60 }),
-      async (ratio, minRetriesPerSec, failing) => {
+      async (ratio, retriesPerSecMin, failing) => {
         const clock = new FakeClock(12_345);
-        const budget = new RetryBudget({ ratio, minRetriesPerSec, windowMs: 1_000, clock });
+        const budget = new RetryBudget({ ratio, retriesPerSecMin, windowMs: 1_000, clock });
         let attempts = 0;
         for (const alwaysFails of failing) {
           await retry(async (attempt) => {
             attempts++;
             if (alwaysFails || attempt === 0) throw ppError('PP_ERR_UNAVAILABLE');
-          }, { maxAttempts: 4, sleep: async () => undefined, budget }).catch(() => undefined);
+          }, { attemptsMax: 4, sleep: async () => undefined, budget }).catch(() => undefined);
         }
         const retries = attempts - failing.length;
-        expect(retries).toBeLessThanOrEqual(ratio * failing.length + minRetriesPerSec + 1e-9);
+        expect(retries).toBeLessThanOrEqual(ratio * failing.length + retriesPerSecMin + 1e-9);
       },
     ));
   });
@@ -169,11 +169,11 @@ describe('retry', () => {
       fc.integer({ min: 0, max: 3 }),
       fc.integer({ min: 1, max: 8 }),
       fc.array(op, { maxLength: 200, size: 'max' }),
-      (ratio, minRetriesPerSec, buckets, ops) => {
+      (ratio, retriesPerSecMin, buckets, ops) => {
         const windowMs = 1_000;
         const bucketMs = windowMs / buckets;
         const clock = new FakeClock(0);
-        const budget = new RetryBudget({ ratio, minRetriesPerSec, windowMs, buckets, clock });
+        const budget = new RetryBudget({ ratio, retriesPerSecMin, windowMs, buckets, clock });
         const events: { index: number; kind: 'request' | 'retry' }[] = [];
         for (const o of ops) {
           if (o.kind === 'advance') { clock.advance(o.ms); continue; }
@@ -185,7 +185,7 @@ describe('retry', () => {
           } else {
             const requests = inWindow.filter((e) => e.kind === 'request').length;
             const retries = inWindow.filter((e) => e.kind === 'retry').length;
-            const allowed = retries + 1 <= ratio * requests + minRetriesPerSec * (windowMs / 1000);
+            const allowed = retries + 1 <= ratio * requests + retriesPerSecMin * (windowMs / 1000);
             expect(budget.tryWithdraw()).toBe(allowed);
             if (allowed) events.push({ index, kind: 'retry' });
           }
@@ -195,7 +195,7 @@ describe('retry', () => {
   });
 
   it('rejects invalid options with typed errors', async () => {
-    await expect(retry(async () => 1, { maxAttempts: 0 })).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'maxAttempts' });
+    await expect(retry(async () => 1, { attemptsMax: 0 })).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'attemptsMax' });
     expect(() => new RetryBudget({ ratio: -1 })).toThrow(expect.objectContaining({ field: 'ratio' }));
   });
 });

@@ -18,7 +18,7 @@ function cluster(): (config: NodeConfig) => ServiceNode {
     // (all these nodes share one loop); the dead-node test sets its own tight bound.
     const node = createNode({
       transport: `inproc://${bus}`, logger: false, heartbeatIntervalMs: 50, checkIntervalMs: 10,
-      detector: { deadAfterMs: 3_000, minStdDevMs: 500 }, ...config,
+      detector: { deadAfterMs: 3_000, stdDevMsMin: 500 }, ...config,
     });
     nodes.push(node);
     return node;
@@ -155,7 +155,7 @@ describe('service node', () => {
       name: 'tbroken',
       actions: { op: action({ params: Type.Object({}), handler: () => { throw new Error('bug'); } }) },
     });
-    const caller = make({ nodeId: 'caller', call: { maxAttempts: 1, breaker: { minimumThroughput: 5, openMs: 60_000 } } });
+    const caller = make({ nodeId: 'caller', call: { maxAttempts: 1, breaker: { throughputMin: 5, openMs: 60_000 } } });
     const srv = make({ nodeId: 'srv', services: [broken] });
     await Promise.all([caller.start(), srv.start()]);
     await caller.waitFor(['tbroken.op']);

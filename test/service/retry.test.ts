@@ -15,7 +15,7 @@ const nodes: ServiceNode[] = [];
 function cluster(): (config: NodeConfig) => ServiceNode {
   const name = `svc-retry-${process.pid}-${++bus}`;
   return (config) => {
-    const node = createNode({ transport: `inproc://${name}`, logger: false, heartbeatIntervalMs: 50, checkIntervalMs: 10, detector: { deadAfterMs: 3_000, minStdDevMs: 500 }, ...config });
+    const node = createNode({ transport: `inproc://${name}`, logger: false, heartbeatIntervalMs: 50, checkIntervalMs: 10, detector: { deadAfterMs: 3_000, stdDevMsMin: 500 }, ...config });
     nodes.push(node);
     return node;
   };
@@ -58,7 +58,7 @@ describe('call path retries (RetryPolicy)', () => {
   });
 
   it('a refused budget stops retrying and surfaces the last error itself (not PP_ERR_RETRY_BUDGET_EXHAUSTED)', async () => {
-    const { caller, attempts } = await twoFailingInstances({ call: { retryBaseDelayMs: 0, retryMaxDelayMs: 0, retryBudget: { ratio: 0, minRetriesPerSec: 0 } } });
+    const { caller, attempts } = await twoFailingInstances({ call: { retryBaseDelayMs: 0, retryMaxDelayMs: 0, retryBudget: { ratio: 0, retriesPerSecMin: 0 } } });
     const err = await failure(caller.callDynamic('tfailing.op', {}));
     expect(err.code).toBe('PP_ERR_UNAVAILABLE');
     expect(attempts()).toBe(1);
