@@ -144,7 +144,7 @@ export class Caller implements ContextHost {
       attemptsMax: maxAttempts, baseDelayMs, delayMsMax: maxDelayMs,
       ...(call.retryBudget === false ? {} : { budget: new RetryBudget(call.retryBudget ?? {}) }),
     });
-    this.localPending = new PendingCalls({ maxPending: 100_000, tickMs: 5 });
+    this.localPending = new PendingCalls({ pendingMax: 100_000, tickMs: 5 });
     this.plainMeta = { callerNodeId: this.nodeId };
   }
 

@@ -61,14 +61,14 @@ export interface Transport {
   /** Isolates clusters sharing one bus or NATS server (subject prefix). */
   readonly namespace: string;
   /** Largest encoded params/result/event payload accepted, in bytes (PP_ERR_TOO_LARGE beyond). */
-  readonly maxPayloadBytes: number;
+  readonly payloadBytesMax: number;
 
   connect(): Promise<void>;
   /** Sets the handler for requests addressed to this node (one per transport). */
   serve(handler: RequestHandler): void;
   /**
    * Sends a request to `targetNodeId` and resolves with its result. Rejects with the remote
-   * catalogue error, PP_ERR_TIMEOUT after `timeoutMs`, PP_ERR_BULKHEAD_FULL when `maxPendingCalls`
+   * catalogue error, PP_ERR_TIMEOUT after `timeoutMs`, PP_ERR_BULKHEAD_FULL when `pendingCallsMax`
    * are already waiting, PP_ERR_UNAVAILABLE when the target is known to be gone.
    */
   request(targetNodeId: string, action: string, params: unknown, timeoutMs: number, meta?: CallMeta): Promise<unknown>;
@@ -90,12 +90,19 @@ export interface TransportOptions {
   /** Default 'default'. Letters, digits, '_' and '-'. */
   namespace?: string;
   /** Default 1 MiB (NATS's default max_payload). */
-  maxPayloadBytes?: number;
+  payloadBytesMax?: number;
   /** Calls waiting for replies at most. Default 10,000. */
-  maxPendingCalls?: number;
+  pendingCallsMax?: number;
   /** Resolution of the shared deadline sweep. Default 5 ms (a call times out at most this late). */
   timerTickMs?: number;
+  /** @deprecated use payloadBytesMax */
+  maxPayloadBytes?: number;
+  /** @deprecated use pendingCallsMax */
+  maxPendingCalls?: number;
 }
+
+/** The deprecated names of TransportOptions (read through util's renamedOptions). */
+export const TRANSPORT_RENAMED = { payloadBytesMax: 'maxPayloadBytes', pendingCallsMax: 'maxPendingCalls' } as const;
 
 export function newStats(): TransportStats {
   return {
@@ -117,5 +124,5 @@ export function isTopic(s: string): boolean {
   return s.length <= 256 && TOPIC_RE.test(s);
 }
 
-export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_PENDING_CALLS = 10_000;
+export const DEFAULT_PAYLOAD_BYTES_MAX = 1024 * 1024;
+export const DEFAULT_PENDING_CALLS_MAX = 10_000;

@@ -9,7 +9,7 @@ import { InprocTransport } from './inproc.js';
 import { NatsTransport, type NatsTransportOptions } from './nats.js';
 
 export type { CallMeta, EventHandler, RequestHandler, Transport, TransportOptions, TransportStats, Unsubscribe } from './base.js';
-export { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_CALLS, isToken, isTopic } from './base.js';
+export { DEFAULT_PAYLOAD_BYTES_MAX, DEFAULT_PENDING_CALLS_MAX, isToken, isTopic } from './base.js';
 export { ENVELOPE_VERSION, decodeFrame, buildFrame, encodeRequest, encodeOk, encodeError, encodeEvent } from './codec.js';
 export type { FrameVisitor, DecodeResult } from './codec.js';
 export { InprocTransport } from './inproc.js';

@@ -10,9 +10,10 @@
  */
 import { ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import {
-  DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_CALLS, isToken, isTopic, newStats,
+  DEFAULT_PAYLOAD_BYTES_MAX, DEFAULT_PENDING_CALLS_MAX, TRANSPORT_RENAMED, isToken, isTopic, newStats,
   type CallMeta, type EventHandler, type RequestHandler, type Transport, type TransportOptions, type TransportStats, type Unsubscribe,
 } from './base.js';
+import { renamedOptions } from '../util/index.js';
 import { PendingCalls } from './pending.js';
 
 interface Subscriber {
@@ -51,7 +52,7 @@ export class InprocTransport implements Transport {
   readonly kind = 'inproc' as const;
   readonly nodeId: string;
   readonly namespace: string;
-  readonly maxPayloadBytes: number;
+  readonly payloadBytesMax: number;
   private readonly bus: Bus;
   private readonly pending: PendingCalls;
   private readonly counters: TransportStats = newStats();
@@ -60,17 +61,18 @@ export class InprocTransport implements Transport {
   private closed = false;
   private readonly unsubscribers = new Set<Unsubscribe>();
 
-  constructor(busName: string, options: TransportOptions) {
+  constructor(busName: string, given: TransportOptions) {
+    const options = renamedOptions(given, TRANSPORT_RENAMED);
     const namespace = options.namespace ?? 'default';
     requireArg(isToken(options.nodeId), 'nodeId', 'must be 1-128 letters, digits, "_" or "-"');
     requireArg(isToken(namespace), 'namespace', 'must be 1-128 letters, digits, "_" or "-"');
     this.nodeId = options.nodeId;
     this.namespace = namespace;
-    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.payloadBytesMax = options.payloadBytesMax ?? DEFAULT_PAYLOAD_BYTES_MAX;
     // The namespace splits one bus exactly as it splits one NATS server.
     this.bus = busFor(`${busName}/${namespace}`);
     this.pending = new PendingCalls({
-      maxPending: options.maxPendingCalls ?? DEFAULT_MAX_PENDING_CALLS,
+      pendingMax: options.pendingCallsMax ?? DEFAULT_PENDING_CALLS_MAX,
       tickMs: options.timerTickMs ?? 5,
       onTimeout: () => this.counters.timeouts++,
     });

@@ -13,7 +13,7 @@
  *  - past that the cost is per NATS message (protocol parse, subject routing, callback), so calls
  *    made in the same event-loop turn to the same node are COALESCED: envelopes are queued per
  *    destination subject and flushed as one frame on `setImmediate` (after every microtask of the
- *    turn has queued its call), or earlier when a frame reaches `maxFrameBytes`/`maxBatch`. The
+ *    turn has queued its call), or earlier when a frame reaches `payloadBytesMax`/`batchMax`. The
  *    server's replies are coalesced the same way. At concurrency 1 a frame holds one call, so
  *    latency is unchanged (setImmediate runs in the same loop iteration). With this, bench/rpc
  *    measured ~82k calls/s through the full call path (balancer, breaker, bulkhead, metrics),
@@ -24,20 +24,23 @@
 import { connect, type NatsConnection, type Msg, type Subscription, type NatsError } from 'nats';
 import { errorFromJSON, isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import {
-  DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_CALLS, isToken, isTopic, newStats,
+  DEFAULT_PAYLOAD_BYTES_MAX, DEFAULT_PENDING_CALLS_MAX, TRANSPORT_RENAMED, isToken, isTopic, newStats,
   type CallMeta, type EventHandler, type RequestHandler, type Transport, type TransportOptions, type TransportStats, type Unsubscribe,
 } from './base.js';
 import {
   FRAME_HEADER_BYTES, buildFrame, decodeFrame, encodeError, encodeEvent, encodeOk, encodeRequest,
   type DecodeResult, type FrameVisitor,
 } from './codec.js';
+import { renamedOptions } from '../util/index.js';
 import { PendingCalls } from './pending.js';
 
 export interface NatsTransportOptions extends TransportOptions {
   /** Envelopes per frame at most. Default 512. */
-  maxBatch?: number;
+  batchMax?: number;
   /** Reconnect forever by default; the node keeps its pending calls until their deadlines. */
   reconnectTimeWaitMs?: number;
+  /** @deprecated use batchMax */
+  maxBatch?: number;
 }
 
 /** Envelopes waiting to go to one subject. */
@@ -51,11 +54,11 @@ export class NatsTransport implements Transport {
   readonly kind = 'nats' as const;
   readonly nodeId: string;
   readonly namespace: string;
-  private maxPayload: number;
+  private currentPayloadBytesMax: number;
   private readonly servers: string[];
   private readonly prefix: string;
   private readonly inboxSubject: string;
-  private readonly maxBatch: number;
+  private readonly batchMax: number;
   private readonly reconnectTimeWaitMs: number;
   private readonly pending: PendingCalls;
   private readonly counters: TransportStats = newStats();
@@ -69,30 +72,31 @@ export class NatsTransport implements Transport {
   /** Reply subject of the request frame being decoded (the visitor reads it; decoding is synchronous). */
   private currentReply = '';
 
-  constructor(servers: string[], options: NatsTransportOptions) {
+  constructor(servers: string[], given: NatsTransportOptions) {
+    const options = renamedOptions(given, { ...TRANSPORT_RENAMED, batchMax: 'maxBatch' });
     const namespace = options.namespace ?? 'default';
     requireArg(isToken(options.nodeId), 'nodeId', 'must be 1-128 letters, digits, "_" or "-"');
     requireArg(isToken(namespace), 'namespace', 'must be 1-128 letters, digits, "_" or "-"');
     this.servers = servers;
     this.nodeId = options.nodeId;
     this.namespace = namespace;
-    this.maxPayload = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    requireArg(this.maxPayload >= 64, 'maxPayloadBytes', 'must be >= 64');
-    this.maxBatch = options.maxBatch ?? 512;
-    requireArg(Number.isInteger(this.maxBatch) && this.maxBatch >= 1, 'maxBatch', 'must be an integer >= 1');
+    this.currentPayloadBytesMax = options.payloadBytesMax ?? DEFAULT_PAYLOAD_BYTES_MAX;
+    requireArg(this.currentPayloadBytesMax >= 64, 'payloadBytesMax', 'must be >= 64');
+    this.batchMax = options.batchMax ?? 512;
+    requireArg(Number.isInteger(this.batchMax) && this.batchMax >= 1, 'batchMax', 'must be an integer >= 1');
     this.reconnectTimeWaitMs = options.reconnectTimeWaitMs ?? 250;
     this.prefix = `pp.${namespace}`;
     this.inboxSubject = `${this.prefix}.inbox.${this.nodeId}`;
     this.pending = new PendingCalls({
-      maxPending: options.maxPendingCalls ?? DEFAULT_MAX_PENDING_CALLS,
+      pendingMax: options.pendingCallsMax ?? DEFAULT_PENDING_CALLS_MAX,
       tickMs: options.timerTickMs ?? 5,
       onTimeout: () => this.counters.timeouts++,
     });
   }
 
   /** The configured maximum, lowered to the server's `max_payload` once connected. */
-  get maxPayloadBytes(): number {
-    return this.maxPayload;
+  get payloadBytesMax(): number {
+    return this.currentPayloadBytesMax;
   }
 
   async connect(): Promise<void> {
@@ -110,7 +114,7 @@ export class NatsTransport implements Transport {
     // A frame larger than the server accepts would be refused by the server and the connection
     // reset; never build one.
     const serverMax = nc.info?.max_payload;
-    if (typeof serverMax === 'number' && serverMax > 0 && serverMax < this.maxPayload) this.maxPayload = serverMax;
+    if (typeof serverMax === 'number' && serverMax > 0 && serverMax < this.currentPayloadBytesMax) this.currentPayloadBytesMax = serverMax;
     this.subs.add(nc.subscribe(`${this.prefix}.req.${this.nodeId}`, { callback: (err, msg) => this.onRequestFrame(err, msg) }));
     this.subs.add(nc.subscribe(this.inboxSubject, { callback: (err, msg) => this.onReplyFrame(err, msg) }));
     // Subscriptions must be registered on the server before anyone is told this node exists.
@@ -304,8 +308,8 @@ export class NatsTransport implements Transport {
   // ---- send ---------------------------------------------------------------------------------
 
   private checkSize(buf: Buffer, field: string): void {
-    if (buf.length + FRAME_HEADER_BYTES > this.maxPayload) {
-      throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: encoded size ${buf.length} B exceeds maxPayloadBytes ${this.maxPayload}` });
+    if (buf.length + FRAME_HEADER_BYTES > this.currentPayloadBytesMax) {
+      throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: encoded size ${buf.length} B exceeds payloadBytesMax ${this.currentPayloadBytesMax}` });
     }
   }
 
@@ -314,7 +318,7 @@ export class NatsTransport implements Transport {
     if (box === undefined) {
       box = new Outbox(subject, reply);
       this.outboxes.set(subject, box);
-    } else if (box.bytes + buf.length + FRAME_HEADER_BYTES > this.maxPayload || box.bufs.length >= this.maxBatch) {
+    } else if (box.bytes + buf.length + FRAME_HEADER_BYTES > this.currentPayloadBytesMax || box.bufs.length >= this.batchMax) {
       this.flushBox(box);
     }
     box.bufs.push(buf);

@@ -9,7 +9,7 @@
  *    one interval timer sweeps the slots that came due. A call that completes is only deleted
  *    from the map; its wheel entry is skipped lazily when its slot is swept (no O(n) removal).
  *
- * A call times out at most `tickMs` late. The map is bounded by `maxPending` (PP_ERR_BULKHEAD_FULL
+ * A call times out at most `tickMs` late. The map is bounded by `pendingMax` (PP_ERR_BULKHEAD_FULL
  * beyond), the wheel by the map plus the completed-but-not-yet-swept ids of one revolution.
  */
 import { invariant, ppError, type PowerplantError } from '../errors/index.js';
@@ -23,10 +23,10 @@ interface PendingCall {
 }
 
 /** Largest id before wrapping: stays a msgpack uint32 (5 bytes at most on the wire). */
-const MAX_ID = 0xffff_fffe;
+const ID_MAX = 0xffff_fffe;
 
 export interface PendingOptions {
-  maxPending: number;
+  pendingMax: number;
   tickMs: number;
   /** Wheel size; a revolution is tickMs * slotCount. Default 1024 (5 s at 5 ms). */
   slotCount?: number;
@@ -38,7 +38,7 @@ export class PendingCalls {
   private readonly map = new Map<number, PendingCall>();
   private readonly slots: number[][];
   private readonly tickMs: number;
-  private readonly maxPending: number;
+  private readonly pendingMax: number;
   private readonly onTimeout: (() => void) | undefined;
   private nextId = 1;
   /** Last tick whose slot has been swept. */
@@ -46,9 +46,9 @@ export class PendingCalls {
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: PendingOptions) {
-    invariant(options.tickMs >= 1 && options.maxPending >= 1, 'pending: tickMs >= 1 and maxPending >= 1');
+    invariant(options.tickMs >= 1 && options.pendingMax >= 1, 'pending: tickMs >= 1 and pendingMax >= 1');
     this.tickMs = options.tickMs;
-    this.maxPending = options.maxPending;
+    this.pendingMax = options.pendingMax;
     this.onTimeout = options.onTimeout;
     const slotCount = options.slotCount ?? 1024;
     this.slots = Array.from({ length: slotCount }, () => []);
@@ -56,11 +56,11 @@ export class PendingCalls {
   }
 
   full(): boolean {
-    return this.map.size >= this.maxPending;
+    return this.map.size >= this.pendingMax;
   }
 
   fullError(): PowerplantError {
-    return ppError('PP_ERR_BULKHEAD_FULL', { message: `transport: ${this.maxPending} calls already wait for replies (maxPendingCalls)`, retryAfterMs: this.tickMs });
+    return ppError('PP_ERR_BULKHEAD_FULL', { message: `transport: ${this.pendingMax} calls already wait for replies (pendingCallsMax)`, retryAfterMs: this.tickMs });
   }
 
   get size(): number {
@@ -75,8 +75,8 @@ export class PendingCalls {
     if (this.full()) throw this.fullError();
     let id = this.nextId;
     // Skip ids still in use after a wrap (only possible for a call older than 4 billion others).
-    while (this.map.has(id)) id = id >= MAX_ID ? 1 : id + 1;
-    this.nextId = id >= MAX_ID ? 1 : id + 1;
+    while (this.map.has(id)) id = id >= ID_MAX ? 1 : id + 1;
+    this.nextId = id >= ID_MAX ? 1 : id + 1;
     const deadlineMs = performance.now() + timeoutMs;
     this.map.set(id, { resolve, reject, deadlineMs, targetNodeId, timeoutMs });
     const tick = Math.ceil(deadlineMs / this.tickMs);

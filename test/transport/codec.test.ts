@@ -87,7 +87,7 @@ describe('codec: versioned msgpack envelope', () => {
 describe('pending calls: one timing wheel', () => {
   it('expires exactly the calls whose deadline passed, whatever the order of deadlines', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 0, max: 25_000 }), (timeouts, advanceMs) => {
-      const pending = new PendingCalls({ maxPending: 1_000, tickMs: 5, slotCount: 64 });
+      const pending = new PendingCalls({ pendingMax: 1_000, tickMs: 5, slotCount: 64 });
       const outcome = new Map<number, string>();
       const start = performance.now();
       const ids = timeouts.map((t, i) => pending.add('n', t, () => outcome.set(i, 'ok'), (e: unknown) => outcome.set(i, (e as { code: string }).code)));

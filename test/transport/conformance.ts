@@ -8,7 +8,7 @@ import { isPowerplantError, isRetryable, ppError, type PowerplantError } from '.
 import type { Transport } from '../../src/transport/index.js';
 import { waitUntil } from '../helpers/wait.js';
 
-export type TransportFactory = (nodeId: string, namespace: string, opts?: { maxPendingCalls?: number }) => Transport;
+export type TransportFactory = (nodeId: string, namespace: string, opts?: { pendingCallsMax?: number }) => Transport;
 
 let nsCounter = 0;
 function freshNamespace(): string {
@@ -38,7 +38,7 @@ export function transportConformance(name: string, factory: TransportFactory): v
       await Promise.all(open.splice(0).map((t) => t.close()));
     });
 
-    async function cluster(n: number, opts?: { maxPendingCalls?: number }): Promise<Transport[]> {
+    async function cluster(n: number, opts?: { pendingCallsMax?: number }): Promise<Transport[]> {
       const ns = freshNamespace();
       const ts = Array.from({ length: n }, (_, i) => factory(`node${i}`, ns, opts));
       open.push(...ts);
@@ -132,8 +132,8 @@ export function transportConformance(name: string, factory: TransportFactory): v
       expect((await p2).code).toBe('PP_ERR_UNAVAILABLE');
     });
 
-    it('bounds pending calls: beyond maxPendingCalls a call fails at once, retryably', async () => {
-      const [a, b] = await cluster(2, { maxPendingCalls: 3 });
+    it('bounds pending calls: beyond pendingCallsMax a call fails at once, retryably', async () => {
+      const [a, b] = await cluster(2, { pendingCallsMax: 3 });
       b!.serve(() => new Promise(() => {}));
       const hanging = [1, 2, 3].map(() => a!.request('node1', 'hang', null, 10_000).catch(() => undefined));
       const err = await rejection(a!.request('node1', 'hang', null, 10_000));

@@ -55,9 +55,9 @@ describe.runIf(run)('nats', () => {
       }
     });
 
-    it('refuses a request larger than maxPayloadBytes before sending it', async () => {
+    it('refuses a request larger than payloadBytesMax before sending it', async () => {
       const ns = `big${process.pid}${Date.now().toString(36)}`;
-      const a = new NatsTransport([URL], { nodeId: 'a', namespace: ns, maxPayloadBytes: 1024 });
+      const a = new NatsTransport([URL], { nodeId: 'a', namespace: ns, payloadBytesMax: 1024 });
       await a.connect();
       try {
         await expect(a.request('b', 'x', 'y'.repeat(2048), 1_000)).rejects.toMatchObject({ code: 'PP_ERR_TOO_LARGE', field: 'params' });
