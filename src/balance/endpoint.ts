@@ -10,6 +10,7 @@
  * next pick when they see a new version.
  */
 import { invariant, ppError, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 
 /** Read-only view of one endpoint. Mutate it only through the `EndpointSet` that owns it. */
 export interface Endpoint {
@@ -52,7 +53,7 @@ export class EndpointState implements Endpoint {
 }
 
 export interface EndpointOptions {
-  /** Relative capacity, > 0 and <= `MAX_WEIGHT`. Default 1. */
+  /** Relative capacity, > 0 and <= `WEIGHT_MAX`. Default 1. */
   weight?: number;
   meta?: Readonly<Record<string, unknown>>;
 }
@@ -72,11 +73,13 @@ export interface EndpointSetOptions {
   /** Clock in ms for the EWMA decay. Default `performance.now`. Simulations pass their own. */
   clockMs?: () => number;
   /** Upper bound on members (default 65,536; hard limit 2^21, the ring packs indices in 21 bits). */
+  endpointsMax?: number;
+  /** @deprecated use endpointsMax */
   maxEndpoints?: number;
 }
 
-export const MAX_WEIGHT = 1_000_000;
-export const MAX_ENDPOINTS_LIMIT = 1 << 21;
+export const WEIGHT_MAX = 1_000_000;
+export const ENDPOINTS_MAX_LIMIT = 1 << 21;
 
 export class EndpointSet {
   /** Members in insertion order. Internal: strategies iterate it without copying. */
@@ -90,20 +93,21 @@ export class EndpointSet {
 
   readonly ewmaDecayMs: number;
   readonly failurePenalty: number;
-  readonly maxEndpoints: number;
+  readonly endpointsMax: number;
   private readonly clockMs: () => number;
   private readonly byId = new Map<string, EndpointState>();
 
-  constructor(opts: EndpointSetOptions = {}) {
+  constructor(given: EndpointSetOptions = {}) {
+    const opts = renamedOptions(given, { endpointsMax: 'maxEndpoints' });
     const decay = opts.ewmaDecayMs ?? 10_000;
     requireArg(Number.isFinite(decay) && decay > 0, 'ewmaDecayMs', 'must be a finite number > 0');
     const penalty = opts.failurePenalty ?? 4;
     requireArg(Number.isFinite(penalty) && penalty >= 1, 'failurePenalty', 'must be a finite number >= 1');
-    const max = opts.maxEndpoints ?? 65_536;
-    requireArg(Number.isInteger(max) && max >= 1 && max <= MAX_ENDPOINTS_LIMIT, 'maxEndpoints', `must be an integer in [1, ${MAX_ENDPOINTS_LIMIT}]`);
+    const max = opts.endpointsMax ?? 65_536;
+    requireArg(Number.isInteger(max) && max >= 1 && max <= ENDPOINTS_MAX_LIMIT, 'endpointsMax', `must be an integer in [1, ${ENDPOINTS_MAX_LIMIT}]`);
     this.ewmaDecayMs = decay;
     this.failurePenalty = penalty;
-    this.maxEndpoints = max;
+    this.endpointsMax = max;
     this.clockMs = opts.clockMs ?? (() => performance.now());
   }
 
@@ -127,7 +131,7 @@ export class EndpointSet {
   add(id: string, opts: EndpointOptions = {}): Endpoint {
     requireArg(typeof id === 'string' && id.length > 0, 'id', 'must be a non-empty string');
     requireArg(!this.byId.has(id), 'id', `endpoint "${id}" is already in the set`);
-    requireArg(this.list.length < this.maxEndpoints, 'id', `the set is full (maxEndpoints=${this.maxEndpoints})`);
+    requireArg(this.list.length < this.endpointsMax, 'id', `the set is full (endpointsMax=${this.endpointsMax})`);
     const weight = opts.weight ?? 1;
     checkWeight(weight);
     let sum = 0;
@@ -213,5 +217,5 @@ export class EndpointSet {
 }
 
 function checkWeight(weight: number): void {
-  requireArg(typeof weight === 'number' && Number.isFinite(weight) && weight > 0 && weight <= MAX_WEIGHT, 'weight', `must be a finite number in (0, ${MAX_WEIGHT}]`);
+  requireArg(typeof weight === 'number' && Number.isFinite(weight) && weight > 0 && weight <= WEIGHT_MAX, 'weight', `must be a finite number in (0, ${WEIGHT_MAX}]`);
 }

@@ -6,7 +6,7 @@
  */
 export { BaseBalancer, isExcluded } from './base.js';
 export type { Balancer, BalancerName, BalancerOptions, ExcludeSpec, RandomSource } from './base.js';
-export { EndpointSet, MAX_WEIGHT } from './endpoint.js';
+export { EndpointSet, WEIGHT_MAX } from './endpoint.js';
 export type { Endpoint, EndpointOptions, EndpointSetOptions } from './endpoint.js';
 export { RandomBalancer } from './random.js';
 export { RoundRobinBalancer } from './round-robin.js';

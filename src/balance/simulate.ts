@@ -75,15 +75,15 @@ export interface SimulationRow {
   meanUtil: number;
 }
 
-const MAX_SERVERS = 100_000;
-const MAX_REQUESTS = 10_000_000;
+const SERVERS_MAX = 100_000;
+const REQUESTS_MAX = 10_000_000;
 
 /** Runs every requested strategy on the same seeded workload and returns one row per strategy. */
 export function simulateBalance(opts: SimulateOptions = {}): SimulationRow[] {
   const servers = opts.servers ?? 100;
   const requests = opts.requests ?? 20_000;
-  requireArg(Number.isInteger(servers) && servers >= 2 && servers <= MAX_SERVERS, 'servers', `must be an integer in [2, ${MAX_SERVERS}]`);
-  requireArg(Number.isInteger(requests) && requests >= 10 && requests <= MAX_REQUESTS, 'requests', `must be an integer in [10, ${MAX_REQUESTS}]`);
+  requireArg(Number.isInteger(servers) && servers >= 2 && servers <= SERVERS_MAX, 'servers', `must be an integer in [2, ${SERVERS_MAX}]`);
+  requireArg(Number.isInteger(requests) && requests >= 10 && requests <= REQUESTS_MAX, 'requests', `must be an integer in [10, ${REQUESTS_MAX}]`);
   const concurrency = opts.concurrency ?? 8;
   requireArg(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000, 'concurrency', 'must be an integer in [1, 10000]');
   const loadFactor = opts.loadFactor ?? 0.85;
@@ -93,7 +93,7 @@ export function simulateBalance(opts: SimulateOptions = {}): SimulationRow[] {
   const strategies = opts.strategies ?? BALANCER_NAMES;
   for (const s of strategies) requireArg(BALANCER_NAMES.includes(s), 'strategies', `unknown strategy "${s}"`);
   const warmupRequests = opts.warmupRequests ?? 0;
-  requireArg(Number.isInteger(warmupRequests) && warmupRequests >= 0 && warmupRequests + requests <= MAX_REQUESTS, 'warmupRequests', `must be an integer >= 0, with requests + warmupRequests <= ${MAX_REQUESTS}`);
+  requireArg(Number.isInteger(warmupRequests) && warmupRequests >= 0 && warmupRequests + requests <= REQUESTS_MAX, 'warmupRequests', `must be an integer >= 0, with requests + warmupRequests <= ${REQUESTS_MAX}`);
   const cfg: Config = {
     servers,
     requests,
@@ -176,7 +176,7 @@ function runOne(strategy: BalancerName, cfg: Config): SimulationRow {
   const slowForMs = cfg.slowForMs >= 0 ? cfg.slowForMs : slowEveryMs / 2;
 
   let nowMs = 0;
-  const set = new EndpointSet({ clockMs: () => nowMs, ewmaDecayMs: cfg.ewmaDecayMs, maxEndpoints: n });
+  const set = new EndpointSet({ clockMs: () => nowMs, ewmaDecayMs: cfg.ewmaDecayMs, endpointsMax: n });
   const eps: Endpoint[] = [];
   for (let i = 0; i < n; i++) eps.push(set.add(`s${i}`, { weight: strategy === 'weighted-round-robin' ? c / (baseMs[i] as number) : 1 }));
   const balancer = createBalancer(strategy, { endpoints: set, random: balRand });

@@ -24,6 +24,7 @@
  * ideal 1/(N+1) moves (the paper bounds it by O(1/ε²) times ideal); measured in docs/partition.md.
  */
 import { invariant, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 import { assertSeed, assertSlotCount, DEFAULT_SLOT_COUNT, hash32, mix32, slotOfHash } from './hash.js';
 import { checkShards, type Placement } from './placement.js';
 import { RingPlacement } from './ring.js';
@@ -36,7 +37,7 @@ export const DEFAULT_EPSILON = 0.25;
  */
 export const DEFAULT_BOUNDED_VNODES = 1000;
 /** Bound on ε: beyond this the capacity no longer binds for any realistic N. */
-export const MAX_EPSILON = 1000;
+export const EPSILON_MAX = 1000;
 
 const SLOT_POINT_SALT = 0x7f4a7c15;
 
@@ -59,9 +60,9 @@ export interface BoundedLoadOptions {
 
 function checkEpsilon(epsilon: number): void {
   requireArg(
-    typeof epsilon === 'number' && Number.isFinite(epsilon) && epsilon > 0 && epsilon <= MAX_EPSILON,
+    typeof epsilon === 'number' && Number.isFinite(epsilon) && epsilon > 0 && epsilon <= EPSILON_MAX,
     'epsilon',
-    `must be a number in (0, ${MAX_EPSILON}]`,
+    `must be a number in (0, ${EPSILON_MAX}]`,
   );
 }
 
@@ -143,6 +144,8 @@ export interface BoundedAssignerOptions {
   /** Virtual nodes per shard on the ring. Default 1000. */
   readonly vnodes?: number;
   /** Most items tracked at once; `assign` beyond it throws. Default 2^31 - 1. */
+  readonly itemsMax?: number;
+  /** @deprecated use itemsMax */
   readonly maxItems?: number;
 }
 
@@ -153,17 +156,18 @@ export interface BoundedAssignerOptions {
 export class BoundedLoadAssigner {
   readonly shards: readonly string[];
   readonly epsilon: number;
-  readonly maxItems: number;
+  readonly itemsMax: number;
   readonly #ring: RingPlacement;
   readonly #loads: Uint32Array;
   #total = 0;
 
-  constructor(shards: readonly string[], options: BoundedAssignerOptions = {}) {
+  constructor(shards: readonly string[], given: BoundedAssignerOptions = {}) {
+    const options = renamedOptions(given, { itemsMax: 'maxItems' });
     this.shards = checkShards(shards);
     this.epsilon = options.epsilon ?? DEFAULT_EPSILON;
     checkEpsilon(this.epsilon);
-    this.maxItems = options.maxItems ?? 0x7fffffff;
-    requireArg(Number.isInteger(this.maxItems) && this.maxItems >= 1 && this.maxItems <= 0x7fffffff, 'maxItems', 'must be an integer in [1, 2^31)');
+    this.itemsMax = options.itemsMax ?? 0x7fffffff;
+    requireArg(Number.isInteger(this.itemsMax) && this.itemsMax >= 1 && this.itemsMax <= 0x7fffffff, 'itemsMax', 'must be an integer in [1, 2^31)');
     this.#ring = new RingPlacement(this.shards, { vnodes: options.vnodes ?? DEFAULT_BOUNDED_VNODES });
     this.#loads = new Uint32Array(this.shards.length);
   }
@@ -186,7 +190,7 @@ export class BoundedLoadAssigner {
 
   /** Places one item with this key hash and counts it; returns its shard index. */
   assign(keyHash: number): number {
-    requireArg(this.#total < this.maxItems, 'maxItems', `at most ${this.maxItems} items may be assigned at once`);
+    requireArg(this.#total < this.itemsMax, 'itemsMax', `at most ${this.itemsMax} items may be assigned at once`);
     const cap = this.capacity;
     const ring = this.#ring;
     const points = ring.pointCount;

@@ -23,7 +23,7 @@ const PRIME32_5 = 0x165667b1;
 /** Default size of the slot space (same order as Redis Cluster's 16384 hash slots). */
 export const DEFAULT_SLOT_COUNT = 16384;
 /** Upper bound on a slot space: slot tables are preallocated, so this bounds their memory. */
-export const MAX_SLOT_COUNT = 1 << 24;
+export const SLOT_COUNT_MAX = 1 << 24;
 
 function rotl32(x: number, r: number): number {
   return (x << r) | (x >>> (32 - r));
@@ -227,9 +227,9 @@ export function mix32(h: number): number {
 
 function assertSlotCount(slotCount: number): void {
   requireArg(
-    Number.isInteger(slotCount) && slotCount >= 1 && slotCount <= MAX_SLOT_COUNT,
+    Number.isInteger(slotCount) && slotCount >= 1 && slotCount <= SLOT_COUNT_MAX,
     'slotCount',
-    `must be an integer in [1, ${MAX_SLOT_COUNT}]`,
+    `must be an integer in [1, ${SLOT_COUNT_MAX}]`,
   );
 }
 

@@ -11,7 +11,7 @@ import { ppError, requireArg } from '../errors/index.js';
 
 export type ListValue = string | number;
 /** Bound on mapped values (the table is a Map held in memory). */
-export const MAX_LIST_VALUES = 1_000_000;
+export const LIST_VALUES_MAX = 1_000_000;
 
 export interface ListPartitionSpec {
   readonly name: string;
@@ -68,7 +68,7 @@ export class ListPartitioner {
         requireArg(typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value)), vf, 'must be a string or a finite number');
         const other = index.get(value);
         requireArg(other === undefined, vf, `value ${JSON.stringify(value)} is already in partition "${names[other ?? 0]}"`);
-        requireArg(index.size < MAX_LIST_VALUES, vf, `at most ${MAX_LIST_VALUES} values`);
+        requireArg(index.size < LIST_VALUES_MAX, vf, `at most ${LIST_VALUES_MAX} values`);
         index.set(value, p);
       }
     }

@@ -17,7 +17,7 @@ import { checkShards, type Placement } from './placement.js';
 /** Default table size: a prime, 65537 = 2^16 + 1. */
 export const DEFAULT_MAGLEV_TABLE_SIZE = 65537;
 /** Bound on the table size (2 bytes an entry: 32 MB). */
-export const MAX_MAGLEV_TABLE_SIZE = 1 << 24;
+export const MAGLEV_TABLE_SIZE_MAX = 1 << 24;
 
 const OFFSET_SALT = 0x2545f491;
 const SKIP_SALT = 0x9e3779b9;
@@ -48,9 +48,9 @@ export class MaglevPlacement implements Placement {
     const n = this.shards.length;
     const m = options.tableSize ?? DEFAULT_MAGLEV_TABLE_SIZE;
     requireArg(
-      Number.isInteger(m) && m >= 2 && m <= MAX_MAGLEV_TABLE_SIZE && isPrime(m),
+      Number.isInteger(m) && m >= 2 && m <= MAGLEV_TABLE_SIZE_MAX && isPrime(m),
       'tableSize',
-      `must be a prime in [2, ${MAX_MAGLEV_TABLE_SIZE}]`,
+      `must be a prime in [2, ${MAGLEV_TABLE_SIZE_MAX}]`,
     );
     requireArg(m >= n, 'tableSize', `must be >= the shard count (${n})`);
     this.tableSize = m;
@@ -66,7 +66,7 @@ export class MaglevPlacement implements Placement {
       position[i] = hash32(name, OFFSET_SALT) % m;
       skip[i] = (hash32(name, SKIP_SALT) % (m - 1)) + 1;
     }
-    const empty = 0xffff; // never a shard index: MAX_SHARD_COUNT is 65535 (indices <= 65534)
+    const empty = 0xffff; // never a shard index: SHARD_COUNT_MAX is 65535 (indices <= 65534)
     const table = new Uint16Array(m).fill(empty);
     let filled = 0;
     while (filled < m) {

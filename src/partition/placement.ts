@@ -11,7 +11,7 @@ import { ppError, requireArg } from '../errors/index.js';
  * Upper bound on shards in one placement: shard indices are stored in Uint16Array tables
  * (partition maps, ring owners, Maglev lookup tables), so 65535 is the most they can name.
  */
-export const MAX_SHARD_COUNT = 65535;
+export const SHARD_COUNT_MAX = 65535;
 
 export interface Placement {
   /** The strategy's name, e.g. "jump" or "maglev". */
@@ -34,12 +34,12 @@ export type PlacementFactory = (shards: readonly string[]) => Placement;
 
 /**
  * Validates a shard list and returns a frozen copy: non-empty (PP_ERR_NO_SHARDS), at most
- * MAX_SHARD_COUNT, each a non-empty string, no duplicates (PP_ERR_DUPLICATE_SHARD).
+ * SHARD_COUNT_MAX, each a non-empty string, no duplicates (PP_ERR_DUPLICATE_SHARD).
  */
 export function checkShards(shards: readonly string[], field = 'shards'): readonly string[] {
   requireArg(Array.isArray(shards), field, 'must be an array of shard names');
   if (shards.length === 0) throw ppError('PP_ERR_NO_SHARDS', { field, message: `${field}: at least one shard is required` });
-  requireArg(shards.length <= MAX_SHARD_COUNT, field, `at most ${MAX_SHARD_COUNT} shards`);
+  requireArg(shards.length <= SHARD_COUNT_MAX, field, `at most ${SHARD_COUNT_MAX} shards`);
   const seen = new Set<string>();
   for (let i = 0; i < shards.length; i++) {
     const s = shards[i];

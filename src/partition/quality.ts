@@ -11,12 +11,12 @@ import type { Placement } from './placement.js';
 import { createPlacement, STRATEGY_NAMES, type StrategyName, type StrategyOptions } from './strategies.js';
 
 /** Bound on keys a report hashes (memory: 4 bytes a key for the hash array). */
-export const MAX_REPORT_KEYS = 50_000_000;
+export const REPORT_KEYS_MAX = 50_000_000;
 
 /** Hashes keys into a Uint32Array once, so every strategy is measured on the same hashes. */
 export function hashKeys(keys: readonly (string | Uint8Array)[], seed = 0): Uint32Array {
   requireArg(Array.isArray(keys), 'keys', 'must be an array');
-  requireArg(keys.length <= MAX_REPORT_KEYS, 'keys', `at most ${MAX_REPORT_KEYS} keys`);
+  requireArg(keys.length <= REPORT_KEYS_MAX, 'keys', `at most ${REPORT_KEYS_MAX} keys`);
   const out = new Uint32Array(keys.length);
   for (let i = 0; i < keys.length; i++) out[i] = hash32(keys[i]!, seed);
   return out;

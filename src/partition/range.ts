@@ -15,7 +15,7 @@ import { ppError, requireArg } from '../errors/index.js';
 
 export type RangeKey = string | number;
 /** Bound on boundaries per partitioner (lookups are O(log k); the bound caps memory and copies). */
-export const MAX_RANGE_BOUNDARIES = 1_000_000;
+export const RANGE_BOUNDARIES_MAX = 1_000_000;
 
 export interface RangeInfo<K extends RangeKey> {
   readonly index: number;
@@ -51,7 +51,7 @@ export class RangePartitioner<K extends RangeKey> {
   constructor(options: RangeOptions<K>) {
     const { boundaries, shards } = options;
     requireArg(Array.isArray(boundaries), 'boundaries', 'must be an array');
-    requireArg(boundaries.length <= MAX_RANGE_BOUNDARIES, 'boundaries', `at most ${MAX_RANGE_BOUNDARIES} boundaries`);
+    requireArg(boundaries.length <= RANGE_BOUNDARIES_MAX, 'boundaries', `at most ${RANGE_BOUNDARIES_MAX} boundaries`);
     requireArg(Array.isArray(shards), 'shards', 'must be an array of shard names');
     if (shards.length === 0) throw ppError('PP_ERR_NO_SHARDS', { field: 'shards', message: 'shards: at least one range owner is required' });
     requireArg(shards.length === boundaries.length + 1, 'shards', `must name one owner per range: ${boundaries.length + 1} expected, got ${shards.length}`);

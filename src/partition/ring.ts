@@ -17,7 +17,7 @@ import { checkShards, type Placement } from './placement.js';
 
 export const DEFAULT_VNODES = 1000;
 /** Bound on points per ring (memory: 6 bytes a point, so 16M points = 96 MB). */
-export const MAX_RING_POINTS = 1 << 24;
+export const RING_POINTS_MAX = 1 << 24;
 
 export interface RingOptions {
   /** Virtual nodes per shard. Default DEFAULT_VNODES (1000). */
@@ -40,7 +40,7 @@ export class RingPlacement implements Placement {
     requireArg(Number.isInteger(this.vnodes) && this.vnodes >= 1, 'vnodes', 'must be an integer >= 1');
     const n = this.shards.length;
     const total = n * this.vnodes;
-    requireArg(total <= MAX_RING_POINTS, 'vnodes', `shards × vnodes must be <= ${MAX_RING_POINTS}`);
+    requireArg(total <= RING_POINTS_MAX, 'vnodes', `shards × vnodes must be <= ${RING_POINTS_MAX}`);
     this.#seed = options.seed ?? 0;
     assertSeed(this.#seed);
 

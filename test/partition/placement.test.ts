@@ -296,10 +296,10 @@ describe('consistent hashing with bounded loads', () => {
   });
 
   it('assigner release uncounts, and rejects releasing an empty shard', () => {
-    const a = new BoundedLoadAssigner(['a', 'b'], { maxItems: 2 });
+    const a = new BoundedLoadAssigner(['a', 'b'], { itemsMax: 2 });
     const i = a.assign(123);
     a.assign(456);
-    expect(() => a.assign(789)).toThrow(expect.objectContaining({ field: 'maxItems' }));
+    expect(() => a.assign(789)).toThrow(expect.objectContaining({ field: 'itemsMax' }));
     a.release(i);
     expect(a.total).toBe(1);
     const empty = a.loadOf(0) === 0 ? 0 : 1;
