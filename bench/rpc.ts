@@ -100,7 +100,7 @@ async function measure(call: Call, payload: { data: string }, concurrency: numbe
 
 async function client(impl: Impl, namespace: string): Promise<{ call: Call; close: () => Promise<void> }> {
   if (impl === 'ours') {
-    const node = createNode({ nodeId: `cli-${process.pid}`, namespace, transport: NATS_URL, logger: false, call: { maxConcurrentPerAction: 10_000 } });
+    const node = createNode({ nodeId: `cli-${process.pid}`, namespace, transport: NATS_URL, logger: false, call: { concurrentPerActionMax: 10_000 } });
     await node.start();
     await node.waitFor(['bench.echo'], 20_000);
     return { call: (p) => node.callDynamic('bench.echo', p), close: () => node.stop() };

@@ -37,24 +37,30 @@ export interface CallDefaults {
   /** Budget of one attempt (capped by what is left of the total). Default: no separate cap. */
   attemptTimeoutMs?: number;
   /** Attempts per call, first included. Default 3. 1 disables retries. */
-  maxAttempts?: number;
-  /** Backoff before retry i: uniform in [0, min(retryMaxDelayMs, retryBaseDelayMs * 2^i)). Defaults 5 / 100 ms. */
+  attemptsMax?: number;
+  /** Backoff before retry i: uniform in [0, min(retryDelayMsMax, retryBaseDelayMs * 2^i)). Defaults 5 / 100 ms. */
   retryBaseDelayMs?: number;
-  retryMaxDelayMs?: number;
+  retryDelayMsMax?: number;
   /** Node-wide retry budget (Finagle style); false disables it. Default ratio 0.2 + 10 retries/s. */
   retryBudget?: RetryBudgetOptions | false;
   /** Per-endpoint circuit breaker options. */
   breaker?: Omit<CircuitBreakerOptions, 'name' | 'onStateChange'>;
   /** Calls in flight from this node to one action at most (caller-side bulkhead, no queue). Default 1_000. */
-  maxConcurrentPerAction?: number;
+  concurrentPerActionMax?: number;
   /** Default strategy. Default 'p2c'. */
   balancer?: BalancerName;
   /**
    * A call to an action no known node offers waits this long for one to be discovered (a node that
    * has just started has not heard the others' announcements yet), never past its deadline; then
-   * PP_ERR_NO_ENDPOINT. At most maxConcurrentPerAction calls wait at once. 0 fails at once. Default 1_000 ms.
+   * PP_ERR_NO_ENDPOINT. At most concurrentPerActionMax calls wait at once. 0 fails at once. Default 1_000 ms.
    */
   discoveryWaitMs?: number;
+  /** @deprecated use attemptsMax */
+  maxAttempts?: number;
+  /** @deprecated use retryDelayMsMax */
+  retryMaxDelayMs?: number;
+  /** @deprecated use concurrentPerActionMax */
+  maxConcurrentPerAction?: number;
 }
 
 /** Errors that prove the call never ran on the instance: safe to retry for any action. */
@@ -102,7 +108,7 @@ export class Caller implements ContextHost {
    */
   server!: Server;
   readonly callTimeoutMs: number;
-  readonly maxConcurrentPerAction: number;
+  readonly concurrentPerActionMax: number;
   private readonly registry: Registry;
   private readonly transport: Transport;
   private readonly suspects: Set<string>;
@@ -128,20 +134,20 @@ export class Caller implements ContextHost {
     this.heartbeatIntervalMs = heartbeatIntervalMs;
     this.callTimeoutMs = call.timeoutMs ?? 10_000;
     this.attemptTimeoutMs = call.attemptTimeoutMs ?? Infinity;
-    const maxAttempts = call.maxAttempts ?? 3;
-    this.maxConcurrentPerAction = call.maxConcurrentPerAction ?? 1_000;
+    const attemptsMax = call.attemptsMax ?? 3;
+    this.concurrentPerActionMax = call.concurrentPerActionMax ?? 1_000;
     this.discoveryWaitMs = call.discoveryWaitMs ?? 1_000;
     requireArg(this.discoveryWaitMs >= 0 && this.discoveryWaitMs <= 2_147_483_647, 'call.discoveryWaitMs', 'must be in [0, 2147483647]');
     requireArg(this.callTimeoutMs > 0 && this.callTimeoutMs <= 2_147_483_647, 'call.timeoutMs', 'must be in (0, 2147483647]');
     requireArg(this.attemptTimeoutMs > 0, 'call.attemptTimeoutMs', 'must be > 0');
-    requireArg(Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= 10, 'call.maxAttempts', 'must be an integer in [1, 10]');
+    requireArg(Number.isInteger(attemptsMax) && attemptsMax >= 1 && attemptsMax <= 10, 'call.attemptsMax', 'must be an integer in [1, 10]');
     const baseDelayMs = call.retryBaseDelayMs ?? 5;
-    const maxDelayMs = call.retryMaxDelayMs ?? 100;
+    const delayMsMax = call.retryDelayMsMax ?? 100;
     requireArg(baseDelayMs >= 0 && Number.isFinite(baseDelayMs), 'call.retryBaseDelayMs', 'must be a finite number >= 0');
-    requireArg(maxDelayMs >= 0 && Number.isFinite(maxDelayMs), 'call.retryMaxDelayMs', 'must be a finite number >= 0');
+    requireArg(delayMsMax >= 0 && Number.isFinite(delayMsMax), 'call.retryDelayMsMax', 'must be a finite number >= 0');
     // One policy per node: the budget is node-wide (every call from here deposits and withdraws).
     this.retry = new RetryPolicy({
-      attemptsMax: maxAttempts, baseDelayMs, delayMsMax: maxDelayMs,
+      attemptsMax, baseDelayMs, delayMsMax,
       ...(call.retryBudget === false ? {} : { budget: new RetryBudget(call.retryBudget ?? {}) }),
     });
     this.localPending = new PendingCalls({ pendingMax: 100_000, tickMs: 5 });
@@ -204,13 +210,13 @@ export class Caller implements ContextHost {
    * No node offers `name` (yet): a node that has just started may not have heard the others'
    * announcements. Wait for the action to appear, at most discoveryWaitMs and never past the
    * call's deadline; woken by the announcement itself, not by polling. Bounded: at most
-   * maxConcurrentPerAction calls wait at once; beyond, or when waiting is off, fail at once.
+   * concurrentPerActionMax calls wait at once; beyond, or when waiting is off, fail at once.
    */
   private awaitRoute(name: string, params: unknown, opts: CallOptions | undefined, parent: CallContext | undefined, startMs: number): Promise<unknown> {
     let deadlineAtMs = startMs + (opts?.timeoutMs ?? this.callTimeoutMs);
     if (parent !== undefined && parent.deadlineAtMs < deadlineAtMs) deadlineAtMs = parent.deadlineAtMs;
     const waitMs = Math.min(this.discoveryWaitMs, deadlineAtMs - startMs);
-    const canWait = waitMs >= 1 && this.core.listening() && this.routeWaiterCount < this.maxConcurrentPerAction;
+    const canWait = waitMs >= 1 && this.core.listening() && this.routeWaiterCount < this.concurrentPerActionMax;
     if (!canWait) throw this.noEndpoint(name);
     return new Promise<void>((resolve) => {
       let set = this.routeWaiters.get(name);
@@ -279,7 +285,7 @@ export class Caller implements ContextHost {
       if (!cs.bulkhead.tryAcquire()) {
         breaker.onIgnore(permit);
         throw this.fail(c, ppError('PP_ERR_BULKHEAD_FULL', {
-          message: `'${c.name}': ${this.maxConcurrentPerAction} calls already in flight from this node`, retryAfterMs: 10,
+          message: `'${c.name}': ${this.concurrentPerActionMax} calls already in flight from this node`, retryAfterMs: 10,
         }), nowMs);
       }
       const attemptMs = remainingMs < this.attemptTimeoutMs ? remainingMs : this.attemptTimeoutMs;
@@ -349,7 +355,7 @@ export class Caller implements ContextHost {
     if (cs === undefined) {
       const m = this.metrics;
       cs = {
-        bulkhead: new Bulkhead({ concurrentMax: this.maxConcurrentPerAction, queueMax: 0, name: `call:${name}` }),
+        bulkhead: new Bulkhead({ concurrentMax: this.concurrentPerActionMax, queueMax: 0, name: `call:${name}` }),
         ok: m.callsTotal.labels(name, 'ok'),
         duration: m.callDuration.labels(name),
         retries: m.retriesTotal.labels(name),

@@ -156,7 +156,7 @@ export class Membership {
     const info: NodeInfo = { nodeId: msg.nodeId, instanceId: msg.instanceId, services: msg.services, local: false, status: 'alive' };
     const outcome = core.registry.upsert(info);
     if (outcome === 'full') {
-      core.logger.warn({ nodeId: msg.nodeId }, 'registry full (maxNodes): node ignored');
+      core.logger.warn({ nodeId: msg.nodeId }, 'registry full (nodesMax): node ignored');
       return;
     }
     core.suspects.delete(msg.nodeId);

@@ -24,6 +24,7 @@ import { ppError, requireArg } from '../errors/index.js';
 import type { CircuitBreakerOptions, FailureDetector, FailureDetectorOptions } from '../resilience/index.js';
 import { createLogger, silentLogger, MetricsRegistry, type Logger, type LogOptions } from '../observe/index.js';
 import { createTransport, isToken, type Transport, type Unsubscribe } from '../transport/index.js';
+import { renamedOptions } from '../util/index.js';
 import { Caller, type CallDefaults } from './caller.js';
 import { Consumers } from './consumers.js';
 import { CallContext } from './context.js';
@@ -56,12 +57,16 @@ export interface NodeConfig {
   detector?: Omit<FailureDetectorOptions, 'onStatusChange' | 'clock'>;
   call?: CallDefaults;
   /** Requests this node serves at once; beyond, PP_ERR_BULKHEAD_FULL (retryable: another instance may have room). Default 1_000. */
-  maxConcurrentRequests?: number;
+  concurrentRequestsMax?: number;
   /** On stop, in-flight requests get this long to finish. Default 5_000 ms. */
   drainTimeoutMs?: number;
   /** Validate handler results against their schema (bugs surface as PP_ERR_INTERNAL). Default false. */
   validateResults?: boolean;
   /** Nodes the registry holds at most. Default 1_000. */
+  nodesMax?: number;
+  /** @deprecated use concurrentRequestsMax */
+  maxConcurrentRequests?: number;
+  /** @deprecated use nodesMax */
   maxNodes?: number;
 }
 
@@ -96,7 +101,8 @@ export class ServiceNode {
   private readonly drainTimeoutMs: number;
   private readonly createdAtMs = performance.now();
 
-  constructor(config: NodeConfig = {}) {
+  constructor(given: NodeConfig = {}) {
+    const config = renamedOptions(given, { concurrentRequestsMax: 'maxConcurrentRequests', nodesMax: 'maxNodes' });
     this.nodeId = config.nodeId ?? defaultNodeId();
     requireArg(isToken(this.nodeId), 'nodeId', 'must be 1-128 letters, digits, "_" or "-"');
     this.namespace = config.namespace ?? 'default';
@@ -118,9 +124,10 @@ export class ServiceNode {
     requireArg(this.heartbeatIntervalMs >= 10, 'heartbeatIntervalMs', 'must be >= 10');
     requireArg(this.checkIntervalMs >= 5, 'checkIntervalMs', 'must be >= 5');
 
-    const call = config.call ?? {};
-    const breaker: CircuitBreakerOptions = { throughputMin: 10, openMs: 2_000, ...call.breaker };
-    this.registry = new Registry(call.balancer ?? 'p2c', breaker, config.maxNodes ?? 1_000, (action, nodeId, to) => {
+    const call = renamedOptions(config.call ?? {}, { attemptsMax: 'maxAttempts', retryDelayMsMax: 'retryMaxDelayMs', concurrentPerActionMax: 'maxConcurrentPerAction' }, 'call.');
+    // The default throughputMin must not meet the deprecated name of a user's own (renamedOptions would see both).
+    const breaker: CircuitBreakerOptions = { throughputMin: 10, openMs: 2_000, ...renamedOptions(call.breaker ?? {}, { throughputMin: 'minimumThroughput' }, 'call.breaker.') };
+    this.registry = new Registry(call.balancer ?? 'p2c', breaker, config.nodesMax ?? 1_000, (action, nodeId, to) => {
       this.logger.warn({ action, nodeId, to }, 'circuit breaker state change');
     });
     this.core = new NodeCore(this.nodeId, this.instanceId, this.namespace, this.transport, this.registry, this.logger);
@@ -133,7 +140,7 @@ export class ServiceNode {
     this.detector = this.membership.detector;
     this.drainTimeoutMs = config.drainTimeoutMs ?? 5_000;
     this.server = new Server(this.core, this.caller, metrics, this.services, {
-      maxConcurrentRequests: config.maxConcurrentRequests ?? 1_000,
+      concurrentRequestsMax: config.concurrentRequestsMax ?? 1_000,
       validateResults: config.validateResults ?? false,
       eventTimeoutMs: this.caller.callTimeoutMs,
     });

@@ -78,14 +78,14 @@ export class Registry {
   constructor(
     private readonly defaultBalancer: BalancerName,
     private readonly breakerOptions: CircuitBreakerOptions,
-    private readonly maxNodes: number,
+    private readonly nodesMax: number,
     private readonly onBreakerChange: (action: string, nodeId: string, to: CircuitState) => void = () => {},
   ) {}
 
-  /** Adds or replaces a node's offer. Returns 'added', 'updated' or 'full' (maxNodes reached). */
+  /** Adds or replaces a node's offer. Returns 'added', 'updated' or 'full' (nodesMax reached). */
   upsert(info: NodeInfo): 'added' | 'updated' | 'full' {
     const previous = this.nodes.get(info.nodeId);
-    if (previous === undefined && this.nodes.size >= this.maxNodes) return 'full';
+    if (previous === undefined && this.nodes.size >= this.nodesMax) return 'full';
     const offered = new Set<string>();
     for (const svc of info.services) {
       for (const a of svc.actions) {

@@ -32,7 +32,7 @@ interface LocalAction {
 
 export interface ServerOptions {
   /** Requests served at once; beyond, PP_ERR_BULKHEAD_FULL. */
-  maxConcurrentRequests: number;
+  concurrentRequestsMax: number;
   validateResults: boolean;
   /** Deadline given to event handlers' contexts (the node's call timeout). */
   eventTimeoutMs: number;
@@ -55,7 +55,7 @@ export class Server {
     private readonly services: readonly ServiceDef<string, Record<string, AnyAction>>[],
     options: ServerOptions,
   ) {
-    this.bulkhead = new Bulkhead({ concurrentMax: options.maxConcurrentRequests, queueMax: 0, name: `${core.nodeId}:serve` });
+    this.bulkhead = new Bulkhead({ concurrentMax: options.concurrentRequestsMax, queueMax: 0, name: `${core.nodeId}:serve` });
     this.validateResults = options.validateResults;
     this.eventTimeoutMs = options.eventTimeoutMs;
     for (const svc of services) {

@@ -25,7 +25,7 @@ async function setup(): Promise<{ node: ServiceNode; gw: Gateway }> {
   n++;
   const node = createNode({
     nodeId: `gw${n}`, transport: `inproc://gw-${process.pid}-${n}`, logger: false, services: [tcatalog, torders, slow],
-    call: { maxAttempts: 1, discoveryWaitMs: 50 },
+    call: { attemptsMax: 1, discoveryWaitMs: 50 },
   });
   await node.start();
   const gw = createGateway(node, {

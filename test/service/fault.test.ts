@@ -51,7 +51,7 @@ describe.runIf(run)('fault: SIGKILL one of three nodes under a steady stream of 
       nodeId: 'client', namespace: ns, transport: 'nats://127.0.0.1:4222', logger: false, ...FAULT_TIMING,
       // Retries on: a call caught on the dead node times out after one attempt budget (or fails at
       // once when the node is declared dead) and is retried on another instance.
-      call: { timeoutMs: 10_000, attemptTimeoutMs: 400, maxAttempts: 6, retryBudget: false, retryBaseDelayMs: 5, retryMaxDelayMs: 50 },
+      call: { timeoutMs: 10_000, attemptTimeoutMs: 400, attemptsMax: 6, retryBudget: false, retryBaseDelayMs: 5, retryDelayMsMax: 50 },
     });
     await client.start();
     try {

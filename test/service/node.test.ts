@@ -98,7 +98,7 @@ describe('service node', () => {
       name: 'tslow',
       actions: { wait: action({ params: Type.Object({}), handler: () => new Promise((r) => setTimeout(() => r('late'), 300)) }) },
     });
-    const node = cluster()({ nodeId: 's', services: [slow], call: { maxAttempts: 1 } });
+    const node = cluster()({ nodeId: 's', services: [slow], call: { attemptsMax: 1 } });
     await node.start();
     const err = await failure(node.callDynamic('tslow.wait', {}, { timeoutMs: 30 }));
     expect(err).toMatchObject({ code: 'PP_ERR_TIMEOUT', status: 504 });
@@ -121,7 +121,7 @@ describe('service node', () => {
         }),
       },
     });
-    const caller = make({ nodeId: 'caller', call: { retryBaseDelayMs: 1, retryMaxDelayMs: 2 } });
+    const caller = make({ nodeId: 'caller', call: { retryBaseDelayMs: 1, retryDelayMsMax: 2 } });
     const good = make({ nodeId: 'good', services: [flaky('good')] });
     const bad = make({ nodeId: 'bad', services: [flaky('bad')] });
     await Promise.all([caller.start(), good.start(), bad.start()]);
@@ -155,7 +155,7 @@ describe('service node', () => {
       name: 'tbroken',
       actions: { op: action({ params: Type.Object({}), handler: () => { throw new Error('bug'); } }) },
     });
-    const caller = make({ nodeId: 'caller', call: { maxAttempts: 1, breaker: { throughputMin: 5, openMs: 60_000 } } });
+    const caller = make({ nodeId: 'caller', call: { attemptsMax: 1, breaker: { throughputMin: 5, openMs: 60_000 } } });
     const srv = make({ nodeId: 'srv', services: [broken] });
     await Promise.all([caller.start(), srv.start()]);
     await caller.waitFor(['tbroken.op']);

@@ -51,14 +51,14 @@ async function twoFailingInstances(caller: NodeConfig): Promise<{ caller: Servic
 
 describe('call path retries (RetryPolicy)', () => {
   it('retries on another instance only: with every instance failing, one attempt per instance, then the last error', async () => {
-    const { caller, attempts } = await twoFailingInstances({ call: { maxAttempts: 5, retryBaseDelayMs: 0, retryMaxDelayMs: 0, retryBudget: false } });
+    const { caller, attempts } = await twoFailingInstances({ call: { attemptsMax: 5, retryBaseDelayMs: 0, retryDelayMsMax: 0, retryBudget: false } });
     const err = await failure(caller.callDynamic('tfailing.op', {}));
     expect(err.code).toBe('PP_ERR_UNAVAILABLE');
     expect(attempts()).toBe(2);
   });
 
   it('a refused budget stops retrying and surfaces the last error itself (not PP_ERR_RETRY_BUDGET_EXHAUSTED)', async () => {
-    const { caller, attempts } = await twoFailingInstances({ call: { retryBaseDelayMs: 0, retryMaxDelayMs: 0, retryBudget: { ratio: 0, retriesPerSecMin: 0 } } });
+    const { caller, attempts } = await twoFailingInstances({ call: { retryBaseDelayMs: 0, retryDelayMsMax: 0, retryBudget: { ratio: 0, retriesPerSecMin: 0 } } });
     const err = await failure(caller.callDynamic('tfailing.op', {}));
     expect(err.code).toBe('PP_ERR_UNAVAILABLE');
     expect(attempts()).toBe(1);
@@ -67,6 +67,6 @@ describe('call path retries (RetryPolicy)', () => {
 
   it('rejects bad backoff options with typed errors naming the field', () => {
     expect(() => createNode({ logger: false, call: { retryBaseDelayMs: -1 } })).toThrow(expect.objectContaining({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'call.retryBaseDelayMs' }));
-    expect(() => createNode({ logger: false, call: { retryMaxDelayMs: Infinity } })).toThrow(expect.objectContaining({ field: 'call.retryMaxDelayMs' }));
+    expect(() => createNode({ logger: false, call: { retryDelayMsMax: Infinity } })).toThrow(expect.objectContaining({ field: 'call.retryDelayMsMax' }));
   });
 });
