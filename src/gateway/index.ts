@@ -37,6 +37,7 @@ import { ERRORS, isPowerplantError, ppError, requireArg, type PowerplantError } 
 import { PROMETHEUS_CONTENT_TYPE, type Counter, type CounterSeries, type Logger } from '../observe/index.js';
 import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
+import { renamedOptions } from '../util/index.js';
 import { edgeServerFactory, type EdgeRefusal } from './edge.js';
 import { checkLimit, ClientBuckets } from './rate-limit.js';
 import { redactLocations } from './redact.js';
@@ -74,7 +75,7 @@ export interface GatewayOptions<P = unknown> {
   /** Header read for and written with the request id. Default 'x-request-id'. */
   requestIdHeader?: string;
   /** Largest request body, bytes (413 beyond). Default 1 MiB. */
-  bodyLimitBytes?: number;
+  bodyBytesMax?: number;
   /** Default '/metrics'; false to disable. */
   metricsPath?: string | false;
   /** Default '/health'; false to disable. */
@@ -102,6 +103,8 @@ export interface GatewayOptions<P = unknown> {
    * `statusAccess` / `metricsAccess`. Needed by 'admin' access; without it 'redacted' redacts for all.
    */
   admin?: (principal: P) => boolean;
+  /** @deprecated use bodyBytesMax */
+  bodyLimitBytes?: number;
 }
 
 export interface RateLimitOptions<P = unknown> extends RouteRateLimit {
@@ -122,7 +125,7 @@ export interface RateLimitOptions<P = unknown> extends RouteRateLimit {
 }
 
 /** Longest path parameter (Fastify's default). */
-const MAX_PARAM_LENGTH = 100;
+const PARAM_CHARS_MAX = 100;
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -157,7 +160,8 @@ export function isPlainJsonSchema(schema: unknown): boolean {
   return true;
 }
 
-export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOptions<P>): Gateway {
+export function createGateway<P = unknown>(node: ServiceNode, given: GatewayOptions<P>): Gateway {
+  const options = renamedOptions(given, { bodyBytesMax: 'bodyLimitBytes' });
   const logger = options.logger ?? node.logger;
   const idHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
   const accessLog = options.accessLog ?? false;
@@ -186,7 +190,7 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
   };
 
   const app = Fastify({
-    bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
+    bodyLimit: options.bodyBytesMax ?? 1024 * 1024,
     genReqId: (raw) => requestIdOf(raw.rawHeaders),
     serverFactory: edgeServerFactory(refuse),
     // Our own errors are formatted below; Fastify's default 404/500 bodies would not name codes.
@@ -195,14 +199,14 @@ export function createGateway<P = unknown>(node: ServiceNode, options: GatewayOp
     // length limit) get the same JSON error body as everything else.
     frameworkErrors: (e, req, reply) => {
       const err = e.code === 'FST_ERR_MAX_PARAM_LENGTH'
-        ? ppError('PP_ERR_VALIDATION', { field: 'params', message: `params: a path parameter is longer than ${MAX_PARAM_LENGTH} characters` })
+        ? ppError('PP_ERR_VALIDATION', { field: 'params', message: `params: a path parameter is longer than ${PARAM_CHARS_MAX} characters` })
         : e.code === 'FST_ERR_BAD_URL'
           ? ppError('PP_ERR_VALIDATION', { field: 'url', message: 'url: the path is not valid percent-encoding' })
           : e;
       const r = reply as unknown as FastifyReply;
       void r.send(sendError(req as unknown as FastifyRequest, r, err, '(framework)'));
     },
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    routerOptions: { maxParamLength: PARAM_CHARS_MAX },
   });
 
   // Per-route latency is the node's pp_call_duration_ms{action} (one observation per call): a
