@@ -10,23 +10,23 @@ import { compareSql, type SqlValue } from './schema.js';
 
 export interface StoreLimits {
   /** Largest encoded kv value / table row, in bytes. */
-  readonly valueMaxBytes: number;
+  readonly valueBytesMax: number;
   /** Largest key (kv key or one primary-key string), in UTF-8 bytes. */
-  readonly keyMaxBytes: number;
+  readonly keyBytesMax: number;
   /** Largest page a query may ask for. */
   readonly pageMax: number;
   /** Most ops in one batch call (batch put/get, table.batch). */
   readonly batchOpsMax: number;
   /** Longest TTL, in ms. */
-  readonly ttlMaxMs: number;
+  readonly ttlMsMax: number;
 }
 
 export const DEFAULT_LIMITS: StoreLimits = {
-  valueMaxBytes: 1024 * 1024,
-  keyMaxBytes: 1024,
+  valueBytesMax: 1024 * 1024,
+  keyBytesMax: 1024,
   pageMax: 1000,
   batchOpsMax: 1000,
-  ttlMaxMs: 10 * 365 * 24 * 3600 * 1000,
+  ttlMsMax: 10 * 365 * 24 * 3600 * 1000,
 };
 
 export const DEFAULT_PAGE = 100;
@@ -183,7 +183,7 @@ export function checkLimit(limit: unknown, pageMax: number): number {
 /** Absolute expiry for a TTL option; null when none. */
 export function expiryOf(ttlMs: unknown, limits: StoreLimits, nowMs: number): number | null {
   if (ttlMs === undefined) return null;
-  requireArg(Number.isInteger(ttlMs) && (ttlMs as number) > 0 && (ttlMs as number) <= limits.ttlMaxMs, 'ttlMs', `must be an integer in [1, ${limits.ttlMaxMs}]`);
+  requireArg(Number.isInteger(ttlMs) && (ttlMs as number) > 0 && (ttlMs as number) <= limits.ttlMsMax, 'ttlMs', `must be an integer in [1, ${limits.ttlMsMax}]`);
   return nowMs + (ttlMs as number);
 }
 

@@ -20,11 +20,11 @@ import { invariant, ppError } from '../errors/index.js';
 import type { ColumnType, SqlValue } from './schema.js';
 
 /** Bound on a cursor's length, checked before anything else (it is client input). */
-export const CURSOR_MAX_CHARS = 8192;
+export const CURSOR_CHARS_MAX = 8192;
 /** Shortest accepted `cursorSecret`, in bytes. */
-export const CURSOR_SECRET_MIN_BYTES = 16;
+export const CURSOR_SECRET_BYTES_MIN = 16;
 /** Longest accepted `cursorSecret`, in bytes. */
-export const CURSOR_SECRET_MAX_BYTES = 1024;
+export const CURSOR_SECRET_BYTES_MAX = 1024;
 
 const VERSION = 1;
 const TAG_BYTES = 16;
@@ -35,8 +35,8 @@ const SEPARATOR = Buffer.from([0]);
 export interface CursorColumn {
   readonly name: string;
   readonly type: Exclude<ColumnType, 'json'>;
-  /** Bound on a string's UTF-8 bytes / a Uint8Array's length (primary-key columns: keyMaxBytes). */
-  readonly maxBytes: number | undefined;
+  /** Bound on a string's UTF-8 bytes / a Uint8Array's length (primary-key columns: keyBytesMax). */
+  readonly bytesMax: number | undefined;
 }
 
 /** What one query shape pages through: the scope the tag covers and the columns it carries. */
@@ -62,7 +62,7 @@ export class CursorCodec {
   #key: Buffer | undefined;
 
   setKey(key: Buffer): void {
-    invariant(key.byteLength >= CURSOR_SECRET_MIN_BYTES, 'a cursor key has at least 16 bytes');
+    invariant(key.byteLength >= CURSOR_SECRET_BYTES_MIN, 'a cursor key has at least 16 bytes');
     this.#key = key;
   }
 
@@ -84,7 +84,7 @@ export class CursorCodec {
   /** The sort key a cursor carries, authenticated and checked against `shape`'s column types. */
   decode(shape: CursorShape, cursor: unknown): SqlValue[] {
     if (typeof cursor !== 'string' || cursor.length === 0) invalid('must be a non-empty string');
-    if (cursor.length > CURSOR_MAX_CHARS) invalid(`longer than ${CURSOR_MAX_CHARS} characters`);
+    if (cursor.length > CURSOR_CHARS_MAX) invalid(`longer than ${CURSOR_CHARS_MAX} characters`);
     const raw = Buffer.from(cursor, 'base64url');
     // Node's decoder skips characters outside the alphabet: only the canonical form is accepted.
     if (raw.toString('base64url') !== cursor) invalid('not base64url');
@@ -116,7 +116,7 @@ function checkValue(col: CursorColumn, v: unknown, i: number): SqlValue {
       if (typeof v !== 'string') invalid(`${at} must be a string`);
       if (v.includes('\0')) invalid(`${at} contains NUL`);
       if (!(v as unknown as WellFormed).isWellFormed()) invalid(`${at} contains a lone surrogate`);
-      if (col.maxBytes !== undefined && v.length > col.maxBytes / 3 && Buffer.byteLength(v) > col.maxBytes) invalid(`${at} is longer than ${col.maxBytes} bytes`);
+      if (col.bytesMax !== undefined && v.length > col.bytesMax / 3 && Buffer.byteLength(v) > col.bytesMax) invalid(`${at} is longer than ${col.bytesMax} bytes`);
       return v;
     }
     case 'integer':
@@ -133,7 +133,7 @@ function checkValue(col: CursorColumn, v: unknown, i: number): SqlValue {
       if (typeof b !== 'string') invalid(`${at} must be {"b": base64}`);
       const buf = Buffer.from(b, 'base64');
       if (buf.toString('base64') !== b) invalid(`${at} is not canonical base64`);
-      if (col.maxBytes !== undefined && buf.byteLength > col.maxBytes) invalid(`${at} is longer than ${col.maxBytes} bytes`);
+      if (col.bytesMax !== undefined && buf.byteLength > col.bytesMax) invalid(`${at} is longer than ${col.bytesMax} bytes`);
       return buf;
     }
   }

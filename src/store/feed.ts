@@ -85,7 +85,7 @@ const TRIMMED_MARK = 'pp:trimmed';
  * ms and with no local commit in between (a commit wakes them all at once; one SQL read serves
  * them). Writes of other processes are seen at most this much later than without sharing.
  */
-const SHARED_READ_MAX_AGE_MS = 5;
+const SHARED_READ_AGE_MS_MAX = 5;
 /** A consumer that only skips records (none matched `only`) saves its position after this many. */
 const SKIPPED_SAVE_EVERY = 10_000;
 
@@ -198,7 +198,7 @@ export class ChangeFeed {
   #readRows(i: number, after: number, limit: number): Promise<FeedRow[]> {
     const c = this.#shared[i];
     const now = performance.now();
-    if (c !== undefined && c.generation === this.#generation[i] && now - c.atMs < SHARED_READ_MAX_AGE_MS && c.after <= after) {
+    if (c !== undefined && c.generation === this.#generation[i] && now - c.atMs < SHARED_READ_AGE_MS_MAX && c.after <= after) {
       return c.rows.then((rows) => {
         const out = rowsAfter(rows, after, limit);
         if (out.length > 0 || rows.length < c.limit) return out;

@@ -4,7 +4,7 @@
  *
  * One committer per shard. Batches are applied one after another; an engine whose `commit` applies
  * the batch at once and only then waits for durability (SQLite: the statements run on the loop, the
- * WAL sync on the thread pool) declares `maxBatchesInFlight` > 1, so the next batch is applied
+ * WAL sync on the thread pool) declares `batchesInFlightMax` > 1, so the next batch is applied
  * while the previous one's sync runs, and one sync can cover several batches. A request waits at
  * most until the next flush: immediately after a batch leaves, or, when idle, after `waitMs` (0 =
  * the next event loop turn, which already gathers every request issued in the same tick). A batch holds at most
@@ -36,7 +36,7 @@ export interface GroupCommitOptions {
 
 export const GROUP_COMMIT_DEFAULTS = { batchMax: 256, waitMs: 0, queueMax: 10_000, drainTimeoutMs: 10_000 } as const;
 export const BATCH_MAX_LIMIT = 10_000;
-export const WAIT_MS_LIMIT = 1_000;
+export const WAIT_MS_MAX = 1_000;
 
 interface Pending {
   readonly req: WriteRequest;
@@ -60,7 +60,7 @@ export class GroupCommitter {
   #timer: NodeJS.Timeout | undefined;
   #queue: Pending[] = [];
   #inFlight = 0;
-  readonly #maxInFlight: number;
+  readonly #inFlightMax: number;
   #scheduled = false;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
@@ -74,10 +74,10 @@ export class GroupCommitter {
     this.#waitMs = options.waitMs ?? GROUP_COMMIT_DEFAULTS.waitMs;
     this.#queueMax = options.queueMax ?? GROUP_COMMIT_DEFAULTS.queueMax;
     this.#drainTimeoutMs = options.drainTimeoutMs ?? GROUP_COMMIT_DEFAULTS.drainTimeoutMs;
-    this.#maxInFlight = engine.maxBatchesInFlight ?? 1;
+    this.#inFlightMax = engine.batchesInFlightMax ?? 1;
     requireArg(Number.isInteger(this.#drainTimeoutMs) && this.#drainTimeoutMs >= 0 && this.#drainTimeoutMs <= 600_000, 'groupCommit.drainTimeoutMs', 'must be an integer in [0, 600000]');
     requireArg(Number.isInteger(this.#batchMax) && this.#batchMax >= 1 && this.#batchMax <= BATCH_MAX_LIMIT, 'groupCommit.batchMax', `must be an integer in [1, ${BATCH_MAX_LIMIT}]`);
-    requireArg(Number.isFinite(this.#waitMs) && this.#waitMs >= 0 && this.#waitMs <= WAIT_MS_LIMIT, 'groupCommit.waitMs', `must be in [0, ${WAIT_MS_LIMIT}]`);
+    requireArg(Number.isFinite(this.#waitMs) && this.#waitMs >= 0 && this.#waitMs <= WAIT_MS_MAX, 'groupCommit.waitMs', `must be in [0, ${WAIT_MS_MAX}]`);
     requireArg(Number.isInteger(this.#queueMax) && this.#queueMax >= this.#batchMax, 'groupCommit.queueMax', 'must be an integer >= batchMax');
   }
 
@@ -103,7 +103,7 @@ export class GroupCommitter {
   }
 
   #schedule(): void {
-    if (this.#inFlight >= this.#maxInFlight || this.#scheduled) return;
+    if (this.#inFlight >= this.#inFlightMax || this.#scheduled) return;
     this.#scheduled = true;
     if (this.#waitMs === 0 || this.#queue.length >= this.#batchMax) setImmediate(this.#flush);
     else this.#timer = setTimeout(this.#flush, this.#waitMs);
@@ -112,7 +112,7 @@ export class GroupCommitter {
   readonly #flush = (): void => {
     this.#scheduled = false;
     this.#timer = undefined;
-    if (this.#inFlight >= this.#maxInFlight || this.#queue.length === 0) {
+    if (this.#inFlight >= this.#inFlightMax || this.#queue.length === 0) {
       this.#checkIdle();
       return;
     }

@@ -66,7 +66,7 @@ export class Kv<V = unknown> {
   readonly #engines: readonly ShardEngine[];
   /** One shard: nothing to route (no hash per call). */
   readonly #single: boolean;
-  /** Scan cursors: scoped to this namespace, one string (the key, bounded by keyMaxBytes). */
+  /** Scan cursors: scoped to this namespace, one string (the key, bounded by keyBytesMax). */
   readonly #cursor: CursorShape;
 
   constructor(ctx: ShardContext, def: TableDef, router: Router) {
@@ -77,15 +77,15 @@ export class Kv<V = unknown> {
     this.#engines = ctx.engines;
     this.#single = ctx.engines.length === 1;
     this.#sync = ctx.engines.map((e) => (hasSyncReads(e) ? e : undefined));
-    this.#cursor = cursorShape(def.physical, '', [{ name: 'key', type: 'string', maxBytes: ctx.limits.keyMaxBytes }]);
+    this.#cursor = cursorShape(def.physical, '', [{ name: 'key', type: 'string', bytesMax: ctx.limits.keyBytesMax }]);
   }
 
   #checkKey(key: unknown, field = 'key'): asserts key is string {
     if (key === undefined || key === null || key === '') throw ppError('PP_ERR_MISSING_KEY', { field, message: `${field}: a non-empty string key is required` });
     if (typeof key !== 'string') throw ppError('PP_ERR_VALIDATION', { field, message: `${field}: must be a string` });
-    const max = this.#ctx.limits.keyMaxBytes;
+    const max = this.#ctx.limits.keyBytesMax;
     if (key.length * 3 > max && Buffer.byteLength(key) > max) {
-      throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: key exceeds keyMaxBytes ${max}`, data: { max, size: Buffer.byteLength(key) } });
+      throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: key exceeds keyBytesMax ${max}`, data: { max, size: Buffer.byteLength(key) } });
     }
     checkString(key, field);
   }
@@ -98,8 +98,8 @@ export class Kv<V = unknown> {
     } catch (err) {
       throw ppError('PP_ERR_VALIDATION', { field, message: `${field}: cannot be encoded (${err instanceof Error ? err.message : String(err)})` });
     }
-    const max = this.#ctx.limits.valueMaxBytes;
-    if (buf.byteLength > max) throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${buf.byteLength} bytes exceeds valueMaxBytes ${max}`, data: { max, size: buf.byteLength } });
+    const max = this.#ctx.limits.valueBytesMax;
+    if (buf.byteLength > max) throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${buf.byteLength} bytes exceeds valueBytesMax ${max}`, data: { max, size: buf.byteLength } });
     // msgpack strings are UTF-8: a lone surrogate would come back as U+FFFD. Refused, not changed.
     // Two native byte scans of the encoded value decide whether a walk of it is needed at all.
     if (buf.indexOf(MAYBE_SURROGATE) >= 0 || buf.indexOf(REPLACEMENT_CHAR) >= 0) {

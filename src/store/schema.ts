@@ -25,7 +25,7 @@ export interface ColumnDef {
 }
 
 /** Bounds on a definition: identifiers must fit PostgreSQL's 63-byte limit once prefixed. */
-export const NAME_MAX_CHARS = 48;
+export const NAME_CHARS_MAX = 48;
 export const COLUMNS_MAX = 200;
 export const INDEXES_MAX = 32;
 export const INDEX_COLUMNS_MAX = 8;
@@ -33,7 +33,7 @@ export const INDEX_COLUMNS_MAX = 8;
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
 
 export function checkName(name: unknown, field: string): asserts name is string {
-  requireArg(typeof name === 'string' && NAME_RE.test(name) && name.length <= NAME_MAX_CHARS, field, `must match ${NAME_RE.source} and be at most ${NAME_MAX_CHARS} chars`);
+  requireArg(typeof name === 'string' && NAME_RE.test(name) && name.length <= NAME_CHARS_MAX, field, `must match ${NAME_RE.source} and be at most ${NAME_CHARS_MAX} chars`);
 }
 
 /**

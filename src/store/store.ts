@@ -5,8 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from '@sinclair/typebox';
 import { ppError, requireArg } from '../errors/index.js';
+import { renamedOptions } from '../util/index.js';
 import { DEFAULT_LIMITS, type ShardContext, type StoreLimits } from './collection.js';
-import { CURSOR_SECRET_MAX_BYTES, CURSOR_SECRET_MIN_BYTES, CursorCodec } from './cursor.js';
+import { CURSOR_SECRET_BYTES_MAX, CURSOR_SECRET_BYTES_MIN, CursorCodec } from './cursor.js';
 import type { Migration, ShardEngine } from './engines/base.js';
 import { createEngines, type EngineOptions } from './engines/index.js';
 import { ChangeFeed } from './feed.js';
@@ -29,7 +30,14 @@ export interface StoreOptions extends EngineOptions {
   /** Default partitioning for kv namespaces and tables without their own. Default hash (jump). */
   readonly partitioning?: Extract<PartitionConfig, { kind: 'hash' }>;
   readonly groupCommit?: GroupCommitOptions;
-  readonly limits?: Partial<StoreLimits>;
+  readonly limits?: Partial<StoreLimits> & {
+    /** @deprecated use valueBytesMax */
+    readonly valueMaxBytes?: number;
+    /** @deprecated use keyBytesMax */
+    readonly keyMaxBytes?: number;
+    /** @deprecated use ttlMsMax */
+    readonly ttlMaxMs?: number;
+  };
   readonly sweep?: SweepOptions;
   /** Change records kept per shard (older ones are trimmed by the sweeper). Default 1,000,000. */
   readonly feedRetainMax?: number;
@@ -98,7 +106,7 @@ export class Store {
   constructor(engines: readonly ShardEngine[], options: StoreOptions) {
     this.#engines = engines;
     this.shards = engines.map((e) => e.shard);
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.limits = { ...DEFAULT_LIMITS, ...renamedOptions(options.limits ?? {}, { valueBytesMax: 'valueMaxBytes', keyBytesMax: 'keyMaxBytes', ttlMsMax: 'ttlMaxMs' }, 'limits.') };
     for (const [k, v] of Object.entries(this.limits)) requireArg(Number.isSafeInteger(v) && v > 0, `limits.${k}`, 'must be a positive integer');
     this.#committers = engines.map((e) => new GroupCommitter(e, options.groupCommit));
     this.feed = new ChangeFeed(engines);
@@ -125,7 +133,7 @@ export class Store {
     if (secret !== undefined) {
       requireArg(typeof secret === 'string' || secret instanceof Uint8Array, 'cursorSecret', 'must be a string or a Uint8Array');
       const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
-      requireArg(key.byteLength >= CURSOR_SECRET_MIN_BYTES && key.byteLength <= CURSOR_SECRET_MAX_BYTES, 'cursorSecret', `must be ${CURSOR_SECRET_MIN_BYTES}..${CURSOR_SECRET_MAX_BYTES} bytes`);
+      requireArg(key.byteLength >= CURSOR_SECRET_BYTES_MIN && key.byteLength <= CURSOR_SECRET_BYTES_MAX, 'cursorSecret', `must be ${CURSOR_SECRET_BYTES_MIN}..${CURSOR_SECRET_BYTES_MAX} bytes`);
       this.#cursorSecret = key;
     }
   }
@@ -159,7 +167,7 @@ export class Store {
   async #storedCursorSecret(): Promise<Buffer> {
     const stored = await this.#engines[0]!.metaValue(CURSOR_SECRET_META, randomBytes(32).toString('base64url'));
     const key = Buffer.from(stored, 'base64url');
-    if (key.byteLength < CURSOR_SECRET_MIN_BYTES) throw ppError('PP_ERR_INTERNAL', { message: `shard ${this.shards[0]}: the stored cursor secret is too short` });
+    if (key.byteLength < CURSOR_SECRET_BYTES_MIN) throw ppError('PP_ERR_INTERNAL', { message: `shard ${this.shards[0]}: the stored cursor secret is too short` });
     return key;
   }
 

@@ -97,7 +97,7 @@ interface IndexShape {
   readonly cursor: CursorShape;
 }
 
-function indexShape(def: TableDef, colIndex: ReadonlyMap<string, number>, index: string | undefined, keyMaxBytes: number): IndexShape {
+function indexShape(def: TableDef, colIndex: ReadonlyMap<string, number>, index: string | undefined, keyBytesMax: number): IndexShape {
   const idxCols = index === undefined ? def.primaryKey : def.indexes[index]!;
   const col = (c: string): ColumnDef => def.columns[colIndex.get(c)!]!;
   const order = Object.freeze([...idxCols, ...def.primaryKey.filter((c) => !idxCols.includes(c))]);
@@ -111,7 +111,7 @@ function indexShape(def: TableDef, colIndex: ReadonlyMap<string, number>, index:
       order.map((c): CursorColumn => {
         const t = col(c).type;
         invariant(t !== 'json', 'json columns are not indexable');
-        return { name: c, type: t, maxBytes: def.primaryKey.includes(c) ? keyMaxBytes : undefined };
+        return { name: c, type: t, bytesMax: def.primaryKey.includes(c) ? keyBytesMax : undefined };
       }),
     ),
   };
@@ -154,8 +154,8 @@ export class Table<T extends Record<string, unknown>> {
     this.#colIndex = new Map(def.columns.map((c, i) => [c.name, i]));
     this.#pkIdx = def.primaryKey.map((c) => this.#colIndex.get(c)!);
     this.#partIdx = def.partitionKey.map((c) => this.#colIndex.get(c)!);
-    this.#pkShape = indexShape(def, this.#colIndex, undefined, ctx.limits.keyMaxBytes);
-    this.#indexShapes = new Map(Object.keys(def.indexes).map((n) => [n, indexShape(def, this.#colIndex, n, ctx.limits.keyMaxBytes)]));
+    this.#pkShape = indexShape(def, this.#colIndex, undefined, ctx.limits.keyBytesMax);
+    this.#indexShapes = new Map(Object.keys(def.indexes).map((n) => [n, indexShape(def, this.#colIndex, n, ctx.limits.keyBytesMax)]));
     this.#allShards = Object.freeze(allShards(ctx));
     this.#partInPk = def.partitionKey.map((c) => def.primaryKey.indexOf(c));
     this.#sync = ctx.engines.map((e) => (hasSyncReads(e) ? e : undefined));
@@ -193,19 +193,19 @@ export class Table<T extends Record<string, unknown>> {
   }
 
   #checkSize(approx: number, values: readonly SqlValue[]): void {
-    const max = this.#ctx.limits.valueMaxBytes;
+    const max = this.#ctx.limits.valueBytesMax;
     if (approx <= max) return;
     let exact = 0;
     for (const v of values) exact += typeof v === 'string' ? Buffer.byteLength(v) : sizeOf(v);
     if (exact > max) {
-      throw ppError('PP_ERR_TOO_LARGE', { field: 'row', message: `row: ${exact} bytes exceeds valueMaxBytes ${max}`, data: { max, size: exact } });
+      throw ppError('PP_ERR_TOO_LARGE', { field: 'row', message: `row: ${exact} bytes exceeds valueBytesMax ${max}`, data: { max, size: exact } });
     }
   }
 
   #checkKeySize(v: SqlValue, field: string): void {
-    const max = this.#ctx.limits.keyMaxBytes;
+    const max = this.#ctx.limits.keyBytesMax;
     const n = typeof v === 'string' ? (v.length * 3 <= max ? 0 : Buffer.byteLength(v)) : Buffer.isBuffer(v) ? v.byteLength : 0;
-    if (n > max) throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: key of ${n} bytes exceeds keyMaxBytes ${max}`, data: { max, size: n } });
+    if (n > max) throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: key of ${n} bytes exceeds keyBytesMax ${max}`, data: { max, size: n } });
   }
 
   #encodeColumn(name: string, v: unknown, field: string): SqlValue {

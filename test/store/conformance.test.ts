@@ -128,7 +128,7 @@ describe.each(cases)('store conformance: $name', (engine) => {
     });
 
     it('bad input: typed errors naming the field, nothing written', async () => {
-      const s = await open({ limits: { valueMaxBytes: 1024, keyMaxBytes: 64 } });
+      const s = await open({ limits: { valueBytesMax: 1024, keyBytesMax: 64 } });
       const kv = await s.kv<unknown>('bad');
       await expectCode(kv.put('', 1), 'PP_ERR_MISSING_KEY', 'key');
       await expectCode(kv.put(42 as unknown as string, 1), 'PP_ERR_VALIDATION', 'key');
@@ -339,7 +339,7 @@ describe.each(cases)('store conformance: $name', (engine) => {
     });
 
     it('bad input: wrong types, missing key, missing partition key, unknown index/column, too large', async () => {
-      const s = await open({ limits: { valueMaxBytes: 2000 } });
+      const s = await open({ limits: { valueBytesMax: 2000 } });
       const t = await s.table('bad', orderSpec);
       await expectCode(t.insert({ user: 'u', id: 1.5, total: 1, paid: true }), 'PP_ERR_VALIDATION', 'row.id');
       await expectCode(t.insert({ user: 'u', id: 1, total: 'x' as unknown as number, paid: true }), 'PP_ERR_VALIDATION', 'row.total');

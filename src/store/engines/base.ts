@@ -140,7 +140,7 @@ export interface ShardEngine {
    * an engine whose `commit` applies its batch before its first await (so batches apply in
    * submission order) and then waits for durability alone.
    */
-  readonly maxBatchesInFlight?: number;
+  readonly batchesInFlightMax?: number;
 
   open(): Promise<void>;
   /** Creates the table or applies additive migrations (recorded); PP_ERR_INCOMPATIBLE_SCHEMA otherwise. */

@@ -99,7 +99,7 @@ export class SqliteShard implements ShardEngine {
   #syncing: Promise<void> | undefined;
   #syncQueued: Promise<void> | undefined;
   /** Batches apply synchronously in `commit`; only the WAL sync is awaited, and syncs coalesce. */
-  readonly maxBatchesInFlight = 8;
+  readonly batchesInFlightMax = 8;
   readonly #stmts = new Map<string, Database.Statement>();
   readonly #tpls = new TplCache(DIALECT);
   #getStmts = new WeakMap<TableDef, Database.Statement>();
