@@ -138,7 +138,7 @@ function benchL1(ms: number, rounds: number): L1Row[] {
   const rows: L1Row[] = [];
   for (const [kind, keys] of Object.entries(keySets())) {
     const make = (policy: PolicyName): L1Cache<Key, number> => {
-      const c = new L1Cache<Key, number>({ policy, maxEntries: L1_KEYS });
+      const c = new L1Cache<Key, number>({ policy, entriesMax: L1_KEYS });
       for (let i = 0; i < L1_KEYS; i++) c.set(keys[i]!, 1);
       return c;
     };
@@ -266,7 +266,7 @@ export function makeExtraTraces(len: number): Record<string, Int32Array> {
 }
 
 function simulate(policy: PolicyName, size: number, trace: Int32Array): number {
-  const c = new L1Cache<number, number>({ policy, maxEntries: size });
+  const c = new L1Cache<number, number>({ policy, entriesMax: size });
   let hits = 0;
   for (let i = 0; i < trace.length; i++) {
     const k = trace[i]!;
@@ -350,7 +350,7 @@ async function benchTiered(ms: number, rounds: number): Promise<{ ours: number; 
   const KEYS = 10_000;
   const L1 = 1_000;
   const value = { id: 1, name: 'product', price: 9.99, tags: ['a', 'b'] };
-  const ours = await createCache<typeof value>({ l2: REDIS_URL, l2Options: { prefix: `pp:bench:${id}:` }, busOptions: { channel: `pp:bench:${id}:inv` }, l1: { maxEntries: L1 }, ttlMs: 3_600_000 });
+  const ours = await createCache<typeof value>({ l2: REDIS_URL, l2Options: { prefix: `pp:bench:${id}:` }, busOptions: { channel: `pp:bench:${id}:inv` }, l1: { entriesMax: L1 }, ttlMs: 3_600_000 });
   const bento = new BentoCache({
     default: 'tiered',
     prefix: `ppbench${id}`,

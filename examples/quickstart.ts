@@ -68,7 +68,7 @@ export async function startQuickstart(options: { dataDir: string; port?: number 
   // Two SQLite shards; rows are placed by a hash of the partition key (the primary key here).
   const store = await openStore({ engine: `sqlite:${options.dataDir}`, shards: 2 });
   const products = await store.table('products', { schema: Product, primaryKey: ['id'] });
-  const cache = await createCache<Product>({ l1: { maxEntries: 10_000 }, ttlMs: 60_000 });
+  const cache = await createCache<Product>({ l1: { entriesMax: 10_000 }, ttlMs: 60_000 });
 
   const node = createNode({ transport: 'inproc://quickstart', services: [productsService(products, cache)], logger: false });
   await node.start();

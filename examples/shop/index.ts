@@ -194,9 +194,9 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
 
     // Caches. Redis keys and the invalidation channel carry the namespace.
     const redis = options.redis === undefined ? {} : { l2: options.redis, l2Options: { prefix: `${ns}:cache:` }, busOptions: { channel: `${ns}:cache:inv` } };
-    const productCache = await createCache<Product>({ namespace: 'products', nodeId, l1: { maxEntries: 50_000 }, ttlMs: 300_000, ...redis });
+    const productCache = await createCache<Product>({ namespace: 'products', nodeId, l1: { entriesMax: 50_000 }, ttlMs: 300_000, ...redis });
     closers.push(() => productCache.close());
-    const pages = await createCache<unknown>({ namespace: 'pages', nodeId, l1: { maxEntries: 20_000 }, ttlMs: 10_000, negativeTtlMs: 0 });
+    const pages = await createCache<unknown>({ namespace: 'pages', nodeId, l1: { entriesMax: 20_000 }, ttlMs: 10_000, negativeTtlMs: 0 });
     closers.push(() => pages.close());
     const products = await readThroughTable(productCache, tables.products, store.feed, { pollIntervalMs: 50 });
     closers.push(() => products.close());

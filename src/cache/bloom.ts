@@ -30,7 +30,7 @@ export interface BloomOptions {
 }
 
 /** Counters per generation at most (bytes of memory per generation). */
-export const BLOOM_MAX_COUNTERS = 1 << 28;
+export const BLOOM_COUNTERS_MAX = 1 << 28;
 
 export class MissingKeyFilter {
   readonly counters: number;
@@ -49,7 +49,7 @@ export class MissingKeyFilter {
     requireArg(options.generationMs > 0 && Number.isFinite(options.generationMs), 'bloom.generationMs', 'must be a finite number > 0');
     // m = -n ln p / (ln 2)^2, k = m/n ln 2 (the textbook optimum).
     const m = Math.ceil((-n * Math.log(p)) / (Math.LN2 * Math.LN2));
-    requireArg(m <= BLOOM_MAX_COUNTERS, 'bloom.expectedKeys', `needs ${m} counters, more than ${BLOOM_MAX_COUNTERS}`);
+    requireArg(m <= BLOOM_COUNTERS_MAX, 'bloom.expectedKeys', `needs ${m} counters, more than ${BLOOM_COUNTERS_MAX}`);
     this.counters = Math.max(64, m);
     this.hashes = Math.max(1, Math.min(16, Math.round((this.counters / n) * Math.LN2)));
     this.current = new Uint8Array(this.counters);

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { invariant, ppError, requireArg } from '../errors/index.js';
 import { CircuitBreaker, REJECTED, defaultRandom, withTimeout, type CircuitBreakerOptions, type Clock, type RandomSource } from '../resilience/index.js';
 import type { Transport } from '../transport/index.js';
+import { renamedOptions } from '../util/index.js';
 import { MissingKeyFilter } from './bloom.js';
 import { createBus, type BusOptions, type InvalidationBus, type InvalidationMessage } from './bus/index.js';
 import { decodeEntry, encodeEntry, type L2Entry } from './codec.js';
@@ -31,9 +32,9 @@ export const CACHE_DEFAULTS = {
   xfetchBeta: 1,
   leaseMs: 5_000,
   leasePollMs: 10,
-  maxValueBytes: 1024 * 1024,
-  maxKeyLength: 1024,
-  maxTagsPerEntry: 32,
+  valueBytesMax: 1024 * 1024,
+  keyCharsMax: 1024,
+  tagsPerEntryMax: 32,
 } as const;
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -95,15 +96,23 @@ export interface CacheOptions {
   lease?: { leaseMs?: number; pollMs?: number; waitMs?: number; distributed?: boolean };
   /** Keep true. false turns the stale-set guards off (to demonstrate the race in tests). */
   staleSetProtection?: boolean;
-  maxValueBytes?: number;
-  maxKeyLength?: number;
+  /** Largest encoded value, in bytes (PP_ERR_TOO_LARGE beyond). Default 1 MiB. */
+  valueBytesMax?: number;
+  /** Longest key, in UTF-16 code units (`key.length`). Default 1024. */
+  keyCharsMax?: number;
   /** Loads in flight at once (distinct keys). Default 10,000. */
-  maxInFlight?: number;
+  inFlightMax?: number;
   /** The L2 circuit breaker. Default: count window 20, trips at 50% with >= 5 calls, open 2,000 ms. */
   breaker?: CircuitBreakerOptions;
   /** Epoch-ms clock. Default Date.now. */
   clock?: Clock;
   random?: RandomSource;
+  /** @deprecated use valueBytesMax */
+  maxValueBytes?: number;
+  /** @deprecated use keyCharsMax (it counts UTF-16 code units, not bytes) */
+  maxKeyLength?: number;
+  /** @deprecated use inFlightMax */
+  maxInFlight?: number;
 }
 
 export interface CacheStats {
@@ -195,8 +204,8 @@ export class Cache<V = unknown> {
   private readonly leaseWaitMs: number;
   private readonly distributed: boolean;
   private readonly guard: boolean;
-  private readonly maxValueBytes: number;
-  private readonly maxKeyLength: number;
+  private readonly valueBytesMax: number;
+  private readonly keyCharsMax: number;
 
   /** Use `createCache`; this is the namespace view it returns. */
   constructor(core: CacheCore, namespace: string, l1Options: L1Options | undefined) {
@@ -218,8 +227,8 @@ export class Cache<V = unknown> {
     this.leaseWaitMs = o.lease?.waitMs ?? this.leaseMs;
     this.distributed = o.lease?.distributed ?? true;
     this.guard = o.staleSetProtection ?? true;
-    this.maxValueBytes = o.maxValueBytes ?? CACHE_DEFAULTS.maxValueBytes;
-    this.maxKeyLength = o.maxKeyLength ?? CACHE_DEFAULTS.maxKeyLength;
+    this.valueBytesMax = o.valueBytesMax ?? CACHE_DEFAULTS.valueBytesMax;
+    this.keyCharsMax = o.keyCharsMax ?? CACHE_DEFAULTS.keyCharsMax;
     requireArg(Number.isFinite(this.ttlMs) && this.ttlMs > 0, 'ttlMs', 'must be a finite number > 0');
     requireArg(Number.isFinite(this.graceMs) && this.graceMs >= 0, 'graceMs', 'must be a finite number >= 0');
     requireArg(this.jitter >= 0 && this.jitter < 1, 'jitter', 'must be in [0, 1)');
@@ -229,14 +238,14 @@ export class Cache<V = unknown> {
     requireArg(this.failSafeBackoffMs >= 0, 'failSafeBackoffMs', 'must be >= 0');
     requireArg(this.beta >= 0 && Number.isFinite(this.beta), 'earlyRefresh.beta', 'must be a finite number >= 0');
     requireArg(this.leaseMs > 0 && this.leasePollMs > 0 && this.leaseWaitMs >= 0, 'lease', 'leaseMs and pollMs must be > 0, waitMs >= 0');
-    requireArg(Number.isInteger(this.maxValueBytes) && this.maxValueBytes >= 1, 'maxValueBytes', 'must be an integer >= 1');
-    requireArg(Number.isInteger(this.maxKeyLength) && this.maxKeyLength >= 1, 'maxKeyLength', 'must be an integer >= 1');
+    requireArg(Number.isInteger(this.valueBytesMax) && this.valueBytesMax >= 1, 'valueBytesMax', 'must be an integer >= 1');
+    requireArg(Number.isInteger(this.keyCharsMax) && this.keyCharsMax >= 1, 'keyCharsMax', 'must be an integer >= 1');
     this.l1 = new L1Cache<string, unknown>({
       ...l1Options,
       clock: core.clock,
       onTaggedRemove: (key, tags) => this.untag(key as string, tags),
     });
-    this.flights = new SingleFlight<Loaded>(o.maxInFlight);
+    this.flights = new SingleFlight<Loaded>(o.inFlightMax);
     this.bloom = o.bloom === undefined
       ? undefined
       : new MissingKeyFilter({ ...o.bloom, generationMs: Math.max(1, this.negativeTtlMs), clock: core.clock });
@@ -689,18 +698,18 @@ export class Cache<V = unknown> {
   }
 
   private checkSize(size: number): void {
-    if (size > this.maxValueBytes) {
-      throw ppError('PP_ERR_TOO_LARGE', { field: 'value', message: `value: ${size} bytes exceed maxValueBytes ${this.maxValueBytes}`, data: { sizeBytes: size, maxValueBytes: this.maxValueBytes } });
+    if (size > this.valueBytesMax) {
+      throw ppError('PP_ERR_TOO_LARGE', { field: 'value', message: `value: ${size} bytes exceed valueBytesMax ${this.valueBytesMax}`, data: { sizeBytes: size, valueBytesMax: this.valueBytesMax } });
     }
   }
 
   private checkKey(key: string): void {
-    requireArg(typeof key === 'string' && key.length > 0 && key.length <= this.maxKeyLength, 'key', `must be a non-empty string of at most ${this.maxKeyLength} characters`);
+    requireArg(typeof key === 'string' && key.length > 0 && key.length <= this.keyCharsMax, 'key', `must be a non-empty string of at most ${this.keyCharsMax} characters`);
   }
 
   private checkTags(tags: readonly string[] | undefined): readonly string[] | undefined {
     if (tags === undefined || tags.length === 0) return undefined;
-    requireArg(tags.length <= CACHE_DEFAULTS.maxTagsPerEntry, 'tags', `at most ${CACHE_DEFAULTS.maxTagsPerEntry} tags`);
+    requireArg(tags.length <= CACHE_DEFAULTS.tagsPerEntryMax, 'tags', `at most ${CACHE_DEFAULTS.tagsPerEntryMax} tags`);
     for (const t of tags) requireArg(typeof t === 'string' && t.length > 0 && t.length <= 256, 'tags', 'each tag must be a non-empty string of at most 256 characters');
     return tags;
   }
@@ -746,7 +755,8 @@ export class Cache<V = unknown> {
  * `createCache({ l2: 'redis://…', bus: transport })` sends invalidations over a Powerplant
  * Transport (NATS) instead. Never fails because Redis is down: it connects in the background.
  */
-export async function createCache<V = unknown>(options: CacheOptions = {}): Promise<Cache<V>> {
+export async function createCache<V = unknown>(given: CacheOptions = {}): Promise<Cache<V>> {
+  const options = renamedOptions(given, { valueBytesMax: 'maxValueBytes', keyCharsMax: 'maxKeyLength', inFlightMax: 'maxInFlight' });
   const namespace = options.namespace ?? 'default';
   requireArg(NAME_RE.test(namespace), 'namespace', 'must be 1-64 letters, digits, "_", "." or "-"');
   const nodeId = options.nodeId ?? randomBytes(6).toString('hex');
@@ -763,7 +773,7 @@ export async function createCache<V = unknown>(options: CacheOptions = {}): Prom
     throughputMin: 5,
     failureRateThreshold: 0.5,
     openMs: 2_000,
-    ...options.breaker,
+    ...renamedOptions(options.breaker ?? {}, { throughputMin: 'minimumThroughput' }, 'breaker.'),
   });
   const core = new CacheCore(nodeId, options, l2, ownsL2, breaker, clock, options.random ?? defaultRandom);
   const root = new Cache<V>(core, namespace, options.l1);

@@ -1,15 +1,15 @@
 /**
  * The cache: the public entry of src/cache. See docs/cache.md.
  */
-export { L1Cache, DEFAULT_L1_MAX_ENTRIES, MAX_L1_ENTRIES, FLAG_NEGATIVE, wallClock, type CacheKey, type L1Options, type L1Stats } from './l1.js';
+export { L1Cache, DEFAULT_L1_ENTRIES_MAX, L1_ENTRIES_MAX, FLAG_NEGATIVE, wallClock, type CacheKey, type L1Options, type L1Stats } from './l1.js';
 export {
   POLICY_NAMES, createPolicy, LruPolicy, LfuPolicy, WTinyLfuPolicy, SlotLists,
   type Policy, type PolicyName, type PolicyOptions, type LfuOptions, type WTinyLfuOptions,
 } from './policies/index.js';
-export { CountMinSketch, SKETCH_COUNTER_MAX, SKETCH_MAX_WIDTH, hashKey } from './sketch.js';
-export { MAX_VALUE_DEPTH, measureValue } from './size.js';
-export { MissingKeyFilter, BLOOM_MAX_COUNTERS, type BloomOptions } from './bloom.js';
-export { SingleFlight, InvalidationEpochs, DEFAULT_MAX_IN_FLIGHT, DEFAULT_EPOCH_BUCKETS } from './singleflight.js';
+export { CountMinSketch, SKETCH_COUNTER_MAX, SKETCH_WIDTH_MAX, hashKey } from './sketch.js';
+export { VALUE_DEPTH_MAX, measureValue } from './size.js';
+export { MissingKeyFilter, BLOOM_COUNTERS_MAX, type BloomOptions } from './bloom.js';
+export { SingleFlight, InvalidationEpochs, DEFAULT_IN_FLIGHT_MAX, DEFAULT_EPOCH_BUCKETS } from './singleflight.js';
 export { encodeEntry, decodeEntry, type L2Entry } from './codec.js';
 export { createTier, RedisTier, redisClient, type L2Tier, type RedisTierOptions } from './tiers/index.js';
 export { createBus, RedisBus, TransportBus, isInvalidationMessage, type InvalidationBus, type InvalidationMessage, type RedisBusOptions, type BusOptions } from './bus/index.js';

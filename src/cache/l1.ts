@@ -1,5 +1,5 @@
 /**
- * L1: the in-process cache. Bounded by entries (`maxEntries`) and bytes (`maxBytes`), per-entry
+ * L1: the in-process cache. Bounded by entries (`entriesMax`) and bytes (`bytesMax`), per-entry
  * TTL, eviction by a selectable policy (W-TinyLFU by default, LRU, LFU).
  *
  * Layout (the node-lru-cache approach): every entry lives in a SLOT, an index into preallocated
@@ -29,15 +29,16 @@
  */
 import { invariant, ppError, requireArg } from '../errors/index.js';
 import type { Clock } from '../resilience/index.js';
+import { renamedOptions } from '../util/index.js';
 import { createPolicy, type Policy, type PolicyName, type PolicyOptions } from './policies/index.js';
 import { hashKey } from './sketch.js';
 import { measureValue } from './size.js';
 
 export type CacheKey = string | number;
 
-/** Largest maxEntries accepted: slots are preallocated (about 60 bytes each plus the sketch). */
-export const MAX_L1_ENTRIES = 1 << 24;
-export const DEFAULT_L1_MAX_ENTRIES = 10_000;
+/** Largest entriesMax accepted: slots are preallocated (about 60 bytes each plus the sketch). */
+export const L1_ENTRIES_MAX = 1 << 24;
+export const DEFAULT_L1_ENTRIES_MAX = 10_000;
 /** Hits buffered before the policy sees them (the read buffer: 256 slots, 1 KB per cache). */
 export const READ_BUFFER_SIZE = 256;
 
@@ -48,15 +49,19 @@ export interface L1Options extends PolicyOptions {
   /** Default 'wtinylfu'. */
   policy?: PolicyName;
   /** Default 10,000. */
-  maxEntries?: number;
+  entriesMax?: number;
   /** Total bytes of the values held (as `sizeOf` measures them). Default Infinity (no byte bound). */
-  maxBytes?: number;
-  /** Bytes of a value, when maxBytes is finite and `set` is not told. Default `measureValue`. */
+  bytesMax?: number;
+  /** Bytes of a value, when bytesMax is finite and `set` is not told. Default `measureValue`. */
   sizeOf?: (value: unknown) => number;
   /** Epoch-ms clock for TTLs. Default `Date.now` (L2 entries carry epoch times across nodes). */
   clock?: Clock;
   /** Called when an entry that carries tags leaves (evicted, expired, deleted, replaced). */
   onTaggedRemove?: (key: CacheKey, tags: readonly string[]) => void;
+  /** @deprecated use entriesMax */
+  maxEntries?: number;
+  /** @deprecated use bytesMax */
+  maxBytes?: number;
 }
 
 export interface L1Stats {
@@ -71,8 +76,8 @@ export interface L1Stats {
 export const wallClock: Clock = { now: () => Date.now() };
 
 export class L1Cache<K extends CacheKey = CacheKey, V = unknown> {
-  readonly maxEntries: number;
-  readonly maxBytes: number;
+  readonly entriesMax: number;
+  readonly bytesMax: number;
   readonly clock: Clock;
   private readonly pol: Policy;
   private readonly capacity: number;
@@ -101,16 +106,17 @@ export class L1Cache<K extends CacheKey = CacheKey, V = unknown> {
   private evictionCount = 0;
   private expirationCount = 0;
 
-  constructor(options: L1Options = {}) {
-    const maxEntries = options.maxEntries ?? DEFAULT_L1_MAX_ENTRIES;
-    const maxBytes = options.maxBytes ?? Infinity;
-    requireArg(Number.isInteger(maxEntries) && maxEntries >= 1 && maxEntries <= MAX_L1_ENTRIES, 'maxEntries', `must be an integer in [1, ${MAX_L1_ENTRIES}]`);
-    requireArg(maxBytes === Infinity || (Number.isFinite(maxBytes) && maxBytes >= 1), 'maxBytes', 'must be a number >= 1 or Infinity');
-    this.maxEntries = maxEntries;
-    this.maxBytes = maxBytes;
-    // One slot more than maxEntries: a new entry is placed before the policy picks what leaves.
-    this.capacity = maxEntries + 1;
-    this.pol = createPolicy(options.policy ?? 'wtinylfu', maxEntries, this.capacity, options);
+  constructor(given: L1Options = {}) {
+    const options = renamedOptions(given, { entriesMax: 'maxEntries', bytesMax: 'maxBytes' });
+    const entriesMax = options.entriesMax ?? DEFAULT_L1_ENTRIES_MAX;
+    const bytesMax = options.bytesMax ?? Infinity;
+    requireArg(Number.isInteger(entriesMax) && entriesMax >= 1 && entriesMax <= L1_ENTRIES_MAX, 'entriesMax', `must be an integer in [1, ${L1_ENTRIES_MAX}]`);
+    requireArg(bytesMax === Infinity || (Number.isFinite(bytesMax) && bytesMax >= 1), 'bytesMax', 'must be a number >= 1 or Infinity');
+    this.entriesMax = entriesMax;
+    this.bytesMax = bytesMax;
+    // One slot more than entriesMax: a new entry is placed before the policy picks what leaves.
+    this.capacity = entriesMax + 1;
+    this.pol = createPolicy(options.policy ?? 'wtinylfu', entriesMax, this.capacity, options);
     this.hashing = this.pol.usesHash;
     this.readBuf = new Int32Array(READ_BUFFER_SIZE);
     this.clock = options.clock ?? wallClock;
@@ -184,7 +190,7 @@ export class L1Cache<K extends CacheKey = CacheKey, V = unknown> {
 
   /**
    * Stores `value` for `ttlMs` (Infinity = no expiry). `sizeBytes` overrides the measured size.
-   * Throws PP_ERR_TOO_LARGE when one value exceeds maxBytes, PP_ERR_UNSERIALIZABLE when the
+   * Throws PP_ERR_TOO_LARGE when one value exceeds bytesMax, PP_ERR_UNSERIALIZABLE when the
    * byte bound must measure a value that cannot be serialized.
    */
   set(key: K, value: V, ttlMs = Infinity, sizeBytes = -1): void {
@@ -200,9 +206,9 @@ export class L1Cache<K extends CacheKey = CacheKey, V = unknown> {
   setEntry(key: K, value: unknown, staleAtMs: number, expiresAtMs: number, sizeBytes: number, flags: number, computeMs: number, tags: readonly string[] | undefined): void {
     invariant(expiresAtMs >= staleAtMs, 'l1: hard expiry at or after freshness');
     let size = sizeBytes;
-    if (size < 0) size = this.maxBytes === Infinity ? 0 : this.sizeOf(value);
-    if (size > this.maxBytes) {
-      throw ppError('PP_ERR_TOO_LARGE', { field: 'value', message: `value: ${size} bytes exceed the L1 maxBytes ${this.maxBytes}`, data: { sizeBytes: size, maxBytes: this.maxBytes } });
+    if (size < 0) size = this.bytesMax === Infinity ? 0 : this.sizeOf(value);
+    if (size > this.bytesMax) {
+      throw ppError('PP_ERR_TOO_LARGE', { field: 'value', message: `value: ${size} bytes exceed the L1 bytesMax ${this.bytesMax}`, data: { sizeBytes: size, bytesMax: this.bytesMax } });
     }
     this.drainReads();
     let slot = this.map.get(key);
@@ -223,7 +229,7 @@ export class L1Cache<K extends CacheKey = CacheKey, V = unknown> {
       const victim = this.pol.insert(slot, h);
       if (victim >= 0) this.evict(victim);
       this.enforceBytes();
-      invariant(this.map.size === this.pol.size && this.map.size <= this.maxEntries, 'l1: entries within maxEntries and known to the policy');
+      invariant(this.map.size === this.pol.size && this.map.size <= this.entriesMax, 'l1: entries within entriesMax and known to the policy');
       return;
     }
     this.writeSlot(slot, false, value, staleAtMs, expiresAtMs, size, flags, computeMs, tags);
@@ -360,9 +366,9 @@ export class L1Cache<K extends CacheKey = CacheKey, V = unknown> {
   }
 
   private enforceBytes(): void {
-    while (this.bytesHeld > this.maxBytes) {
+    while (this.bytesHeld > this.bytesMax) {
       const victim = this.pol.evictOne();
-      invariant(victim >= 0, 'l1: an entry to evict while over maxBytes');
+      invariant(victim >= 0, 'l1: an entry to evict while over bytesMax');
       this.evict(victim);
     }
   }

@@ -2,7 +2,7 @@
  * Single-flight and the stale-set guard.
  *
  * `SingleFlight`: at most one load per key in this process; concurrent callers share its promise
- * (1,000 concurrent misses -> 1 loader call). Bounded: past `maxInFlight` distinct keys loading
+ * (1,000 concurrent misses -> 1 loader call). Bounded: past `inFlightMax` distinct keys loading
  * at once, further loads are refused with PP_ERR_OVERLOADED rather than growing without limit.
  *
  * `InvalidationEpochs`: the local half of "no stale sets". A load remembers the epoch of its key
@@ -16,15 +16,15 @@
  */
 import { ppError, requireArg } from '../errors/index.js';
 
-export const DEFAULT_MAX_IN_FLIGHT = 10_000;
+export const DEFAULT_IN_FLIGHT_MAX = 10_000;
 
 export class SingleFlight<T> {
   private readonly inFlight = new Map<string, Promise<T>>();
-  readonly maxInFlight: number;
+  readonly inFlightMax: number;
 
-  constructor(maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
-    requireArg(Number.isInteger(maxInFlight) && maxInFlight >= 1, 'maxInFlight', 'must be an integer >= 1');
-    this.maxInFlight = maxInFlight;
+  constructor(inFlightMax = DEFAULT_IN_FLIGHT_MAX) {
+    requireArg(Number.isInteger(inFlightMax) && inFlightMax >= 1, 'inFlightMax', 'must be an integer >= 1');
+    this.inFlightMax = inFlightMax;
   }
 
   get size(): number {
@@ -40,8 +40,8 @@ export class SingleFlight<T> {
   run(key: string, start: () => Promise<T>): Promise<T> {
     const existing = this.inFlight.get(key);
     if (existing !== undefined) return existing;
-    if (this.inFlight.size >= this.maxInFlight) {
-      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `more than ${this.maxInFlight} cache loads in flight`, data: { maxInFlight: this.maxInFlight } }));
+    if (this.inFlight.size >= this.inFlightMax) {
+      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `more than ${this.inFlightMax} cache loads in flight`, data: { inFlightMax: this.inFlightMax } }));
     }
     let p: Promise<T>;
     try {

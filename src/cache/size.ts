@@ -3,14 +3,14 @@
  *
  * `measureValue` walks a value once: it rejects what msgpack cannot carry faithfully (functions
  * and symbols — msgpackr silently turns a function into `undefined` —, cycles, nesting deeper
- * than `MAX_VALUE_DEPTH`) with PP_ERR_UNSERIALIZABLE naming the path, and returns an estimate of
+ * than `VALUE_DEPTH_MAX`) with PP_ERR_UNSERIALIZABLE naming the path, and returns an estimate of
  * its in-memory size in bytes (strings 2 bytes per UTF-16 unit, numbers 8, objects 16 + their
  * properties). It is the L1's byte accounting when no L2 encodes the value anyway.
  */
 import { ppError } from '../errors/index.js';
 
 /** Deeper values are refused (also how a cycle shows up without a visited set). */
-export const MAX_VALUE_DEPTH = 64;
+export const VALUE_DEPTH_MAX = 64;
 
 function unserializable(path: string, why: string): Error {
   return ppError('PP_ERR_UNSERIALIZABLE', { field: path, message: `${path}: ${why}` });
@@ -37,7 +37,7 @@ function walk(v: unknown, path: string, depth: number, seen: Set<object>): numbe
   }
   if (v === null) return 8;
   const o = v as object;
-  if (depth >= MAX_VALUE_DEPTH) throw unserializable(path, `nested deeper than ${MAX_VALUE_DEPTH} levels`);
+  if (depth >= VALUE_DEPTH_MAX) throw unserializable(path, `nested deeper than ${VALUE_DEPTH_MAX} levels`);
   if (ArrayBuffer.isView(o)) return 16 + o.byteLength;
   if (o instanceof Date) return 16;
   if (seen.has(o)) throw unserializable(path, 'cyclic reference');

@@ -23,7 +23,7 @@ import { mix32 } from '../partition/index.js';
 export const SKETCH_COUNTER_MAX = 15;
 const DEPTH = 4;
 /** Bounds the sketch's memory (4 bytes per counter column): 4 x 2^24 bytes = 64 MiB at most. */
-export const SKETCH_MAX_WIDTH = 1 << 24;
+export const SKETCH_WIDTH_MAX = 1 << 24;
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -50,7 +50,7 @@ export class CountMinSketch {
     requireArg(Number.isInteger(sampleFactor) && sampleFactor >= 1 && sampleFactor <= 1000, 'sampleFactor', 'must be an integer in [1, 1000]');
     // Two counters per row per cached entry (8 bytes per entry over the four rows): with one, a
     // scan of 10x capacity saturated small sketches and hot keys lost admission contests.
-    this.width = Math.min(SKETCH_MAX_WIDTH, Math.max(16, 2 * nextPow2(capacity)));
+    this.width = Math.min(SKETCH_WIDTH_MAX, Math.max(16, 2 * nextPow2(capacity)));
     this.blockMask = this.width / 16 - 1;
     this.table = new Uint8Array(this.width * DEPTH);
     this.words = new Int32Array(this.table.buffer);

@@ -176,7 +176,7 @@ describe('Cache (L1 only)', () => {
 
   it('Bloom filter of missing keys answers after the negative entry left L1; set and delete remove the key', async () => {
     const clock = new FakeClock(1_000_000);
-    const cache = await createCache<string>(base(clock, { negativeTtlMs: 1_000, bloom: { expectedKeys: 1000 }, l1: { maxEntries: 10 } }));
+    const cache = await createCache<string>(base(clock, { negativeTtlMs: 1_000, bloom: { expectedKeys: 1000 }, l1: { entriesMax: 10 } }));
     let calls = 0;
     const missing = (): undefined => { calls++; return undefined; };
     for (let i = 0; i < 100; i++) await cache.getOrLoad(`m${i}`, missing);
@@ -273,7 +273,7 @@ describe('Cache (L1 only)', () => {
   });
 
   it('bad input: unserializable and oversize values, bad keys and options are typed errors', async () => {
-    const cache = await createCache<unknown>({ maxValueBytes: 1000 });
+    const cache = await createCache<unknown>({ valueBytesMax: 1000 });
     const fn = await rejection(cache.set('f', { run: () => 1 }));
     expect(isPowerplantError(fn, 'PP_ERR_UNSERIALIZABLE')).toBe(true);
     expect((fn as { field: string }).field).toBe('value.run');
@@ -285,5 +285,18 @@ describe('Cache (L1 only)', () => {
     await expect(createCache({ jitter: 1 })).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'jitter' });
     await expect(createCache({ l2: 'memcached://x' })).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'l2' });
     expect(await cache.get('f')).toBeUndefined();
+  });
+
+  it('the deprecated maxKeyLength and l1.maxEntries still work; an old name that contradicts the new one is refused', async () => {
+    const cache = await createCache<string>({ maxKeyLength: 4, l1: { maxEntries: 2 } });
+    await cache.set('abcd', 'v');
+    const long = await rejection(cache.get('abcde'));
+    expect(long).toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'key', message: expect.stringContaining('4 characters') });
+    await cache.set('a', '1');
+    await cache.set('b', '2');
+    expect(cache.stats().l1.entries).toBeLessThanOrEqual(2);
+    await expect(createCache({ keyCharsMax: 8, maxKeyLength: 16 })).rejects.toMatchObject({
+      code: 'PP_ERR_INVALID_ARGUMENT', field: 'keyCharsMax', message: expect.stringMatching(/keyCharsMax.*maxKeyLength/),
+    });
   });
 });

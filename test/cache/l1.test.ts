@@ -41,9 +41,9 @@ describe('L1Cache (every policy)', () => {
   for (const policy of POLICY_NAMES) {
     it(`${policy}: bounds hold, gets agree with a model, TTL honoured (property)`, () => {
       fc.assert(
-        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 30, max: 200 }), fc.array(opArb, { maxLength: 300 }), (maxEntries, maxBytes, ops) => {
+        fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 30, max: 200 }), fc.array(opArb, { maxLength: 300 }), (entriesMax, bytesMax, ops) => {
           const clock = new FakeClock(1_000);
-          const c = new L1Cache<string | number, number>({ policy, maxEntries, maxBytes, clock });
+          const c = new L1Cache<string | number, number>({ policy, entriesMax, bytesMax, clock });
           // The model: what was last set and when it expires. An entry may be missing from the
           // cache (evicted) but must never hold another value or outlive its TTL.
           const model = new Map<string | number, { value: number; expiresAtMs: number }>();
@@ -67,8 +67,8 @@ describe('L1Cache (every policy)', () => {
             } else {
               clock.advance(op.ms);
             }
-            expect(c.size).toBeLessThanOrEqual(maxEntries);
-            expect(c.bytes).toBeLessThanOrEqual(maxBytes);
+            expect(c.size).toBeLessThanOrEqual(entriesMax);
+            expect(c.bytes).toBeLessThanOrEqual(bytesMax);
             expect(c.policy.size).toBe(c.size);
           }
         }),
@@ -77,7 +77,7 @@ describe('L1Cache (every policy)', () => {
     });
 
     it(`${policy}: the most recent insert is present right after it (with room for it)`, () => {
-      const c = new L1Cache<number, number>({ policy, maxEntries: 3 });
+      const c = new L1Cache<number, number>({ policy, entriesMax: 3 });
       for (let i = 0; i < 50; i++) {
         c.set(i, i);
         // W-TinyLFU admits every new entry into its window; LRU and LFU evict something else.
@@ -86,8 +86,8 @@ describe('L1Cache (every policy)', () => {
     });
   }
 
-  it('rejects a value larger than maxBytes with PP_ERR_TOO_LARGE and leaves the cache as it was', () => {
-    const c = new L1Cache<string, string>({ maxEntries: 10, maxBytes: 100 });
+  it('rejects a value larger than bytesMax with PP_ERR_TOO_LARGE and leaves the cache as it was', () => {
+    const c = new L1Cache<string, string>({ entriesMax: 10, bytesMax: 100 });
     c.set('a', 'x');
     let err: unknown;
     try {
@@ -121,7 +121,7 @@ describe('L1Cache (every policy)', () => {
 
   for (const policy of POLICY_NAMES) {
     it(`${policy}: buffered hits reach the policy before it picks a victim (the read buffer is drained on writes)`, () => {
-      const c = new L1Cache<string, number>({ policy, maxEntries: 3, wtinylfu: { adaptive: false } });
+      const c = new L1Cache<string, number>({ policy, entriesMax: 3, wtinylfu: { adaptive: false } });
       c.set('a', 1);
       c.set('b', 2);
       c.set('c', 3);
@@ -137,7 +137,7 @@ describe('L1Cache (every policy)', () => {
 
   it('an expired entry is never returned, also while earlier hits on it are still buffered', () => {
     const clock = new FakeClock(1_000);
-    const c = new L1Cache<string, number>({ maxEntries: 10, clock });
+    const c = new L1Cache<string, number>({ entriesMax: 10, clock });
     c.set('k', 1, 100);
     for (let i = 0; i < 3; i++) expect(c.get('k')).toBe(1);
     clock.advance(99);
@@ -154,7 +154,7 @@ describe('L1Cache (every policy)', () => {
   it('a get allocates nothing on the hot path (heap stays flat over 200k hits)', () => {
     // Not a timing: a sanity check that hits do not build garbage (allocation would show up as
     // tens of MB over 200k gets). GC can still run, so the bound is generous.
-    const c = new L1Cache<string, number>({ maxEntries: 1000 });
+    const c = new L1Cache<string, number>({ entriesMax: 1000 });
     const keys = Array.from({ length: 1000 }, (_, i) => `key:${i}`);
     for (const k of keys) c.set(k, 1);
     let s = 0;
@@ -207,7 +207,7 @@ describe('CountMinSketch', () => {
 describe('policy behaviour', () => {
   it('W-TinyLFU keeps a frequently used set through a one-pass scan that evicts it under LRU', () => {
     const run = (policy: PolicyName): number => {
-      const c = new L1Cache<string, number>({ policy, maxEntries: 100, wtinylfu: { adaptive: false } });
+      const c = new L1Cache<string, number>({ policy, entriesMax: 100, wtinylfu: { adaptive: false } });
       const hot = Array.from({ length: 50 }, (_, i) => `hot${i}`);
       for (let r = 0; r < 20; r++) for (const k of hot) if (c.get(k) === undefined) c.set(k, 1);
       for (let i = 0; i < 1000; i++) if (c.get(`scan${i}`) === undefined) c.set(`scan${i}`, 1);
@@ -228,10 +228,10 @@ describe('policy behaviour', () => {
     expect(p.windowCount + p.probationCount + p.protectedCount).toBe(100);
   });
 
-  it('W-TinyLFU window adaptation keeps window + main = maxEntries (property)', () => {
+  it('W-TinyLFU window adaptation keeps window + main = entriesMax (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 500, maxLength: 3000 }), (trace) => {
-        const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 50, wtinylfu: { sampleFactor: 1 } });
+        const c = new L1Cache<number, number>({ policy: 'wtinylfu', entriesMax: 50, wtinylfu: { sampleFactor: 1 } });
         for (const k of trace) if (c.get(k) === undefined) c.set(k, k);
         const p = c.policy as WTinyLfuPolicy;
         expect(p.windowMax + p.mainMax).toBe(50);
@@ -258,7 +258,7 @@ describe('policy behaviour', () => {
       }
     }
     const run = (adaptive: boolean): { hits: number; windowMax: number } => {
-      const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 100, wtinylfu: { adaptive } });
+      const c = new L1Cache<number, number>({ policy: 'wtinylfu', entriesMax: 100, wtinylfu: { adaptive } });
       let hits = 0;
       for (const k of trace) if (c.get(k) === undefined) c.set(k, k);
       else hits++;
@@ -292,7 +292,7 @@ describe('policy behaviour', () => {
       trace.push(lo);
     }
     const run = (adaptive: boolean): { hits: number; windowMax: number } => {
-      const c = new L1Cache<number, number>({ policy: 'wtinylfu', maxEntries: 100, wtinylfu: { adaptive, initialWindowShare: 0.5 } });
+      const c = new L1Cache<number, number>({ policy: 'wtinylfu', entriesMax: 100, wtinylfu: { adaptive, initialWindowShare: 0.5 } });
       let hits = 0;
       for (const k of trace) if (c.get(k) === undefined) c.set(k, k);
       else hits++;
@@ -309,7 +309,7 @@ describe('policy behaviour', () => {
     // Cache of 100 (window 1, horizon 13 departures): 99 hot keys in main, so every new key
     // loses its admission contest and becomes a window ghost.
     const run = (gap: number): number => {
-      const c = new L1Cache<string, number>({ policy: 'wtinylfu', maxEntries: 100 });
+      const c = new L1Cache<string, number>({ policy: 'wtinylfu', entriesMax: 100 });
       for (let i = 0; i < 100; i++) c.set(`hot${i}`, i);
       for (let r = 0; r < 10; r++) for (let i = 0; i < 99; i++) c.get(`hot${i}`);
       expect(c.get('x')).toBeUndefined();
@@ -345,7 +345,7 @@ describe('policy behaviour', () => {
   it('LFU never evicts a slot strictly more frequent than every other resident', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 200 }), (newKeys) => {
-        const c = new L1Cache<number, number>({ policy: 'lfu', maxEntries: 8 });
+        const c = new L1Cache<number, number>({ policy: 'lfu', entriesMax: 8 });
         c.set(0, 0);
         for (let i = 0; i < 5_000; i++) c.get(0);
         for (const k of newKeys) {

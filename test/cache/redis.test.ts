@@ -161,7 +161,7 @@ describe.runIf(run)('Cache on Redis', () => {
           loader: ({ signal }) => new Promise<string>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))),
           fails: true,
         },
-        { name: 'too-large', options: { maxValueBytes: 64 }, loader: () => 'x'.repeat(1_000), fails: true },
+        { name: 'too-large', options: { valueBytesMax: 64 }, loader: () => 'x'.repeat(1_000), fails: true },
         { name: 'negative', options: { negativeTtlMs: 0 }, loader: () => undefined, fails: false },
       ];
       for (const c of cases) {
@@ -183,7 +183,7 @@ describe.runIf(run)('Cache on Redis', () => {
   });
 
   it('bad input with L2: unserializable and oversize values are typed errors, nothing is written', async () => {
-    const a = await node({ maxValueBytes: 100 });
+    const a = await node({ valueBytesMax: 100 });
     await expect(a.set('bad', { f: () => 1 } as unknown as string)).rejects.toMatchObject({ code: 'PP_ERR_UNSERIALIZABLE' });
     await expect(a.set('big', 'x'.repeat(500))).rejects.toMatchObject({ code: 'PP_ERR_TOO_LARGE' });
     expect(await (await node()).get('big')).toBeUndefined();
@@ -228,7 +228,7 @@ describe('Cache with Redis down', () => {
     let c: Cache<string> | undefined;
     try {
       await eventually(() => reachable({ name: 'redis', host: '127.0.0.1', port }, 200));
-      c = await createCache<string>({ l2: url, jitter: 0, l2Options: { commandTimeoutMs: 100, reconnectMaxMs: 100 }, busOptions: { reconnectMaxMs: 100 } });
+      c = await createCache<string>({ l2: url, jitter: 0, l2Options: { commandTimeoutMs: 100, reconnectDelayMsMax: 100 }, busOptions: { reconnectDelayMsMax: 100 } });
       let calls = 0;
       const loader = (): string => `v${++calls}`;
       for (let i = 0; i < 10; i++) await c.getOrLoad(`k${i}`, loader);

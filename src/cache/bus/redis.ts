@@ -11,6 +11,8 @@ export interface RedisBusOptions {
   /** Channel name. Default 'pp:cache:inv'. */
   channel?: string;
   commandTimeoutMs?: number;
+  reconnectDelayMsMax?: number;
+  /** @deprecated use reconnectDelayMsMax */
   reconnectMaxMs?: number;
 }
 

@@ -18,7 +18,7 @@ export interface Policy {
   /**
    * A new slot enters (its key was absent). Returns a resident slot to evict — already unlinked
    * from the policy, the caller frees it — or -1. The new slot may itself be returned (rejected
-   * by admission). At most one slot is returned: `size <= maxEntries` holds after every insert.
+   * by admission). At most one slot is returned: `size <= entriesMax` holds after every insert.
    */
   insert(slot: number, hash: number): number;
   /** A hit on a resident slot (frequency policies kept the slot's hash at insert). */

@@ -18,10 +18,10 @@ export interface PolicyOptions {
   lfu?: LfuOptions;
 }
 
-/** A policy for `maxEntries` residents over slots [0, capacity). */
-export function createPolicy(name: PolicyName, maxEntries: number, capacity: number, options: PolicyOptions = {}): Policy {
+/** A policy for `entriesMax` residents over slots [0, capacity). */
+export function createPolicy(name: PolicyName, entriesMax: number, capacity: number, options: PolicyOptions = {}): Policy {
   requireArg(POLICY_NAMES.includes(name), 'policy', `must be one of ${POLICY_NAMES.join(', ')}`);
-  if (name === 'lru') return new LruPolicy(maxEntries, capacity);
-  if (name === 'lfu') return new LfuPolicy(maxEntries, capacity, options.lfu);
-  return new WTinyLfuPolicy(maxEntries, capacity, options.wtinylfu);
+  if (name === 'lru') return new LruPolicy(entriesMax, capacity);
+  if (name === 'lfu') return new LfuPolicy(entriesMax, capacity, options.lfu);
+  return new WTinyLfuPolicy(entriesMax, capacity, options.wtinylfu);
 }

@@ -2,7 +2,7 @@
  * Least frequently used, approximated by sampling (the way Redis's allkeys-lfu works): each slot
  * has an exact access count; eviction looks at `sample` consecutive resident slots from a random
  * start in a dense array of residents and evicts the least frequent (ties: the least recently
- * touched). Counts are halved every 10 x maxEntries accesses so old popularity fades.
+ * touched). Counts are halved every 10 x entriesMax accesses so old popularity fades.
  *
  * Why sampled rather than exact O(1) LFU (frequency buckets): exact LFU needs a list node per
  * distinct count, allocated and freed as counts change; sampling needs two typed arrays and is
@@ -16,7 +16,7 @@ import type { Policy } from './base.js';
 export interface LfuOptions {
   /** Resident slots examined per eviction. Default 16. */
   sample?: number;
-  /** Accesses between halvings, as a multiple of maxEntries. Default 10. */
+  /** Accesses between halvings, as a multiple of entriesMax. Default 10. */
   agingFactor?: number;
 }
 
@@ -28,7 +28,7 @@ export class LfuPolicy implements Policy {
   /** Resident slots packed at the front; `pos[slot]` is a slot's index here (-1 when not resident). */
   private readonly dense: Int32Array;
   private readonly pos: Int32Array;
-  private readonly maxEntries: number;
+  private readonly entriesMax: number;
   private readonly sample: number;
   private readonly agingPeriod: number;
   private accesses = 0;
@@ -36,11 +36,11 @@ export class LfuPolicy implements Policy {
   private rng = 0x9e3779b9;
   size = 0;
 
-  constructor(maxEntries: number, capacity: number, options: LfuOptions = {}) {
-    this.maxEntries = maxEntries;
+  constructor(entriesMax: number, capacity: number, options: LfuOptions = {}) {
+    this.entriesMax = entriesMax;
     this.sample = options.sample ?? 16;
     invariant(Number.isInteger(this.sample) && this.sample >= 1, 'lfu: sample >= 1');
-    this.agingPeriod = Math.max(16, (options.agingFactor ?? 10) * maxEntries);
+    this.agingPeriod = Math.max(16, (options.agingFactor ?? 10) * entriesMax);
     this.counts = new Uint32Array(capacity);
     this.touched = new Float64Array(capacity);
     this.dense = new Int32Array(capacity);
@@ -51,7 +51,7 @@ export class LfuPolicy implements Policy {
     // Choose the victim among the EXISTING residents before adding: a newcomer (count 1) would
     // otherwise be the least frequent and never get in.
     let victim = -1;
-    if (this.size + 1 > this.maxEntries) victim = this.evictOne();
+    if (this.size + 1 > this.entriesMax) victim = this.evictOne();
     this.pos[slot] = this.size;
     this.dense[this.size++] = slot;
     this.counts[slot] = 1;

@@ -6,18 +6,18 @@ export class LruPolicy implements Policy {
   readonly name = 'lru' as const;
   readonly usesHash = false;
   private readonly lists: SlotLists;
-  private readonly maxEntries: number;
+  private readonly entriesMax: number;
   size = 0;
 
-  constructor(maxEntries: number, capacity: number) {
-    this.maxEntries = maxEntries;
+  constructor(entriesMax: number, capacity: number) {
+    this.entriesMax = entriesMax;
     this.lists = new SlotLists(capacity, 1);
   }
 
   insert(slot: number): number {
     this.lists.append(0, slot);
     this.size++;
-    if (this.size <= this.maxEntries) return -1;
+    if (this.size <= this.entriesMax) return -1;
     return this.evictOne();
   }
 

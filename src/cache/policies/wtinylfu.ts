@@ -20,7 +20,7 @@
  *    small direct-mapped tables, each stamped with its own eviction clock. A miss on a key in the
  *    window ghost at most H window departures old is a hit that a window larger by H would have
  *    had; a miss in the main ghost at most H main evictions old, one that a main larger by H
- *    would have had (H = 1/8 of capacity). Every maxEntries accesses the window moves by the
+ *    would have had (H = 1/8 of capacity). Every entriesMax accesses the window moves by the
  *    difference of the two counts, toward the side that would have hit more: an estimate of
  *    the hit-rate derivative at the current split, measured on the trace itself, not inferred
  *    from comparing the hit rates of consecutive samples (the hill climber this replaced, whose
@@ -60,11 +60,11 @@ export interface WTinyLfuOptions {
   initialWindowShare?: number;
   /** Adapt the window size (off: tests, fixed-window comparisons). Default true. */
   adaptive?: boolean;
-  /** Sketch aging period (counted increments), as a multiple of maxEntries. Default 20. */
+  /** Sketch aging period (counted increments), as a multiple of entriesMax. Default 20. */
   sampleFactor?: number;
-  /** Accesses per adaptation period, as a multiple of maxEntries. Default 1. */
+  /** Accesses per adaptation period, as a multiple of entriesMax. Default 1. */
   adaptPeriod?: number;
-  /** Ghost horizon H, as a share of maxEntries (the capacity change whose effect is estimated). Default 0.125. */
+  /** Ghost horizon H, as a share of entriesMax (the capacity change whose effect is estimated). Default 0.125. */
   ghostHorizon?: number;
 }
 
@@ -77,7 +77,7 @@ export class WTinyLfuPolicy implements Policy {
   private readonly hashes: Int32Array;
   /** Per slot: segment and SATURATED flag, one byte (10 KB for 10,000 entries: stays in the CPU's L1). */
   private readonly state: Uint8Array;
-  private readonly maxEntries: number;
+  private readonly entriesMax: number;
   private readonly adaptive: boolean;
   private readonly sampleSize: number;
 
@@ -109,21 +109,21 @@ export class WTinyLfuPolicy implements Policy {
   /** `sketch.agings` when the SATURATED flags were last cleared. */
   private agingsSeen = 0;
 
-  constructor(maxEntries: number, capacity: number, options: WTinyLfuOptions = {}) {
+  constructor(entriesMax: number, capacity: number, options: WTinyLfuOptions = {}) {
     const share = options.initialWindowShare ?? 0.01;
     invariant(share > 0 && share < 1, 'wtinylfu: initial window share in (0, 1)');
-    this.maxEntries = maxEntries;
+    this.entriesMax = entriesMax;
     this.adaptive = options.adaptive ?? true;
     // Sketch aging every 20x capacity (Caffeine: 10x): with 10x even a fixed 1% window gave only
     // +4.87 over LRU on zipf-scans at 10,000 entries (the benchmark's floor is +5); a longer
     // memory helps frequency traces. The ghost constants (period 1x, horizon 1/8 of capacity) sit
     // in the middle of the range where all of docs/cache.md's 55 cases behave (see there).
     const sampleFactor = options.sampleFactor ?? 20;
-    this.sketch = new CountMinSketch(maxEntries, sampleFactor);
-    this.sampleSize = Math.max(16, Math.round((options.adaptPeriod ?? 1) * maxEntries));
+    this.sketch = new CountMinSketch(entriesMax, sampleFactor);
+    this.sampleSize = Math.max(16, Math.round((options.adaptPeriod ?? 1) * entriesMax));
     const horizonShare = options.ghostHorizon ?? 0.125;
     invariant(horizonShare > 0 && horizonShare <= 1, 'wtinylfu: ghost horizon in (0, 1]');
-    this.ghostHorizon = Math.max(1, Math.round(horizonShare * maxEntries));
+    this.ghostHorizon = Math.max(1, Math.round(horizonShare * entriesMax));
     let g = 16;
     while (g < 4 * this.ghostHorizon) g *= 2;
     this.ghostMask = g - 1;
@@ -133,8 +133,8 @@ export class WTinyLfuPolicy implements Policy {
     this.lists = new SlotLists(capacity, 3);
     this.hashes = new Int32Array(capacity);
     this.state = new Uint8Array(capacity).fill(NONE);
-    this.windowMax = Math.min(maxEntries, Math.max(1, Math.round(share * maxEntries)));
-    this.mainMax = maxEntries - this.windowMax;
+    this.windowMax = Math.min(entriesMax, Math.max(1, Math.round(share * entriesMax)));
+    this.mainMax = entriesMax - this.windowMax;
     this.protectedMax = Math.floor(PROTECTED_SHARE * this.mainMax);
   }
 
@@ -360,16 +360,16 @@ export class WTinyLfuPolicy implements Policy {
   private adapt(): void {
     this.hitsInSample = 0;
     this.missesInSample = 0;
-    if (!this.adaptive || this.maxEntries < 2) return;
+    if (!this.adaptive || this.entriesMax < 2) return;
     const net = this.windowGhostHits - this.mainGhostHits;
     this.windowGhostHits = 0;
     this.mainGhostHits = 0;
-    if (net > 0) this.growWindow(Math.min(net, this.maxEntries - 1 - this.windowMax));
+    if (net > 0) this.growWindow(Math.min(net, this.entriesMax - 1 - this.windowMax));
     else if (net < 0) this.shrinkWindow(Math.min(-net, this.windowMax - 1));
   }
 
   private setMainMax(): void {
-    this.mainMax = this.maxEntries - this.windowMax;
+    this.mainMax = this.entriesMax - this.windowMax;
     this.protectedMax = Math.floor(PROTECTED_SHARE * this.mainMax);
   }
 
@@ -403,7 +403,7 @@ export class WTinyLfuPolicy implements Policy {
   }
 
   private checkBounds(): void {
-    invariant(this.windowMax >= 1 && this.windowMax + this.mainMax === this.maxEntries, 'wtinylfu: window + main = maxEntries');
+    invariant(this.windowMax >= 1 && this.windowMax + this.mainMax === this.entriesMax, 'wtinylfu: window + main = entriesMax');
     invariant(this.windowCount <= this.windowMax && this.probationCount + this.protectedCount <= this.mainMax, 'wtinylfu: segments within bounds');
   }
 }

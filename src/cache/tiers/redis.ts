@@ -20,6 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { requireArg } from '../../errors/index.js';
+import { renamedOptions } from '../../util/index.js';
 import type { L2Tier } from './base.js';
 
 export interface RedisTierOptions {
@@ -28,9 +29,11 @@ export interface RedisTierOptions {
   /** Per-command timeout. Default 250 ms. */
   commandTimeoutMs?: number;
   /** Cap of the reconnect backoff. Default 2,000 ms. */
-  reconnectMaxMs?: number;
+  reconnectDelayMsMax?: number;
   /** Keys deleted per SCAN batch by clearNamespace. Default 500. */
   scanBatch?: number;
+  /** @deprecated use reconnectDelayMsMax */
+  reconnectMaxMs?: number;
 }
 
 const SET_SCRIPT = `
@@ -70,15 +73,16 @@ interface ScriptedRedis extends Redis {
 }
 
 /** ioredis options shared by the tier and the bus: fail fast offline, reconnect with capped backoff. */
-export function redisClient(url: string, options: { commandTimeoutMs?: number; reconnectMaxMs?: number; offlineQueue?: boolean; name: string }): Redis {
-  const reconnectMaxMs = options.reconnectMaxMs ?? 2_000;
+export function redisClient(url: string, given: { commandTimeoutMs?: number; reconnectDelayMsMax?: number; /** @deprecated */ reconnectMaxMs?: number; offlineQueue?: boolean; name: string }): Redis {
+  const options = renamedOptions(given, { reconnectDelayMsMax: 'reconnectMaxMs' });
+  const reconnectDelayMsMax = options.reconnectDelayMsMax ?? 2_000;
   const client = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: options.offlineQueue ?? false,
     maxRetriesPerRequest: 0,
     commandTimeout: options.commandTimeoutMs ?? 250,
     connectTimeout: 1_000,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), reconnectMaxMs),
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), reconnectDelayMsMax),
     connectionName: options.name,
   });
   // ioredis emits 'error' on every failed (re)connect; the cache counts failures through its
