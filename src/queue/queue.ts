@@ -6,6 +6,7 @@
 import { hash32, jumpHash } from '../partition/index.js';
 import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
 import type { CounterSeries, Logger, MetricsRegistry } from '../observe/index.js';
+import { renamedOptions } from '../util/index.js';
 import { decodePayload, encodePayload } from './codec.js';
 import { Member, type ConsumerHost, type DeadLettered, type SubscribeOptions, type Subscription } from './consumer/index.js';
 import { ENCODING_BYTES, RESERVED_HEADER_PREFIX, type QueueEngine, type ReadFrom, type RecoveryEvent, type StoredRecord, type TopicConfig, type TopicRetention } from './engines/base.js';
@@ -13,38 +14,54 @@ import { createEngine, type EngineOptions } from './engines/index.js';
 
 export interface QueueLimits {
   /** Encoded message bytes. Default 1 MiB. */
-  readonly messageMaxBytes: number;
+  readonly messageBytesMax: number;
   /** Key bytes (UTF-8). Default 1024. */
-  readonly keyMaxBytes: number;
+  readonly keyBytesMax: number;
   /** Message id bytes (UTF-8). Default 256. */
-  readonly idMaxBytes: number;
+  readonly idBytesMax: number;
   /** Headers, as JSON bytes. Default 16 KiB. */
-  readonly headersMaxBytes: number;
+  readonly headersBytesMax: number;
   /** Longest delay, in ms. Default 7 days. */
-  readonly delayMaxMs: number;
+  readonly delayMsMax: number;
   /** Partitions per topic. Default 1024. */
   readonly partitionsMax: number;
 }
 
 export const DEFAULT_QUEUE_LIMITS: QueueLimits = {
-  messageMaxBytes: 1024 * 1024,
-  keyMaxBytes: 1024,
-  idMaxBytes: 256,
-  headersMaxBytes: 16 * 1024,
-  delayMaxMs: 7 * 86_400_000,
+  messageBytesMax: 1024 * 1024,
+  keyBytesMax: 1024,
+  idBytesMax: 256,
+  headersBytesMax: 16 * 1024,
+  delayMsMax: 7 * 86_400_000,
   partitionsMax: 1024,
 };
 
 export interface TopicOptions {
   /** Default 4 (or `topicDefaults.partitions`). */
   readonly partitions?: number;
-  readonly retention?: Partial<TopicRetention>;
+  readonly retention?: Partial<TopicRetention> & {
+    /** @deprecated use bytesMax */
+    readonly maxBytes?: number;
+    /** @deprecated use ageMsMax */
+    readonly maxAgeMs?: number;
+  };
 }
 
 export interface QueueOptions extends EngineOptions {
   /** `file:<dir>` (embedded log, default `file:./data/queue`) or `nats://host:port`. */
   readonly engine?: string;
-  readonly limits?: Partial<QueueLimits>;
+  readonly limits?: Partial<QueueLimits> & {
+    /** @deprecated use messageBytesMax */
+    readonly messageMaxBytes?: number;
+    /** @deprecated use keyBytesMax */
+    readonly keyMaxBytes?: number;
+    /** @deprecated use idBytesMax */
+    readonly idMaxBytes?: number;
+    /** @deprecated use headersBytesMax */
+    readonly headersMaxBytes?: number;
+    /** @deprecated use delayMsMax */
+    readonly delayMaxMs?: number;
+  };
   /** Publishing to / subscribing to a missing topic creates it with `topicDefaults` (else PP_ERR_UNKNOWN_TOPIC). Default false. */
   readonly autoCreateTopics?: boolean;
   readonly topicDefaults?: TopicOptions;
@@ -107,9 +124,9 @@ export const DEAD_LETTER_HEADERS = {
   group: 'pp-dead-group',
   attempts: 'pp-dead-attempts',
 } as const;
-const DEAD_REASON_MAX_CHARS = 2000;
+const DEAD_REASON_CHARS_MAX = 2000;
 
-const TOPIC_DEFAULTS = { partitions: 4, retention: { maxBytes: 1024 * 1024 * 1024, maxAgeMs: 7 * 86_400_000 } } as const;
+const TOPIC_DEFAULTS = { partitions: 4, retention: { bytesMax: 1024 * 1024 * 1024, ageMsMax: 7 * 86_400_000 } } as const;
 
 export class Queue implements ConsumerHost {
   readonly engine: QueueEngine;
@@ -143,7 +160,7 @@ export class Queue implements ConsumerHost {
   instrument(o: QueueInstruments): void {
     if (o.logger !== undefined) this.#logger = o.logger;
     if (o.metrics !== undefined) {
-      const c = o.metrics.counter('pp_queue_dead_letters_total', 'Records that failed maxDeliver times: moved to the dead-letter topic (dlq) or dropped (dlq="-").', ['topic', 'group', 'dlq']);
+      const c = o.metrics.counter('pp_queue_dead_letters_total', 'Records that failed deliveriesMax times: moved to the dead-letter topic (dlq) or dropped (dlq="-").', ['topic', 'group', 'dlq']);
       this.#deadLetters = (topic, group, dlq) => c.labels(topic, group, dlq);
     }
   }
@@ -170,12 +187,13 @@ export class Queue implements ConsumerHost {
   #config(o: TopicOptions, base: TopicConfig): TopicConfig {
     requireArg(typeof o === 'object' && o !== null, 'topic options', 'must be an object');
     const partitions = o.partitions ?? base.partitions;
-    const maxBytes = o.retention?.maxBytes ?? base.retention.maxBytes;
-    const maxAgeMs = o.retention?.maxAgeMs ?? base.retention.maxAgeMs;
+    const retention = renamedOptions(o.retention ?? {}, { bytesMax: 'maxBytes', ageMsMax: 'maxAgeMs' }, 'retention.');
+    const bytesMax = retention.bytesMax ?? base.retention.bytesMax;
+    const ageMsMax = retention.ageMsMax ?? base.retention.ageMsMax;
     requireArg(Number.isInteger(partitions) && partitions >= 1 && partitions <= this.limits.partitionsMax, 'partitions', `must be an integer in [1, ${this.limits.partitionsMax}]`);
-    requireArg(Number.isSafeInteger(maxBytes) && maxBytes >= 4096, 'retention.maxBytes', 'must be an integer >= 4096');
-    requireArg(Number.isSafeInteger(maxAgeMs) && maxAgeMs >= 1000, 'retention.maxAgeMs', 'must be an integer >= 1000');
-    return { partitions, retention: { maxBytes, maxAgeMs } };
+    requireArg(Number.isSafeInteger(bytesMax) && bytesMax >= 4096, 'retention.bytesMax', 'must be an integer >= 4096');
+    requireArg(Number.isSafeInteger(ageMsMax) && ageMsMax >= 1000, 'retention.ageMsMax', 'must be an integer >= 1000');
+    return { partitions, retention: { bytesMax, ageMsMax } };
   }
 
   #checkOpen(): void {
@@ -235,25 +253,25 @@ export class Queue implements ConsumerHost {
     const L = this.limits;
     if (key !== undefined) {
       requireArg(typeof key === 'string' && key.length > 0, 'key', 'must be a non-empty string');
-      if (key.length * 3 > L.keyMaxBytes && Buffer.byteLength(key) > L.keyMaxBytes) throw tooLarge('key', Buffer.byteLength(key), L.keyMaxBytes);
+      if (key.length * 3 > L.keyBytesMax && Buffer.byteLength(key) > L.keyBytesMax) throw tooLarge('key', Buffer.byteLength(key), L.keyBytesMax);
     }
     if (id !== undefined) {
       requireArg(typeof id === 'string' && id.length > 0, 'id', 'must be a non-empty string');
-      if (id.length * 3 > L.idMaxBytes && Buffer.byteLength(id) > L.idMaxBytes) throw tooLarge('id', Buffer.byteLength(id), L.idMaxBytes);
+      if (id.length * 3 > L.idBytesMax && Buffer.byteLength(id) > L.idBytesMax) throw tooLarge('id', Buffer.byteLength(id), L.idBytesMax);
     }
     let deliverAtMs = 0;
     if (delayMs !== undefined) {
-      requireArg(Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= L.delayMaxMs, 'delayMs', `must be in [0, ${L.delayMaxMs}] ms`);
+      requireArg(Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= L.delayMsMax, 'delayMs', `must be in [0, ${L.delayMsMax}] ms`);
       if (delayMs > 0) deliverAtMs = Date.now() + delayMs;
     }
-    if (headers !== undefined) checkHeaders(headers, L.headersMaxBytes);
+    if (headers !== undefined) checkHeaders(headers, L.headersBytesMax);
     let encoded: ReturnType<typeof encodePayload>;
     try {
       encoded = encodePayload(message);
     } catch (err) {
       throw ppError('PP_ERR_VALIDATION', { field: 'message', message: `message: cannot be encoded (${(err as Error).message})` });
     }
-    if (encoded.payload.length > L.messageMaxBytes) throw tooLarge('message', encoded.payload.length, L.messageMaxBytes);
+    if (encoded.payload.length > L.messageBytesMax) throw tooLarge('message', encoded.payload.length, L.messageBytesMax);
     let partition: number;
     if (options.partition !== undefined) {
       requireArg(Number.isInteger(options.partition) && options.partition >= 0 && options.partition < cfg.partitions, 'partition', `must be an integer in [0, ${cfg.partitions})`);
@@ -297,7 +315,7 @@ export class Queue implements ConsumerHost {
     return m;
   }
 
-  /** ConsumerHost: publishes a record that failed maxDeliver times to its dead-letter topic. */
+  /** ConsumerHost: publishes a record that failed deliveriesMax times to its dead-letter topic. */
   async deadLetter(topic: string, rec: StoredRecord, meta: { reason: string; attempts: number; group: string; dlq: string }): Promise<void> {
     if (!this.#topics.has(meta.dlq) && (await this.engine.topic(meta.dlq)) === undefined) {
       const src = await this.#resolve(topic, false);
@@ -309,7 +327,7 @@ export class Queue implements ConsumerHost {
     }
     const cfg = await this.#resolve(meta.dlq, false);
     const headers: Record<string, string> = { ...rec.headers };
-    headers[DEAD_LETTER_HEADERS.reason] = meta.reason.slice(0, DEAD_REASON_MAX_CHARS);
+    headers[DEAD_LETTER_HEADERS.reason] = meta.reason.slice(0, DEAD_REASON_CHARS_MAX);
     headers[DEAD_LETTER_HEADERS.topic] = topic;
     headers[DEAD_LETTER_HEADERS.partition] = String(rec.partition);
     headers[DEAD_LETTER_HEADERS.offset] = String(rec.offset);
@@ -407,7 +425,7 @@ function toMessage<T>(topic: string, r: StoredRecord): QueueMessage<T> {
 }
 
 function tooLarge(field: string, size: number, max: number): Error {
-  return ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${size} bytes exceeds the maximum of ${max}`, data: { sizeBytes: size, maxBytes: max } });
+  return ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${size} bytes exceeds the maximum of ${max}`, data: { sizeBytes: size, bytesMax: max } });
 }
 
 const TOPIC_RE = /^[A-Za-z0-9_-]{1,100}$/;
@@ -415,7 +433,7 @@ function checkTopicName(name: unknown): asserts name is string {
   requireArg(typeof name === 'string' && TOPIC_RE.test(name), 'topic', 'must match [A-Za-z0-9_-]{1,100}');
 }
 
-function checkHeaders(h: Readonly<Record<string, string>>, maxBytes: number): void {
+function checkHeaders(h: Readonly<Record<string, string>>, bytesMax: number): void {
   requireArg(typeof h === 'object' && h !== null && !Array.isArray(h), 'headers', 'must be an object of strings');
   let bytes = 2;
   for (const k of Object.keys(h)) {
@@ -425,7 +443,7 @@ function checkHeaders(h: Readonly<Record<string, string>>, maxBytes: number): vo
     requireArg(typeof v === 'string' && !/[\r\n]/.test(v), `headers.${k}`, 'must be a string without line breaks');
     bytes += k.length + Buffer.byteLength(v) + 6;
   }
-  if (bytes > maxBytes) throw tooLarge('headers', bytes, maxBytes);
+  if (bytes > bytesMax) throw tooLarge('headers', bytes, bytesMax);
 }
 
 /**
@@ -433,15 +451,16 @@ function checkHeaders(h: Readonly<Record<string, string>>, maxBytes: number): vo
  * `openQueue({ engine: 'nats://127.0.0.1:4222' })` is NATS JetStream.
  */
 export async function openQueue(options: QueueOptions = {}): Promise<Queue> {
-  const limits: QueueLimits = { ...DEFAULT_QUEUE_LIMITS, ...options.limits };
+  const renamed = { messageBytesMax: 'messageMaxBytes', keyBytesMax: 'keyMaxBytes', idBytesMax: 'idMaxBytes', headersBytesMax: 'headersMaxBytes', delayMsMax: 'delayMaxMs' } as const;
+  const limits: QueueLimits = { ...DEFAULT_QUEUE_LIMITS, ...renamedOptions(options.limits ?? {}, renamed, 'limits.') };
   for (const [k, v] of Object.entries(limits)) requireArg(Number.isSafeInteger(v) && v > 0, `limits.${k}`, 'must be a positive integer');
-  requireArg(limits.messageMaxBytes <= 64 * 1024 * 1024, 'limits.messageMaxBytes', 'must be <= 64 MiB');
-  requireArg(limits.keyMaxBytes <= 0xffff && limits.idMaxBytes <= 0xffff, 'limits.keyMaxBytes', 'key and id limits must be <= 65535 bytes');
+  requireArg(limits.messageBytesMax <= 64 * 1024 * 1024, 'limits.messageBytesMax', 'must be <= 64 MiB');
+  requireArg(limits.keyBytesMax <= 0xffff && limits.idBytesMax <= 0xffff, 'limits.keyBytesMax', 'key and id limits must be <= 65535 bytes');
   const dedupWindowMs = options.dedupWindowMs ?? 120_000;
   const dedupMax = options.dedupMax ?? 100_000;
   requireArg(Number.isInteger(dedupWindowMs) && dedupWindowMs >= 1000 && dedupWindowMs <= 86_400_000, 'dedupWindowMs', 'must be an integer in [1000, 86400000]');
   requireArg(Number.isInteger(dedupMax) && dedupMax >= 1 && dedupMax <= 10_000_000, 'dedupMax', 'must be an integer in [1, 10000000]');
-  const engine = createEngine(options.engine ?? 'file:./data/queue', { messageMaxBytes: limits.messageMaxBytes, dedupWindowMs, dedupMax }, options);
+  const engine = createEngine(options.engine ?? 'file:./data/queue', { messageBytesMax: limits.messageBytesMax, dedupWindowMs, dedupMax }, options);
   await engine.open();
   return new Queue(engine, limits, options);
 }

@@ -100,7 +100,7 @@ export interface EventDef<P extends TSchema = TSchema> {
 /**
  * A queue consumer declared on a service (`consumers: { <topic>: consumer({...}) }`): the node
  * joins `group` on the topic when it starts and leaves when it stops (see docs/services.md). The
- * other fields are the queue's subscribe options (concurrency, ackWaitMs, maxDeliver, backoff,
+ * other fields are the queue's subscribe options (concurrency, ackWaitMs, deliveriesMax, backoff,
  * deadLetter, from, readAheadMax, heartbeatMs, sessionTimeoutMs, onError), with their defaults.
  */
 export interface ConsumerDef<T = unknown> extends Omit<SubscribeOptions<T>, 'group' | 'handler'> {

@@ -81,7 +81,7 @@ export function queueConformance(c: QueueCase): void {
       const sub = await q.subscribe<{ k: number; i: number }>('ordered', {
         group: 'g',
         concurrency: 16,
-        maxDeliver: 5,
+        deliveriesMax: 5,
         backoff: [1, 5],
         ...FAST,
         handler: async (m) => {
@@ -153,7 +153,7 @@ export function queueConformance(c: QueueCase): void {
       const fail = (): never => {
         throw new Error('insert refused');
       };
-      const opts = { maxDeliver: 2, backoff: { baseDelayMs: 5, maxDelayMs: 20 }, ...FAST, handler: fail } as const;
+      const opts = { deliveriesMax: 2, backoff: { baseDelayMs: 5, delayMsMax: 20 }, ...FAST, handler: fail } as const;
       const moved = await q.subscribe('poison', { group: 'g', ...opts });
       const dropped = await q.subscribe('drops', { group: 'g', deadLetter: false, onError: () => {}, ...opts });
       await waitFor(() => moved.stats().deadLettered === 2 && dropped.stats().deadLettered === 1, 10_000, 'three dead letters');
@@ -179,8 +179,8 @@ export function queueConformance(c: QueueCase): void {
       let ok = 0;
       const sub = await q.subscribe<{ poison?: boolean; ok?: number }>('jobs', {
         group: 'g',
-        maxDeliver: 3,
-        backoff: { baseDelayMs: 5, maxDelayMs: 20 },
+        deliveriesMax: 3,
+        backoff: { baseDelayMs: 5, delayMsMax: 20 },
         ...FAST,
         handler: (m) => {
           if (m.value.poison === true) {
@@ -362,7 +362,7 @@ export function queueConformance(c: QueueCase): void {
     });
 
     it('bad input: oversize, unknown topic, bad options and reserved headers are typed errors', async () => {
-      const q = await c.open({ limits: { messageMaxBytes: 1024 } });
+      const q = await c.open({ limits: { messageBytesMax: 1024 } });
       await q.createTopic('t', { partitions: 2 });
       const code = async (p: Promise<unknown>): Promise<string> => {
         try {
@@ -380,7 +380,7 @@ export function queueConformance(c: QueueCase): void {
       expect(await code(q.publish('t', 1, { delayMs: -1 }))).toBe('PP_ERR_INVALID_ARGUMENT:delayMs');
       expect(await code(q.publish('bad topic', 1))).toBe('PP_ERR_INVALID_ARGUMENT:topic');
       expect(await code(q.subscribe('t', { group: 'g', handler: () => undefined, concurrency: 0 }))).toBe('PP_ERR_INVALID_ARGUMENT:concurrency');
-      expect(await code(q.subscribe('t', { group: 'g', handler: () => undefined, maxDeliver: 0 }))).toBe('PP_ERR_INVALID_ARGUMENT:maxDeliver');
+      expect(await code(q.subscribe('t', { group: 'g', handler: () => undefined, deliveriesMax: 0 }))).toBe('PP_ERR_INVALID_ARGUMENT:deliveriesMax');
       expect(await code(q.createTopic('t', { partitions: 3 }))).toBe('PP_ERR_CONFLICT:partitions');
       // Nothing of the rejected publishes was written.
       expect((await q.read('t', 0)).length + (await q.read('t', 1)).length).toBe(0);

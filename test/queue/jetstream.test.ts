@@ -12,7 +12,7 @@ describe.runIf(up)('jetstream', () => {
   queueConformance(c);
 
   it("a message within the queue's limit but over the server's max_payload is PP_ERR_TOO_LARGE, not a retryable failure", async () => {
-    const q = await c.open({ limits: { messageMaxBytes: 8 * 1024 * 1024 } });
+    const q = await c.open({ limits: { messageBytesMax: 8 * 1024 * 1024 } });
     await q.createTopic('big', { partitions: 1 });
     let err: unknown;
     try {

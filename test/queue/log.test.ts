@@ -184,7 +184,7 @@ describe('embedded log', () => {
   it('retention removes old segments; a group behind it moves on and counts what it skipped', async () => {
     const id = uniqueId('ret');
     const q = await c.open({ log: { segmentBytesMax: 4096 } }, id);
-    await q.createTopic('t', { partitions: 1, retention: { maxBytes: 8192 } });
+    await q.createTopic('t', { partitions: 1, retention: { bytesMax: 8192 } });
     for (let i = 0; i < 200; i++) await q.publish('t', { i, pad: 'x'.repeat(150) });
     const removed = await (q.engine as LogEngine).applyRetention();
     expect(removed).toBeGreaterThan(0);

@@ -47,7 +47,7 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
-/** A record that failed maxDeliver times and is finished: moved to `dlq`, or dropped (`dlq` false). */
+/** A record that failed deliveriesMax times and is finished: moved to `dlq`, or dropped (`dlq` false). */
 export interface DeadLettered {
   readonly topic: string;
   readonly group: string;
@@ -80,7 +80,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   readonly #handler: (msg: Delivery<unknown>) => unknown;
   readonly #concurrency: number;
   readonly #ackWaitMs: number;
-  readonly #maxDeliver: number;
+  readonly #deliveriesMax: number;
   readonly #backoff: Backoff;
   readonly #dlq: string | false;
   readonly #from: ReadFrom;
@@ -111,7 +111,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     this.#handler = o.handler;
     this.#concurrency = o.concurrency;
     this.#ackWaitMs = o.ackWaitMs;
-    this.#maxDeliver = o.maxDeliver;
+    this.#deliveriesMax = o.deliveriesMax;
     this.#backoff = o.backoff;
     this.#dlq = o.deadLetter;
     this.#from = o.from;
@@ -347,7 +347,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
 
   #fail(e: Entry, err: unknown): void {
     this.counters.failed++;
-    if (e.attempts < this.#maxDeliver) {
+    if (e.attempts < this.#deliveriesMax) {
       e.state = S_QUEUED;
       e.dueMs = Date.now() + this.#delayFor(e.attempts - 1);
       this.heap.push(e);

@@ -4,10 +4,14 @@
  */
 import { requireArg } from '../../errors/index.js';
 import { backoffDelayMs } from '../../resilience/index.js';
+import { renamedOptions } from '../../util/index.js';
 import type { ReadFrom } from '../engines/base.js';
 import type { Delivery } from './delivery.js';
 
-export type Backoff = { readonly baseDelayMs: number; readonly maxDelayMs: number } | readonly number[];
+export type Backoff =
+  | { readonly baseDelayMs: number; readonly delayMsMax: number }
+  | readonly number[]
+  | { readonly baseDelayMs: number; /** @deprecated use delayMsMax */ readonly maxDelayMs: number };
 
 export interface SubscribeOptions<T = unknown> {
   /** Consumer group: each group gets every message; members of a group share partitions. */
@@ -19,10 +23,10 @@ export interface SubscribeOptions<T = unknown> {
   /** A delivery not settled within this is failed and redelivered, in ms. Default 30000. */
   readonly ackWaitMs?: number;
   /** Deliveries of one record before it is dead-lettered. Default 5, max 1000. */
-  readonly maxDeliver?: number;
+  readonly deliveriesMax?: number;
   /** Delay before a redelivery: exponential with full jitter, or a list (last entry repeats). Default {100, 30000}. */
   readonly backoff?: Backoff;
-  /** Topic receiving records that failed maxDeliver times (created when missing); false = drop them (reported via onError). Default `<topic>-dlq`. */
+  /** Topic receiving records that failed deliveriesMax times (created when missing); false = drop them (reported via onError). Default `<topic>-dlq`. */
   readonly deadLetter?: string | false;
   /** Where a group without a committed offset starts. Default 'earliest'. */
   readonly from?: ReadFrom;
@@ -34,13 +38,15 @@ export interface SubscribeOptions<T = unknown> {
   readonly sessionTimeoutMs?: number;
   /** Errors that do not stop the subscription (dead letters dropped, commit failures, engine errors). */
   readonly onError?: (err: unknown) => void;
+  /** @deprecated use deliveriesMax */
+  readonly maxDeliver?: number;
 }
 
 export const SUBSCRIBE_DEFAULTS = {
   concurrency: 16,
   ackWaitMs: 30_000,
-  maxDeliver: 5,
-  backoff: { baseDelayMs: 100, maxDelayMs: 30_000 },
+  deliveriesMax: 5,
+  backoff: { baseDelayMs: 100, delayMsMax: 30_000 },
   readAheadMax: 1024,
   heartbeatMs: 500,
   sessionTimeoutMs: 10_000,
@@ -52,7 +58,7 @@ export interface ResolvedSubscribeOptions {
   readonly handler: (msg: Delivery<unknown>) => unknown;
   readonly concurrency: number;
   readonly ackWaitMs: number;
-  readonly maxDeliver: number;
+  readonly deliveriesMax: number;
   readonly backoff: Backoff;
   readonly deadLetter: string | false;
   readonly from: ReadFrom;
@@ -69,10 +75,11 @@ export function resolveSubscribeOptions(topic: string, options: SubscribeOptions
   requireArg(typeof options === 'object' && options !== null, 'options', 'must be an object');
   requireArg(typeof options.group === 'string' && GROUP_RE.test(options.group), 'group', 'must match [A-Za-z0-9_-]{1,100}');
   requireArg(typeof options.handler === 'function', 'handler', 'must be a function');
-  const o = { ...SUBSCRIBE_DEFAULTS, ...options };
+  const given = renamedOptions(options, { deliveriesMax: 'maxDeliver' });
+  const o = { ...SUBSCRIBE_DEFAULTS, ...given, backoff: renamedBackoff(given.backoff ?? SUBSCRIBE_DEFAULTS.backoff) };
   requireArg(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 10_000, 'concurrency', 'must be an integer in [1, 10000]');
   requireArg(Number.isInteger(o.ackWaitMs) && o.ackWaitMs >= 10 && o.ackWaitMs <= 86_400_000, 'ackWaitMs', 'must be an integer in [10, 86400000]');
-  requireArg(Number.isInteger(o.maxDeliver) && o.maxDeliver >= 1 && o.maxDeliver <= 1000, 'maxDeliver', 'must be an integer in [1, 1000]');
+  requireArg(Number.isInteger(o.deliveriesMax) && o.deliveriesMax >= 1 && o.deliveriesMax <= 1000, 'deliveriesMax', 'must be an integer in [1, 1000]');
   requireArg(Number.isInteger(o.readAheadMax) && o.readAheadMax >= 1 && o.readAheadMax <= 100_000, 'readAheadMax', 'must be an integer in [1, 100000]');
   requireArg(Number.isInteger(o.heartbeatMs) && o.heartbeatMs >= 10 && o.heartbeatMs <= 60_000, 'heartbeatMs', 'must be an integer in [10, 60000]');
   requireArg(Number.isInteger(o.sessionTimeoutMs) && o.sessionTimeoutMs >= 3 * o.heartbeatMs, 'sessionTimeoutMs', 'must be an integer >= 3 * heartbeatMs');
@@ -83,7 +90,7 @@ export function resolveSubscribeOptions(topic: string, options: SubscribeOptions
     handler: o.handler,
     concurrency: o.concurrency,
     ackWaitMs: o.ackWaitMs,
-    maxDeliver: o.maxDeliver,
+    deliveriesMax: o.deliveriesMax,
     backoff: o.backoff,
     deadLetter: o.deadLetter ?? `${topic}-dlq`,
     from: o.from ?? 'earliest',
@@ -94,22 +101,28 @@ export function resolveSubscribeOptions(topic: string, options: SubscribeOptions
   };
 }
 
+/** An exponential backoff under its deprecated name (maxDelayMs) in the current one (delayMsMax). */
+function renamedBackoff(b: Backoff): Backoff {
+  if (Array.isArray(b) || typeof b !== 'object' || b === null) return b;
+  return renamedOptions(b as { baseDelayMs: number; delayMsMax?: number; maxDelayMs?: number }, { delayMsMax: 'maxDelayMs' }, 'backoff.') as Backoff;
+}
+
 function checkBackoff(b: unknown): void {
   if (Array.isArray(b)) {
     requireArg(b.length >= 1 && b.length <= 100 && b.every((x) => Number.isFinite(x) && x >= 0 && x <= 86_400_000), 'backoff', 'a list must hold 1..100 delays in [0, 86400000] ms');
     return;
   }
-  const x = b as { baseDelayMs?: unknown; maxDelayMs?: unknown } | null;
+  const x = b as { baseDelayMs?: unknown; delayMsMax?: unknown } | null;
   requireArg(
-    typeof x === 'object' && x !== null && typeof x.baseDelayMs === 'number' && typeof x.maxDelayMs === 'number' && x.baseDelayMs >= 0 && x.maxDelayMs >= x.baseDelayMs && x.maxDelayMs <= 86_400_000,
+    typeof x === 'object' && x !== null && typeof x.baseDelayMs === 'number' && typeof x.delayMsMax === 'number' && x.baseDelayMs >= 0 && x.delayMsMax >= x.baseDelayMs && x.delayMsMax <= 86_400_000,
     'backoff',
-    'must be { baseDelayMs, maxDelayMs } with 0 <= base <= max <= 86400000, or a list of delays',
+    'must be { baseDelayMs, delayMsMax } with 0 <= base <= max <= 86400000, or a list of delays',
   );
 }
 
 /** The delay before retry number `retryIndex` (0 = the first redelivery), in ms. */
 export function backoffDelay(b: Backoff, retryIndex: number): number {
   if (Array.isArray(b)) return (b as readonly number[])[Math.min(retryIndex, b.length - 1)]!;
-  const x = b as { baseDelayMs: number; maxDelayMs: number };
-  return backoffDelayMs(retryIndex, x.baseDelayMs, x.maxDelayMs);
+  const x = b as { baseDelayMs: number; delayMsMax: number };
+  return backoffDelayMs(retryIndex, x.baseDelayMs, x.delayMsMax);
 }

@@ -17,14 +17,32 @@ export type Encoding = typeof ENCODING_BYTES | typeof ENCODING_MSGPACK;
 
 export interface TopicRetention {
   /** Bytes kept per topic (all partitions); older data is removed first. */
-  readonly maxBytes: number;
+  readonly bytesMax: number;
   /** Records older than this may be removed, in ms. */
-  readonly maxAgeMs: number;
+  readonly ageMsMax: number;
 }
 
 export interface TopicConfig {
   readonly partitions: number;
   readonly retention: TopicRetention;
+}
+
+/**
+ * A topic's configuration as the embedded log stores it (topic.json). A stored format: its field
+ * names are the ones it was first written with (retention.maxBytes / maxAgeMs, from before the
+ * limits were renamed), so a data directory reads the same in every version.
+ */
+export interface StoredTopicConfig {
+  readonly partitions: number;
+  readonly retention: { readonly maxBytes: number; readonly maxAgeMs: number };
+}
+
+export function toStoredTopic(c: TopicConfig): StoredTopicConfig {
+  return { partitions: c.partitions, retention: { maxBytes: c.retention.bytesMax, maxAgeMs: c.retention.ageMsMax } };
+}
+
+export function fromStoredTopic(s: StoredTopicConfig): TopicConfig {
+  return { partitions: s.partitions, retention: { bytesMax: s.retention.maxBytes, ageMsMax: s.retention.maxAgeMs } };
 }
 
 /** A record as the producer hands it to an engine (already validated and encoded). */
@@ -154,7 +172,7 @@ export interface QueueEngine {
 
 /** Limits an engine needs from the queue's options. */
 export interface EngineLimits {
-  readonly messageMaxBytes: number;
+  readonly messageBytesMax: number;
   readonly dedupWindowMs: number;
   readonly dedupMax: number;
 }

@@ -183,19 +183,20 @@ export class JetStreamEngine implements QueueEngine {
       }
       return existing;
     }
-    const maxAgeNs = config.retention.maxAgeMs * NANOS_PER_MS;
+    const ageNsMax = config.retention.ageMsMax * NANOS_PER_MS;
     await jsm.streams.add({
       name: this.#stream(name),
       subjects: [`${this.namespace}.${name}.*`],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
-      max_bytes: config.retention.maxBytes,
-      max_age: maxAgeNs,
+      max_bytes: config.retention.bytesMax,
+      max_age: ageNsMax,
       // The dedup window cannot be longer than the age limit.
-      duplicate_window: Math.min(this.#limits.dedupWindowMs * NANOS_PER_MS, maxAgeNs),
+      duplicate_window: Math.min(this.#limits.dedupWindowMs * NANOS_PER_MS, ageNsMax),
       num_replicas: 1,
-      description: JSON.stringify({ pp: 1, partitions: config.partitions, maxBytes: config.retention.maxBytes, maxAgeMs: config.retention.maxAgeMs }),
+      // A stored format: the names it was first written with (before the limits were renamed).
+      description: JSON.stringify({ pp: 1, partitions: config.partitions, maxBytes: config.retention.bytesMax, maxAgeMs: config.retention.ageMsMax }),
     });
     return config;
   }
@@ -206,7 +207,7 @@ export class JetStreamEngine implements QueueEngine {
       const si = await jsm.streams.info(this.#stream(name));
       const d = JSON.parse(si.config.description ?? '{}') as { partitions?: number; maxBytes?: number; maxAgeMs?: number };
       invariant(typeof d.partitions === 'number', 'a queue stream records its partition count');
-      return { partitions: d.partitions, retention: { maxBytes: d.maxBytes ?? si.config.max_bytes, maxAgeMs: d.maxAgeMs ?? si.config.max_age / NANOS_PER_MS } };
+      return { partitions: d.partitions, retention: { bytesMax: d.maxBytes ?? si.config.max_bytes, ageMsMax: d.maxAgeMs ?? si.config.max_age / NANOS_PER_MS } };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -234,7 +235,7 @@ export class JetStreamEngine implements QueueEngine {
     for (const n of names) await jsm.streams.delete(n).catch(() => false);
   }
 
-  #maxPayload(): number {
+  #payloadBytesMax(): number {
     return this.#nc?.info?.max_payload ?? 1024 * 1024;
   }
 
@@ -246,9 +247,9 @@ export class JetStreamEngine implements QueueEngine {
     }
     const headersJson = rec.headers === undefined ? undefined : JSON.stringify(rec.headers);
     const bytes = ENTRY_HEADER_BYTES + (rec.key === undefined ? 0 : Buffer.byteLength(rec.key)) + (headersJson === undefined ? 0 : Buffer.byteLength(headersJson)) + rec.payload.length;
-    const room = this.#maxPayload() - HEADER_ROOM_BYTES;
+    const room = this.#payloadBytesMax() - HEADER_ROOM_BYTES;
     if (bytes > room) {
-      return Promise.reject(ppError('PP_ERR_TOO_LARGE', { field: 'message', message: `message: ${bytes} bytes with its key and headers exceed the NATS server's max_payload (${room} usable)`, data: { sizeBytes: bytes, maxBytes: room } }));
+      return Promise.reject(ppError('PP_ERR_TOO_LARGE', { field: 'message', message: `message: ${bytes} bytes with its key and headers exceed the NATS server's max_payload (${room} usable)`, data: { sizeBytes: bytes, bytesMax: room } }));
     }
     if (this.#pendingBytes + bytes > this.#opts.pendingBytesMax) {
       return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `JetStream publish buffer full (${this.#opts.pendingBytesMax} bytes waiting for PubAcks)` }));

@@ -22,6 +22,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invariant, isPowerplantError, ppError, requireArg, type PowerplantError } from '../../../errors/index.js';
 import type { AppendResult, EngineLimits, OutRecord, PartitionBounds, PartitionReader, QueueEngine, ReadFrom, RecoveryEvent, StoredRecord, TopicConfig } from '../base.js';
+import { fromStoredTopic, toStoredTopic, type StoredTopicConfig } from '../base.js';
 import { Flusher } from './flusher.js';
 import { fsyncDir } from './fsync.js';
 import { LogGroupStore } from './groups.js';
@@ -64,7 +65,7 @@ export class LogEngine implements QueueEngine {
   readonly groups: LogGroupStore;
   readonly #opts: Required<LogOptions>;
   readonly #limits: EngineLimits;
-  readonly #frameMaxBytes: number;
+  readonly #frameBytesMax: number;
   readonly #topics = new Map<string, TopicState>();
   readonly #flusher: Flusher;
   readonly #recoveryCtx: RecoveryContext;
@@ -87,17 +88,17 @@ export class LogEngine implements QueueEngine {
     requireArg(Number.isInteger(o.retentionIntervalMs) && o.retentionIntervalMs >= 10, 'log.retentionIntervalMs', 'must be an integer >= 10');
     // A frame holds the payload plus key (<= 64 KiB by u16), id and headers; the headers bound is
     // the queue's, so allow a generous fixed overhead on top of the message maximum.
-    this.#frameMaxBytes = limits.messageMaxBytes + 256 * 1024;
+    this.#frameBytesMax = limits.messageBytesMax + 256 * 1024;
     this.groups = new LogGroupStore(join(root, 'groups'));
     this.#flusher = new Flusher({
       segmentBytesMax: o.segmentBytesMax,
       flushWaitMs: o.flushWaitMs,
       pendingBytesMax: o.pendingBytesMax,
       indexIntervalBytes: o.indexIntervalBytes,
-      frameMaxBytes: this.#frameMaxBytes,
+      frameBytesMax: this.#frameBytesMax,
     });
     this.stats = this.#flusher.stats;
-    this.#recoveryCtx = { frameMaxBytes: this.#frameMaxBytes, indexIntervalBytes: o.indexIntervalBytes, events: this.recovery };
+    this.#recoveryCtx = { frameBytesMax: this.#frameBytesMax, indexIntervalBytes: o.indexIntervalBytes, events: this.recovery };
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ export class LogEngine implements QueueEngine {
         const dir = join(this.root, 'topics', name);
         const metaPath = join(dir, 'topic.json');
         if (!existsSync(metaPath)) continue;
-        const config = JSON.parse(readFileSync(metaPath, 'utf8')) as TopicConfig;
+        const config = fromStoredTopic(JSON.parse(readFileSync(metaPath, 'utf8')) as StoredTopicConfig);
         await this.#loadTopic(name, dir, config);
       }
     } catch (err) {
@@ -187,7 +188,7 @@ export class LogEngine implements QueueEngine {
     const tmp = join(dir, 'topic.json.tmp');
     const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(JSON.stringify(config));
+      await fh.writeFile(JSON.stringify(toStoredTopic(config)));
       await fh.datasync();
     } finally {
       await fh.close();
@@ -244,7 +245,7 @@ export class LogEngine implements QueueEngine {
       while (off < p.durableNext) {
         let r: ReadResult;
         try {
-          r = await readDisk(p, off, 4096, this.#frameMaxBytes);
+          r = await readDisk(p, off, 4096, this.#frameBytesMax);
         } catch (err) {
           // A damaged sealed segment found while opening: repair it now (once), then go on.
           const seg = isPowerplantError(err, 'PP_ERR_CORRUPT') ? p.segmentFor(off) : undefined;
@@ -330,7 +331,7 @@ export class LogEngine implements QueueEngine {
 
   /** Durable records from `from`, at most `max`: memory when still cached, else disk. */
   async read(topic: string, partition: number, from: number, max: number): Promise<StoredRecord[]> {
-    return (await readRecords(this.#part(topic, partition), from, max, this.#frameMaxBytes)).recs;
+    return (await readRecords(this.#part(topic, partition), from, max, this.#frameBytesMax)).recs;
   }
 
   async openReader(topic: string, partition: number, from: ReadFrom): Promise<PartitionReader> {
@@ -346,7 +347,7 @@ export class LogEngine implements QueueEngine {
 
   /** Used by LogReader. */
   readPart(part: PartitionLog, from: number, max: number): Promise<ReadResult> {
-    return readRecords(part, from, max, this.#frameMaxBytes);
+    return readRecords(part, from, max, this.#frameBytesMax);
   }
 
   isLive(part: PartitionLog): boolean {
@@ -366,7 +367,7 @@ export class LogEngine implements QueueEngine {
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     const part = this.#part(topic, partition);
     requireArg(Number.isFinite(timeMs), 'timeMs', 'must be a finite number');
-    return offsetForTime(part, timeMs, this.#frameMaxBytes);
+    return offsetForTime(part, timeMs, this.#frameBytesMax);
   }
 
   // ---- retention ------------------------------------------------------------------------------
@@ -375,8 +376,8 @@ export class LogEngine implements QueueEngine {
   async applyRetention(nowMs = Date.now()): Promise<number> {
     let removed = 0;
     for (const t of this.#topics.values()) {
-      const bytesMax = Math.floor(t.config.retention.maxBytes / t.config.partitions);
-      const oldest = nowMs - t.config.retention.maxAgeMs;
+      const bytesMax = Math.floor(t.config.retention.bytesMax / t.config.partitions);
+      const oldest = nowMs - t.config.retention.ageMsMax;
       for (const p of t.parts) {
         let total = p.totalBytes();
         while (p.segments.length > 1) {

@@ -29,7 +29,7 @@ export interface FlusherOptions {
   readonly flushWaitMs: number;
   readonly pendingBytesMax: number;
   readonly indexIntervalBytes: number;
-  readonly frameMaxBytes: number;
+  readonly frameBytesMax: number;
 }
 
 export class Flusher {
@@ -99,7 +99,7 @@ export class Flusher {
     const headersJson = rec.headers === undefined ? undefined : JSON.stringify(rec.headers);
     const headerBytes = headersJson === undefined ? 0 : Buffer.byteLength(headersJson);
     const frameBytes = FRAME_HEADER_BYTES + keyBytes + idBytes + headerBytes + rec.payload.length;
-    invariant(keyBytes <= 0xffff && idBytes <= 0xffff && frameBytes <= this.#opts.frameMaxBytes, 'frame within bounds');
+    invariant(keyBytes <= 0xffff && idBytes <= 0xffff && frameBytes <= this.#opts.frameBytesMax, 'frame within bounds');
     let buf = part.buf;
     if (buf === undefined || buf.length - part.bufPos < frameBytes) {
       if (buf !== undefined && part.bufPos > part.bufStart) part.chunks.push(buf.subarray(part.bufStart, part.bufPos));

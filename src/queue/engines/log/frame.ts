@@ -49,10 +49,10 @@ export function writeFrame(buf: Buffer, pos: number, frameBytes: number, rec: Ou
 }
 
 /** Parses one frame at `pos` of `buf`; undefined when incomplete or corrupt. */
-export function parseFrame(buf: Buffer, pos: number, end: number, partition: number, frameMaxBytes: number): StoredRecord | undefined | 'incomplete' {
+export function parseFrame(buf: Buffer, pos: number, end: number, partition: number, frameBytesMax: number): StoredRecord | undefined | 'incomplete' {
   if (end - pos < FRAME_HEADER_BYTES) return 'incomplete';
   const frameBytes = buf.readUInt32LE(pos);
-  if (frameBytes < FRAME_HEADER_BYTES || frameBytes > frameMaxBytes) return undefined;
+  if (frameBytes < FRAME_HEADER_BYTES || frameBytes > frameBytesMax) return undefined;
   if (end - pos < frameBytes) return 'incomplete';
   const crc = buf.readUInt32LE(pos + 4);
   if (crc32(buf.subarray(pos + 8, pos + frameBytes)) !== crc) return undefined;

@@ -23,7 +23,7 @@ export interface ReadResult {
  * gaps, which yield no record: `next - from` may exceed `recs.length`). Memory when still cached,
  * else disk.
  */
-export async function readRecords(part: PartitionLog, from: number, max: number, frameMaxBytes: number): Promise<ReadResult> {
+export async function readRecords(part: PartitionLog, from: number, max: number, frameBytesMax: number): Promise<ReadResult> {
   const end = part.durableNext;
   if (from >= end) return { recs: [], next: from };
   if (from >= part.cacheFirst) {
@@ -37,11 +37,11 @@ export async function readRecords(part: PartitionLog, from: number, max: number,
     }
     return { recs: out, next: from + n };
   }
-  return readDisk(part, from, max, frameMaxBytes);
+  return readDisk(part, from, max, frameBytesMax);
 }
 
 /** Like readRecords, from the segment files only. */
-export async function readDisk(part: PartitionLog, from: number, max: number, frameMaxBytes: number): Promise<ReadResult> {
+export async function readDisk(part: PartitionLog, from: number, max: number, frameBytesMax: number): Promise<ReadResult> {
   const out: StoredRecord[] = [];
   let next = from;
   // At most `max` frames are parsed, so a run of tombstones cannot make one call unbounded.
@@ -74,7 +74,7 @@ export async function readDisk(part: PartitionLog, from: number, max: number, fr
       let { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead >= 4) {
         const need = buf.readUInt32LE(0);
-        if (need > bytesRead && need <= frameMaxBytes && pos + need <= limit) {
+        if (need > bytesRead && need <= frameBytesMax && pos + need <= limit) {
           buf = Buffer.allocUnsafe(need);
           ({ bytesRead } = await fh.read(buf, 0, need, pos));
         }
@@ -82,7 +82,7 @@ export async function readDisk(part: PartitionLog, from: number, max: number, fr
       let p = 0;
       while (frames < max) {
         const at = p;
-        const r = parseFrame(buf, at, bytesRead, part.partition, frameMaxBytes);
+        const r = parseFrame(buf, at, bytesRead, part.partition, frameBytesMax);
         if (r === 'incomplete') break;
         if (r === undefined) throw corruptError(part, seg, pos + at);
         p += buf.readUInt32LE(at);
@@ -115,7 +115,7 @@ function corruptError(part: PartitionLog, seg: Segment, position: number): Error
 }
 
 /** The first offset appended at or after `timeMs` (the durable end when none). */
-export async function offsetForTime(part: PartitionLog, timeMs: number, frameMaxBytes: number): Promise<number> {
+export async function offsetForTime(part: PartitionLog, timeMs: number, frameBytesMax: number): Promise<number> {
   const seg = part.segments.find((s) => s.next > s.base && s.lastTsMs >= timeMs);
   if (seg === undefined) return part.durableNext;
   if (seg.firstTsMs >= timeMs) return seg.base;
@@ -124,7 +124,7 @@ export async function offsetForTime(part: PartitionLog, timeMs: number, frameMax
   let off = seg.base;
   for (let i = 0; i < seg.idxPositions.length; i++) if (seg.idxPositions[i] === pos) off = seg.idxOffsets[i]!;
   while (off < seg.next) {
-    const { recs, next } = await readDisk(part, off, 1024, frameMaxBytes);
+    const { recs, next } = await readDisk(part, off, 1024, frameBytesMax);
     if (next <= off) break;
     for (const r of recs) if (r.timestampMs >= timeMs) return r.offset;
     off = next;

@@ -22,7 +22,7 @@ import { READ_CHUNK_BYTES, Segment } from './segment.js';
 
 /** What recovery needs from the engine: its bounds, and where to report what it found. */
 export interface RecoveryContext {
-  readonly frameMaxBytes: number;
+  readonly frameBytesMax: number;
   readonly indexIntervalBytes: number;
   readonly events: RecoveryEvent[];
 }
@@ -76,7 +76,7 @@ export async function repairSealed(part: PartitionLog, seg: Segment, ctx: Recove
  * the scan goes on; otherwise the file is cut there.
  */
 async function scanSegment(part: PartitionLog, seg: Segment, ctx: RecoveryContext): Promise<void> {
-  const frameMaxBytes = ctx.frameMaxBytes;
+  const frameBytesMax = ctx.frameBytesMax;
   const fh = await open(seg.path, 'r+');
   try {
     const size = (await fh.stat()).size;
@@ -95,23 +95,23 @@ async function scanSegment(part: PartitionLog, seg: Segment, ctx: RecoveryContex
         bufStart = pos;
         bufEnd = pos + bytesRead;
       }
-      let r = parseFrame(buf, pos - bufStart, bufEnd - bufStart, part.partition, frameMaxBytes);
+      let r = parseFrame(buf, pos - bufStart, bufEnd - bufStart, part.partition, frameBytesMax);
       if (r === 'incomplete' && bufEnd < size) {
         // The frame crosses the end of the buffer: read again from its start, bigger if needed.
         const need = bufEnd - pos >= 4 ? buf.readUInt32LE(pos - bufStart) : 0;
-        if (need > buf.length && need <= frameMaxBytes) buf = Buffer.allocUnsafe(need);
+        if (need > buf.length && need <= frameBytesMax) buf = Buffer.allocUnsafe(need);
         const n = Math.min(buf.length, size - pos);
         const { bytesRead } = await fh.read(buf, 0, n, pos);
         bufStart = pos;
         bufEnd = pos + bytesRead;
-        r = parseFrame(buf, 0, bufEnd - bufStart, part.partition, frameMaxBytes);
+        r = parseFrame(buf, 0, bufEnd - bufStart, part.partition, frameBytesMax);
       }
       if (r === 'incomplete') reason = 'incomplete frame';
       else if (r === undefined) reason = 'checksum mismatch or malformed frame';
       else if (r.offset !== expected) reason = `unexpected offset ${r.offset} (expected ${expected})`;
       else reason = undefined;
       if (reason !== undefined) {
-        const found = await resync(fh, size, pos, expected, part.partition, frameMaxBytes);
+        const found = await resync(fh, size, pos, expected, part.partition, frameBytesMax);
         if (found === undefined) break; // nothing valid after it: a torn tail
         const lost = found.offset - expected;
         const tsMs = kept > 0 ? seg.lastTsMs : found.timestampMs;
@@ -172,27 +172,27 @@ async function scanSegment(part: PartitionLog, seg: Segment, ctx: RecoveryContex
  * `expected`, with room before it for one frame per missing offset. Bounded by the segment size;
  * only runs during recovery of a damaged segment.
  */
-async function resync(fh: FileHandle, size: number, pos: number, expected: number, partition: number, frameMax: number): Promise<{ position: number; offset: number; timestampMs: number } | undefined> {
-  const win = Buffer.allocUnsafe(READ_CHUNK_BYTES + frameMax);
+async function resync(fh: FileHandle, size: number, pos: number, expected: number, partition: number, frameBytesMax: number): Promise<{ position: number; offset: number; timestampMs: number } | undefined> {
+  const win = Buffer.allocUnsafe(READ_CHUNK_BYTES + frameBytesMax);
   let start = pos + 1;
   while (start + FRAME_HEADER_BYTES <= size) {
     const { bytesRead } = await fh.read(win, 0, Math.min(win.length, size - start), start);
     const last = bytesRead - FRAME_HEADER_BYTES;
     for (let i = 0; i <= last; i++) {
       const len = win.readUInt32LE(i);
-      if (len < FRAME_HEADER_BYTES || len > frameMax) continue;
+      if (len < FRAME_HEADER_BYTES || len > frameBytesMax) continue;
       const q = start + i;
       if (q + len > size) continue;
       const off = win.readDoubleLE(i + 8);
       const lost = off - expected;
       const gap = q - pos;
-      if (!Number.isSafeInteger(off) || lost < 1 || lost * FRAME_HEADER_BYTES > gap || Math.ceil(gap / lost) > frameMax) continue;
+      if (!Number.isSafeInteger(off) || lost < 1 || lost * FRAME_HEADER_BYTES > gap || Math.ceil(gap / lost) > frameBytesMax) continue;
       let r: StoredRecord | undefined | 'incomplete';
-      if (i + len <= bytesRead) r = parseFrame(win, i, bytesRead, partition, frameMax);
+      if (i + len <= bytesRead) r = parseFrame(win, i, bytesRead, partition, frameBytesMax);
       else {
         const one = Buffer.allocUnsafe(len);
         await fh.read(one, 0, len, q);
-        r = parseFrame(one, 0, len, partition, frameMax);
+        r = parseFrame(one, 0, len, partition, frameBytesMax);
       }
       if (r !== undefined && r !== 'incomplete' && r.offset === off) return { position: q, offset: off, timestampMs: r.timestampMs };
     }
