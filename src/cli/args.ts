@@ -24,16 +24,16 @@ export interface Parsed<S extends Record<string, FlagSpec>> {
 }
 
 /**
- * Parses `argv` for `powerplant <command>` against `spec`; at most `maxPositional` positionals.
+ * Parses `argv` for `powerplant <command>` against `spec`; at most `positionalMax` positionals.
  * Integers must lie in [min, max]; a flag given twice keeps the last value.
  */
-export function parseArgs<S extends Record<string, FlagSpec>>(command: string, argv: readonly string[], spec: S, maxPositional = 0): Parsed<S> {
+export function parseArgs<S extends Record<string, FlagSpec>>(command: string, argv: readonly string[], spec: S, positionalMax = 0): Parsed<S> {
   const flags: Record<string, number | string | boolean> = {};
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('-') || arg === '-') {
-      if (positional.length >= maxPositional) throw new UsageError(`powerplant ${command}: unexpected argument "${arg}"`);
+      if (positional.length >= positionalMax) throw new UsageError(`powerplant ${command}: unexpected argument "${arg}"`);
       positional.push(arg);
       continue;
     }

@@ -25,7 +25,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs, UsageError, type FlagSpec } from './args.js';
 import { loadEntry } from './entry.js';
-import { MAX_CONNECTIONS, MAX_USERS, formatMixTable, runMix, type LoadMix, type MixResult } from './loadgen.js';
+import { CONNECTIONS_MAX, USERS_MAX, formatMixTable, runMix, type LoadMix, type MixResult } from './loadgen.js';
 
 export const BENCH_USAGE = `usage: powerplant bench <entry> [options]
 
@@ -74,10 +74,10 @@ export interface BenchIo {
 
 const BENCH_FLAGS = {
   url: { kind: 'string' },
-  connections: { kind: 'int', min: 1, max: MAX_CONNECTIONS },
+  connections: { kind: 'int', min: 1, max: CONNECTIONS_MAX },
   duration: { kind: 'number', min: 0, max: 86_400, aboveMin: true },
   warmup: { kind: 'number', min: 0, max: 86_400 },
-  users: { kind: 'int', min: 1, max: MAX_USERS },
+  users: { kind: 'int', min: 1, max: USERS_MAX },
   seed: { kind: 'int', min: -(2 ** 31), max: 2 ** 31 - 1 },
   hgrm: { kind: 'string' },
   json: { kind: 'bool' },

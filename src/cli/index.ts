@@ -11,7 +11,7 @@
  */
 export type { AppModule, RunningApp, ServicesModule, StartContext, StartModule } from './app.js';
 export {
-  MAX_CONNECTIONS, MAX_DURATION_MS, MAX_ENDPOINTS, MAX_SETUP_CONCURRENCY, MAX_USERS, REQUEST_TIMEOUT_MS, SETUP_TIMEOUT_MS,
+  CONNECTIONS_MAX, DURATION_MS_MAX, ENDPOINTS_MAX, SETUP_CONCURRENCY_MAX, USERS_MAX, REQUEST_TIMEOUT_MS, SETUP_TIMEOUT_MS,
   formatMixTable, runMix,
 } from './loadgen.js';
 export type { EndpointStats, MixOptions, MixResult, RequestStats } from './loadgen.js';

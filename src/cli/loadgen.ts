@@ -60,13 +60,13 @@ export interface MixOptions<E extends string = string, I extends object = Record
   mix: LoadMix<E, I>;
   /** Base URL of the server, e.g. http://127.0.0.1:3000 (a path prefix is kept). */
   url: string;
-  /** Virtual connections, each with one request outstanding (default 64, at most MAX_CONNECTIONS). */
+  /** Virtual connections, each with one request outstanding (default 64, at most CONNECTIONS_MAX). */
   connections?: number;
   /** Measured window (default 20,000). */
   durationMs?: number;
   /** Warm-up before the measured window, not counted (default 3,000; 0 = none). */
   warmupMs?: number;
-  /** Users for the mix to sign in (default min(connections, 100), at most MAX_USERS). */
+  /** Users for the mix to sign in (default min(connections, 100), at most USERS_MAX). */
   users?: number;
   /** A request without its full response after this long is aborted and counted as a timeout (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
@@ -126,7 +126,7 @@ export interface MixResult<E extends string = string> extends RequestStats {
   /** All endpoints merged (microseconds). */
   histogram: Hdr;
   perEndpoint: Record<E, Hdr>;
-  /** A few error descriptions, e.g. `GET /search?q= 500: {"error":…}` (at most MAX_ERROR_SAMPLES). */
+  /** A few error descriptions, e.g. `GET /search?q= 500: {"error":…}` (at most ERROR_SAMPLES_MAX). */
   errorSamples: string[];
   seed: number;
   requestTimeoutMs: number;
@@ -135,19 +135,19 @@ export interface MixResult<E extends string = string> extends RequestStats {
 
 export const REQUEST_TIMEOUT_MS = 10_000;
 export const SETUP_TIMEOUT_MS = 30_000;
-export const MAX_CONNECTIONS = 4_096;
-export const MAX_USERS = 10_000;
+export const CONNECTIONS_MAX = 4_096;
+export const USERS_MAX = 10_000;
 /** One day: a bound, not a plan. */
-export const MAX_DURATION_MS = 86_400_000;
+export const DURATION_MS_MAX = 86_400_000;
 /** Bound on a mix's endpoints (the per-endpoint histograms are preallocated). */
-export const MAX_ENDPOINTS = 64;
+export const ENDPOINTS_MAX = 64;
 /** Bound on `http.forEach`'s concurrency in a mix's setup. */
-export const MAX_SETUP_CONCURRENCY = 256;
+export const SETUP_CONCURRENCY_MAX = 256;
 /** How often in-flight requests are checked against the timeout (at most; a quarter of a shorter timeout). */
 const TIMEOUT_SWEEP_MS = 250;
 const NETWORK_ERROR_PAUSE_MS = 10;
 const PROGRESS_INTERVAL_MS = 200;
-const MAX_ERROR_SAMPLES = 20;
+const ERROR_SAMPLES_MAX = 20;
 const ERROR_SAMPLE_BYTES = 300;
 /** Waiting for measured requests still in flight when the window closes, beyond the request timeout. */
 const DRAIN_GRACE_MS = 2_000;
@@ -200,11 +200,11 @@ class Run<E extends string> {
 
   sampleError(endpoint: number, what: string, detail: string): void {
     const key = `${this.labels[endpoint]!} ${what}`;
-    if (this.errorSamples.size < MAX_ERROR_SAMPLES && !this.errorSamples.has(key)) this.errorSamples.set(key, detail);
+    if (this.errorSamples.size < ERROR_SAMPLES_MAX && !this.errorSamples.has(key)) this.errorSamples.set(key, detail);
   }
 
   wantsErrorSample(endpoint: number, status: number): boolean {
-    return this.errorSamples.size < MAX_ERROR_SAMPLES && !this.errorSamples.has(`${this.labels[endpoint]!} ${status}`);
+    return this.errorSamples.size < ERROR_SAMPLES_MAX && !this.errorSamples.has(`${this.labels[endpoint]!} ${status}`);
   }
 }
 
@@ -372,7 +372,7 @@ function parseJson(text: string): unknown {
 /** Runs `task(i)` for i in 0..n-1, at most `limit` at a time; rejects with the first failure. */
 async function forEachLimited(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
   requireArg(Number.isInteger(n) && n >= 0, 'count', 'must be an integer >= 0');
-  requireArg(Number.isInteger(limit) && limit >= 1 && limit <= MAX_SETUP_CONCURRENCY, 'concurrency', `must be an integer from 1 to ${MAX_SETUP_CONCURRENCY}`);
+  requireArg(Number.isInteger(limit) && limit >= 1 && limit <= SETUP_CONCURRENCY_MAX, 'concurrency', `must be an integer from 1 to ${SETUP_CONCURRENCY_MAX}`);
   let nextIndex = 0;
   let failure: unknown;
   const worker = async (): Promise<void> => {
@@ -414,7 +414,7 @@ function checkMix(value: unknown): void {
   const mix = value as Partial<LoadMix>;
   requireArg(typeof mix.name === 'string' && MIX_NAME.test(mix.name), 'mix.name', 'must match [A-Za-z0-9_.-]{1,60}');
   requireArg(typeof mix.setup === 'function', 'mix.setup', 'must be a function');
-  requireArg(Array.isArray(mix.endpoints) && mix.endpoints.length >= 1 && mix.endpoints.length <= MAX_ENDPOINTS, 'mix.endpoints', `must be an array of 1 to ${MAX_ENDPOINTS} endpoints`);
+  requireArg(Array.isArray(mix.endpoints) && mix.endpoints.length >= 1 && mix.endpoints.length <= ENDPOINTS_MAX, 'mix.endpoints', `must be an array of 1 to ${ENDPOINTS_MAX} endpoints`);
   const seen = new Set<string>();
   mix.endpoints.forEach((e, i) => {
     const f = `mix.endpoints[${i}]`;
@@ -449,10 +449,10 @@ export async function runMix<E extends string, I extends object = Record<never, 
   const seed = options.seed ?? 1;
   const users = options.users ?? Math.min(connections, 100);
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-  requireArg(Number.isInteger(connections) && connections >= 1 && connections <= MAX_CONNECTIONS, 'connections', `must be an integer from 1 to ${MAX_CONNECTIONS}`);
-  requireArg(Number.isFinite(durationMs) && durationMs > 0 && durationMs <= MAX_DURATION_MS, 'durationMs', `must be > 0 and <= ${MAX_DURATION_MS}`);
-  requireArg(Number.isFinite(warmupMs) && warmupMs >= 0 && warmupMs <= MAX_DURATION_MS, 'warmupMs', `must be >= 0 and <= ${MAX_DURATION_MS}`);
-  requireArg(Number.isInteger(users) && users >= 1 && users <= MAX_USERS, 'users', `must be an integer from 1 to ${MAX_USERS}`);
+  requireArg(Number.isInteger(connections) && connections >= 1 && connections <= CONNECTIONS_MAX, 'connections', `must be an integer from 1 to ${CONNECTIONS_MAX}`);
+  requireArg(Number.isFinite(durationMs) && durationMs > 0 && durationMs <= DURATION_MS_MAX, 'durationMs', `must be > 0 and <= ${DURATION_MS_MAX}`);
+  requireArg(Number.isFinite(warmupMs) && warmupMs >= 0 && warmupMs <= DURATION_MS_MAX, 'warmupMs', `must be >= 0 and <= ${DURATION_MS_MAX}`);
+  requireArg(Number.isInteger(users) && users >= 1 && users <= USERS_MAX, 'users', `must be an integer from 1 to ${USERS_MAX}`);
   requireArg(Number.isInteger(seed), 'seed', 'must be an integer');
   requireArg(Number.isFinite(requestTimeoutMs) && requestTimeoutMs >= 1 && requestTimeoutMs <= 600_000, 'requestTimeoutMs', 'must be from 1 to 600000');
   const mix = options.mix;
