@@ -14,7 +14,7 @@ const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 export const DEFAULT_LATENCY_BUCKETS_MS: readonly number[] = [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
 
 /** Series per family at most: label values come from action names and node ids, not from user input. */
-const MAX_SERIES_PER_FAMILY = 10_000;
+const SERIES_PER_FAMILY_MAX = 10_000;
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -68,7 +68,7 @@ abstract class Family<S extends { labelValues: readonly string[] }> {
     const key = values.join('\u0000');
     let s = this.series.get(key);
     if (s === undefined) {
-      requireArg(this.series.size < MAX_SERIES_PER_FAMILY, 'labels', `${this.name}: more than ${MAX_SERIES_PER_FAMILY} series`);
+      requireArg(this.series.size < SERIES_PER_FAMILY_MAX, 'labels', `${this.name}: more than ${SERIES_PER_FAMILY_MAX} series`);
       s = this.make(values);
       this.series.set(key, s);
     }
