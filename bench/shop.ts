@@ -38,7 +38,7 @@ import { cpuOf, median, numArg, runQueueWaitNs, setAffinity, startChild, stopChi
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Above this share of failed requests in a window the bench fails. */
-const MAX_ERROR_SHARE = 0.01;
+const ERROR_SHARE_MAX = 0.01;
 
 interface Side {
   name: 'ours' | 'peer';
@@ -113,8 +113,8 @@ function checkErrors(side: Side, w: Window): void {
     console.log(`${side.label}: ${r.errors} of ${r.requests} requests failed (${(share * 100).toFixed(2)} %): by status ${JSON.stringify(r.byStatus)}, network ${r.networkErrors}, timeouts ${r.timeouts}`);
     for (const s of r.errorSamples) console.log(`  ${s}`);
   }
-  if (share > MAX_ERROR_SHARE) {
-    throw new Error(`${side.label}: ${(share * 100).toFixed(2)} % of requests failed (> ${MAX_ERROR_SHARE * 100} %): the numbers would measure errors; see the samples above`);
+  if (share > ERROR_SHARE_MAX) {
+    throw new Error(`${side.label}: ${(share * 100).toFixed(2)} % of requests failed (> ${ERROR_SHARE_MAX * 100} %): the numbers would measure errors; see the samples above`);
   }
 }
 

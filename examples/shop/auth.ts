@@ -5,7 +5,7 @@
  * Token = base64url(JSON payload) + "." + base64url(HMAC-SHA256(secret, payload part)), payload
  * `{"uid","role","exp"}` (exp in epoch seconds). Verifying is one HMAC over the short payload part,
  * a constant-time compare with the signature's canonical spelling (43 characters of the base64url
- * alphabet, no padding), then one JSON.parse of at most MAX_TOKEN_CHARS characters.
+ * alphabet, no padding), then one JSON.parse of at most TOKEN_CHARS_MAX characters.
  * Passwords: scrypt N=16384 r=8 p=1, 32-byte key, 16-byte salt, `scrypt$<salt>$<hash>` (base64url),
  * hashed on libuv's thread pool (async) so many can run in parallel without blocking the loop.
  */
@@ -13,7 +13,7 @@ import { createHmac, createSecretKey, randomBytes, scrypt, timingSafeEqual, type
 
 export const SESSION_TTL_MS = 24 * 3600 * 1000;
 /** Longer tokens are rejected before any work (a real one is ~110 characters). */
-export const MAX_TOKEN_CHARS = 512;
+export const TOKEN_CHARS_MAX = 512;
 const SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 const KEY_BYTES = 32;
 const SALT_BYTES = 16;
@@ -59,7 +59,7 @@ export function issueToken(key: KeyObject, uid: string, role: Role, nowMs = Date
 
 /** Checks signature, shape and expiry. Never throws. */
 export function verifyToken(key: KeyObject, token: string, nowMs = Date.now()): VerifyResult {
-  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_CHARS) return { ok: false, reason: 'malformed' };
+  if (typeof token !== 'string' || token.length === 0 || token.length > TOKEN_CHARS_MAX) return { ok: false, reason: 'malformed' };
   const dot = token.indexOf('.');
   if (dot <= 0 || dot !== token.lastIndexOf('.')) return { ok: false, reason: 'malformed' };
   const part = token.slice(0, dot);

@@ -56,9 +56,9 @@ export const DEFAULT_WEIGHTS: Readonly<Record<EndpointName, number>> = {
 export const ZIPF_EXPONENT = 0.99;
 const SIGN_IN_CONCURRENCY = 8;
 const DISCOVERY_CONCURRENCY = 4;
-const MAX_PAGES_PER_CATEGORY = 200;
-const MAX_PRODUCTS = 100_000;
-const MAX_SEARCH_PREFIXES = 1_000;
+const PAGES_PER_CATEGORY_MAX = 200;
+const PRODUCTS_MAX = 100_000;
+const SEARCH_PREFIXES_MAX = 1_000;
 
 interface ShopCatalog {
   categoryIds: string[];
@@ -101,7 +101,7 @@ async function discover(http: SetupHttp, ctx: SetupContext<EndpointName>): Promi
   await http.forEach(categoryIds.length, DISCOVERY_CONCURRENCY, async (ci) => {
     const id = categoryIds[ci]!;
     let cursor: string | undefined;
-    for (let page = 0; page < MAX_PAGES_PER_CATEGORY && products.size < MAX_PRODUCTS; page++) {
+    for (let page = 0; page < PAGES_PER_CATEGORY_MAX && products.size < PRODUCTS_MAX; page++) {
       const path = `${basePath}/categories/${encodeURIComponent(id)}/products?limit=100${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
       const res = await ask(http, ctx, `cannot list the products of category ${id} (GET ${path})`, 'GET', path);
       const body = res.json();
@@ -133,7 +133,7 @@ async function discover(http: SetupHttp, ctx: SetupContext<EndpointName>): Promi
     }
   }
   // Names without words (a shop that is not the seed's): fall back to a common letter.
-  const searchPrefixes = [...prefixes].sort().slice(0, MAX_SEARCH_PREFIXES);
+  const searchPrefixes = [...prefixes].sort().slice(0, SEARCH_PREFIXES_MAX);
   if (searchPrefixes.length === 0) searchPrefixes.push('a');
   return { categoryIds, productIdsByRank: ids, searchPrefixes };
 }

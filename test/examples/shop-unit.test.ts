@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  bearerToken, DUMMY_PASSWORD_HASH, hashPassword, issueToken, MAX_TOKEN_CHARS, sessionKey, SESSION_TTL_MS, signToken, verifyPassword, verifyToken,
+  bearerToken, DUMMY_PASSWORD_HASH, hashPassword, issueToken, TOKEN_CHARS_MAX, sessionKey, SESSION_TTL_MS, signToken, verifyPassword, verifyToken,
 } from '../../examples/shop/auth.js';
 import { startShop } from '../../examples/shop/index.js';
 import { nameTerms, PRODUCT_COUNT, seedCategories, seedProduct, seedProducts, seedUsers, STOCK_PER_SKU } from '../../examples/shop/seed-data.js';
@@ -33,7 +33,7 @@ describe('examples/shop auth: session tokens', () => {
     const flipped = Buffer.from(sig, 'base64url');
     flipped[0] = flipped[0]! ^ 1;
     expect(verifyToken(key, `${s.token.split('.')[0]!}.${flipped.toString('base64url')}`, now)).toEqual({ ok: false, reason: 'forged' });
-    for (const bad of ['', 'abc', 'a.b.c', '.x', `${s.token}x`, 'x'.repeat(MAX_TOKEN_CHARS + 1)]) expect(verifyToken(key, bad, now).ok).toBe(false);
+    for (const bad of ['', 'abc', 'a.b.c', '.x', `${s.token}x`, 'x'.repeat(TOKEN_CHARS_MAX + 1)]) expect(verifyToken(key, bad, now).ok).toBe(false);
     // Correctly signed but the wrong shape (uid not a user id; role unknown): malformed.
     expect(verifyToken(key, signToken(key, { uid: 'nope', role: 'user', exp: 9e9 }), now)).toEqual({ ok: false, reason: 'malformed' });
     expect(verifyToken(key, signToken(key, { uid: 'u0123456789ab', role: 'root' as 'user', exp: 9e9 }), now)).toEqual({ ok: false, reason: 'malformed' });

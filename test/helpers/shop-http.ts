@@ -148,12 +148,12 @@ export function expectStatus(res: HttpResult, status: number): void {
 }
 
 /** Walks a paged list from `path` (which may already carry a query) to its end. */
-export async function walkPages<T>(http: ShopHttp, path: string, limit: number, o: RequestOptions = {}, maxPages = 1_000): Promise<{ items: T[]; pages: T[][] }> {
+export async function walkPages<T>(http: ShopHttp, path: string, limit: number, o: RequestOptions = {}, pagesMax = 1_000): Promise<{ items: T[]; pages: T[][] }> {
   const items: T[] = [];
   const pages: T[][] = [];
   let cursor: string | undefined;
   const sep = path.includes('?') ? '&' : '?';
-  for (let n = 0; n < maxPages; n++) {
+  for (let n = 0; n < pagesMax; n++) {
     const q = `${sep}limit=${limit}${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
     const res = await http.get<Page<T>>(path + q, o);
     expectStatus(res, 200);
@@ -167,7 +167,7 @@ export async function walkPages<T>(http: ShopHttp, path: string, limit: number, 
     expect(res.body.items.length).toBe(limit);
     cursor = res.body.cursor;
   }
-  throw new Error(`${path}: more than ${maxPages} pages`);
+  throw new Error(`${path}: more than ${pagesMax} pages`);
 }
 
 // ---- session tokens ---------------------------------------------------------------------------
