@@ -41,7 +41,7 @@ export class SingleFlight<T> {
     const existing = this.inFlight.get(key);
     if (existing !== undefined) return existing;
     if (this.inFlight.size >= this.inFlightMax) {
-      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `more than ${this.inFlightMax} cache loads in flight`, data: { inFlightMax: this.inFlightMax } }));
+      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `more than ${this.inFlightMax} cache loads in flight (inFlightMax)`, data: { inFlightMax: this.inFlightMax } }));
     }
     let p: Promise<T>;
     try {

@@ -425,7 +425,7 @@ function toMessage<T>(topic: string, r: StoredRecord): QueueMessage<T> {
 }
 
 function tooLarge(field: string, size: number, max: number): Error {
-  return ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${size} bytes exceeds the maximum of ${max}`, data: { sizeBytes: size, bytesMax: max } });
+  return ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: ${size} bytes exceeds limits.${field}BytesMax ${max}`, data: { sizeBytes: size, bytesMax: max } });
 }
 
 const TOPIC_RE = /^[A-Za-z0-9_-]{1,100}$/;

@@ -204,7 +204,7 @@ export class FailureDetector {
     const history = this.histories.get(nodeId);
     if (history === undefined) {
       if (this.histories.size >= this.nodesMax) {
-        throw ppError('PP_ERR_TOO_LARGE', { field: 'nodeId', message: `failure detector tracks at most ${this.nodesMax} nodes` });
+        throw ppError('PP_ERR_TOO_LARGE', { field: 'nodeId', message: `failure detector tracks at most ${this.nodesMax} nodes (nodesMax)` });
       }
       this.histories.set(nodeId, new NodeHistory(this.samplesMax, nowMs, this.firstHeartbeatEstimateMs));
       return;

@@ -285,7 +285,7 @@ export class Caller implements ContextHost {
       if (!cs.bulkhead.tryAcquire()) {
         breaker.onIgnore(permit);
         throw this.fail(c, ppError('PP_ERR_BULKHEAD_FULL', {
-          message: `'${c.name}': ${this.concurrentPerActionMax} calls already in flight from this node`, retryAfterMs: 10,
+          message: `'${c.name}': ${this.concurrentPerActionMax} calls already in flight from this node (call.concurrentPerActionMax)`, retryAfterMs: 10,
         }), nowMs);
       }
       const attemptMs = remainingMs < this.attemptTimeoutMs ? remainingMs : this.attemptTimeoutMs;

@@ -101,7 +101,7 @@ export class Server {
     if (!(timeoutMs > 0)) throw ppError('PP_ERR_TIMEOUT', { message: `'${name}': deadline passed before the request arrived` });
     if (!this.bulkhead.tryAcquire()) {
       this.metrics.servedTotal.labels(name, 'PP_ERR_BULKHEAD_FULL').inc();
-      throw ppError('PP_ERR_BULKHEAD_FULL', { message: `node '${this.core.nodeId}' serves ${this.bulkhead.concurrentMax} requests already`, retryAfterMs: 10 });
+      throw ppError('PP_ERR_BULKHEAD_FULL', { message: `node '${this.core.nodeId}' serves ${this.bulkhead.concurrentMax} requests already (concurrentRequestsMax)`, retryAfterMs: 10 });
     }
     this.inFlight++;
     let out: unknown;

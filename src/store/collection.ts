@@ -195,6 +195,6 @@ export function checkVersion(version: unknown): number | undefined {
 
 export function checkBatchSize(n: number, limits: StoreLimits, field: string): void {
   if (n > limits.batchOpsMax) {
-    throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: at most ${limits.batchOpsMax} operations per batch`, data: { max: limits.batchOpsMax, got: n } });
+    throw ppError('PP_ERR_TOO_LARGE', { field, message: `${field}: at most ${limits.batchOpsMax} operations per batch (limits.batchOpsMax)`, data: { max: limits.batchOpsMax, got: n } });
   }
 }

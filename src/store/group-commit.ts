@@ -88,7 +88,7 @@ export class GroupCommitter {
   submit(req: WriteRequest): Promise<RequestResult> {
     if (this.#closed) return Promise.reject(ppError('PP_ERR_CLOSED', { message: `shard ${this.#engine.shard} is closed` }));
     if (this.#queue.length >= this.#queueMax) {
-      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `shard ${this.#engine.shard}: ${this.#queueMax} writes already waiting`, retryAfterMs: 10 }));
+      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `shard ${this.#engine.shard}: ${this.#queueMax} writes already waiting (groupCommit.queueMax)`, retryAfterMs: 10 }));
     }
     return new Promise<RequestResult>((resolve, reject) => {
       this.#queue.push({ req, resolve, reject });

@@ -252,7 +252,7 @@ export class JetStreamEngine implements QueueEngine {
       return Promise.reject(ppError('PP_ERR_TOO_LARGE', { field: 'message', message: `message: ${bytes} bytes with its key and headers exceed the NATS server's max_payload (${room} usable)`, data: { sizeBytes: bytes, bytesMax: room } }));
     }
     if (this.#pendingBytes + bytes > this.#opts.pendingBytesMax) {
-      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `JetStream publish buffer full (${this.#opts.pendingBytesMax} bytes waiting for PubAcks)` }));
+      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `JetStream publish buffer full (${this.#opts.pendingBytesMax} bytes waiting for PubAcks: jetstream.pendingBytesMax)` }));
     }
     this.#pendingBytes += bytes;
     const k = `${topic}\u0000${partition}`;

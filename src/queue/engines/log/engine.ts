@@ -298,7 +298,7 @@ export class LogEngine implements QueueEngine {
       }
     }
     if (flusher.full(part)) {
-      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `log write buffer full (${this.#opts.pendingBytesMax} bytes waiting for fsync)` }));
+      return Promise.reject(ppError('PP_ERR_OVERLOADED', { message: `log write buffer full (${this.#opts.pendingBytesMax} bytes waiting for fsync: log.pendingBytesMax)` }));
     }
     const p = flusher.append(part, rec);
     if (id !== undefined) {
