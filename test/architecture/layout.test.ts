@@ -1,8 +1,9 @@
 /**
  * The house rules of the tree, checked on the source itself (docs/architecture.md states them):
  * a folder under src/ imports another folder only through its index.ts, the folders do not
- * import each other in a cycle, util/ (which every folder may use) imports nothing but errors/, and
- * nothing under src/ reaches into examples/ (the platform does not know its applications).
+ * import each other in a cycle, util/ (which every folder may use) imports nothing but errors/,
+ * nothing under src/ reaches into examples/ (the platform does not know its applications), and no
+ * source file is over 800 lines (one that grows past it is split by responsibility).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -47,6 +48,16 @@ function crossFolderImports(): Edge[] {
   return edges;
 }
 
+/** The longest a file under src/ may be, in lines (docs/contributing.md). */
+const FILE_LINES_MAX = 800;
+
+/** Lines of a text: the newline characters, plus a last line without one. */
+function lineCount(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return text.length > 0 && !text.endsWith('\n') ? n + 1 : n;
+}
+
 describe('source layout', () => {
   const edges = crossFolderImports();
 
@@ -89,6 +100,16 @@ describe('source layout', () => {
     }
     expect(seen).toBeGreaterThan(edges.length); // the scan sees the imports (within folders too)
     expect(bad).toEqual([]);
+  });
+
+  it(`no source file under src/ is over ${FILE_LINES_MAX} lines`, () => {
+    const files = sourceFiles(src);
+    expect(files.length).toBeGreaterThan(50); // the scan sees the tree
+    const over = files
+      .map((f) => ({ file: relative(root, f), lines: lineCount(readFileSync(f, 'utf8')) }))
+      .filter((f) => f.lines > FILE_LINES_MAX)
+      .map((f) => `${f.file}: ${f.lines} lines`);
+    expect(over).toEqual([]);
   });
 
   it('the folders do not import each other in a cycle', () => {
