@@ -10,13 +10,14 @@ export {
   DEFAULT_QUEUE_LIMITS,
   DEAD_LETTER_HEADERS,
   type QueueOptions,
+  type QueueInstruments,
   type QueueLimits,
   type TopicOptions,
   type PublishOptions,
   type PublishResult,
   type QueueMessage,
 } from './queue.js';
-export { SUBSCRIBE_DEFAULTS, type Backoff, type Delivery, type SubscribeOptions, type Subscription, type SubscriptionStats } from './consumer/index.js';
+export { DISPATCH_SLICE_MS, SUBSCRIBE_DEFAULTS, type Backoff, type Delivery, type LeaseLapse, type SubscribeOptions, type Subscription, type SubscriptionStats } from './consumer/index.js';
 export { createOutbox, type Outbox, type OutboxOptions, type OutboxRoute, type OutboxMessage } from './outbox.js';
 export {
   createEngine,

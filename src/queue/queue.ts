@@ -5,8 +5,9 @@
  */
 import { hash32, jumpHash } from '../partition/index.js';
 import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
+import type { CounterSeries, Logger, MetricsRegistry } from '../observe/index.js';
 import { decodePayload, encodePayload } from './codec.js';
-import { Member, type ConsumerHost, type SubscribeOptions, type Subscription } from './consumer/index.js';
+import { Member, type ConsumerHost, type LeaseLapse, type SubscribeOptions, type Subscription } from './consumer/index.js';
 import { ENCODING_BYTES, RESERVED_HEADER_PREFIX, type QueueEngine, type ReadFrom, type RecoveryEvent, type StoredRecord, type TopicConfig, type TopicRetention } from './engines/base.js';
 import { createEngine, type EngineOptions } from './engines/index.js';
 
@@ -51,6 +52,16 @@ export interface QueueOptions extends EngineOptions {
   readonly dedupWindowMs?: number;
   /** Ids remembered per topic (embedded engine), newest kept. Default 100000. */
   readonly dedupMax?: number;
+  /** Where consumer incidents (lease lapses) are logged. Default: nowhere (see `instrument`). */
+  readonly logger?: Logger;
+  /** Where the queue's metrics (`pp_queue_lease_lapses_total`) are registered. Default: none (see `instrument`). */
+  readonly metrics?: MetricsRegistry;
+}
+
+/** What the queue reports to (a node's logger and metrics registry). */
+export interface QueueInstruments {
+  readonly logger?: Logger;
+  readonly metrics?: MetricsRegistry;
 }
 
 export interface PublishOptions {
@@ -110,6 +121,8 @@ export class Queue implements ConsumerHost {
   readonly #subs = new Set<Member>();
   #rr = 0;
   #closed = false;
+  #logger: Logger | undefined;
+  #leaseLapses: ((topic: string, group: string) => CounterSeries) | undefined;
 
   /** Use `openQueue`. */
   constructor(engine: QueueEngine, limits: QueueLimits, options: QueueOptions) {
@@ -117,6 +130,37 @@ export class Queue implements ConsumerHost {
     this.limits = limits;
     this.#autoCreate = options.autoCreateTopics ?? false;
     this.#defaults = this.#config(options.topicDefaults ?? {}, TOPIC_DEFAULTS);
+    this.instrument(options);
+  }
+
+  /**
+   * Reports to `logger` and `metrics` from now on (for a queue opened before the node whose
+   * logger and registry it should use). A consumer whose lease lapsed (a handler, or anything
+   * else, held the event loop longer than sessionTimeoutMs) is one warn log line (topic, group,
+   * member, partitions, the record whose handler blocked and for how long) and one count of
+   * `pp_queue_lease_lapses_total{topic, group}`.
+   */
+  instrument(o: QueueInstruments): void {
+    if (o.logger !== undefined) this.#logger = o.logger;
+    if (o.metrics !== undefined) {
+      const c = o.metrics.counter('pp_queue_lease_lapses_total', 'Times a consumer found its partition lease lapsed because the event loop was held past sessionTimeoutMs (by a handler or anything else).', ['topic', 'group']);
+      this.#leaseLapses = (topic, group) => c.labels(topic, group);
+    }
+  }
+
+  /** ConsumerHost: a consumer's lease lapsed, logged and counted. */
+  leaseLapsed(l: LeaseLapse): void {
+    try {
+      this.#leaseLapses?.(l.topic, l.group).inc();
+    } catch {
+      // over the family's series bound: the log line below still records it
+    }
+    this.#logger?.warn(
+      { topic: l.topic, group: l.group, member: l.member, partitions: l.partitions, sessionTimeoutMs: l.sessionTimeoutMs, sinceRenewalMs: l.sinceRenewalMs, ...(l.record === undefined ? {} : { partition: l.record.partition, offset: l.record.offset, key: l.record.key, blockedMs: l.record.blockedMs }) },
+      l.record === undefined
+        ? 'queue: consumer lease lapsed (the event loop was held past sessionTimeoutMs); another member may take its partitions over'
+        : 'queue: a handler blocked the event loop past the consumer lease; another member may take its partitions over',
+    );
   }
 
   /** What the embedded engine's recovery found on open (torn tails cut, indexes rebuilt). */

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEAD_LETTER_HEADERS, type Delivery, type Queue } from '../../src/queue/index.js';
 import { isPowerplantError } from '../../src/errors/index.js';
+import { createLogger, MetricsRegistry } from '../../src/observe/index.js';
 import { barrier, FAST, sleep, waitFor, type QueueCase } from './helpers.js';
 
 async function collect(q: Queue, topic: string, max = 10_000): Promise<{ key: string | undefined; value: unknown; partition: number; offset: number; headers: Readonly<Record<string, string>> }[]> {
@@ -211,6 +212,39 @@ export function queueConformance(c: QueueCase): void {
       await waitFor(() => sub.stats().lateAcks === 1, 5000, 'late ack counted');
       expect(first[0]!.ack()).toBe(false);
       expect(sub.stats().acked).toBe(1);
+      await sub.close();
+    });
+
+    it('a handler that blocks the event loop past the lease is reported (stats, onError, log, metric); the member then carries on', async () => {
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'warn', destination: { write: (l: string) => void lines.push(l) } });
+      const metrics = new MetricsRegistry();
+      const q = await c.open({ logger, metrics });
+      await q.createTopic('blocking', { partitions: 1 });
+      for (let i = 0; i < 20; i++) await q.publish('blocking', i, { key: `k${i}` });
+      const errors: unknown[] = [];
+      const handled: number[] = [];
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      const sub = await q.subscribe<number>('blocking', {
+        group: 'g',
+        heartbeatMs: 100,
+        sessionTimeoutMs: 400,
+        concurrency: 1,
+        onError: (e) => errors.push(e),
+        handler: (m) => {
+          // Synchronous work far longer than the lease, once: nothing can renew it meanwhile.
+          if (m.value === 5 && m.attempt === 1) Atomics.wait(sleeper, 0, 0, 1200);
+          handled.push(m.value);
+        },
+      });
+      await waitFor(() => new Set(handled).size === 20, 10_000, 'every record handled');
+      expect(sub.stats().leaseLapses).toBeGreaterThanOrEqual(1);
+      const lapse = errors.find((e) => isPowerplantError(e, 'PP_ERR_TIMEOUT') && /lapsed/.test(e.message));
+      expect(String((lapse as Error | undefined)?.message)).toMatch(/blocking\/0\/\d+ blocked the event loop for \d+ ms/);
+      const logged = lines.map((l) => JSON.parse(l) as { msg: string; topic: string; group: string; offset?: number; blockedMs?: number }).find((l) => /past the consumer lease/.test(l.msg));
+      expect(logged).toMatchObject({ topic: 'blocking', group: 'g' });
+      expect(logged!.blockedMs).toBeGreaterThanOrEqual(400);
+      expect(metrics.render()).toMatch(/pp_queue_lease_lapses_total\{topic="blocking",group="g"\} [1-9]/);
       await sub.close();
     });
 

@@ -40,6 +40,8 @@ export class Worker {
   stopped = false;
   releasing = false;
   releaseDeadlineMs = 0;
+  /** This member's lease on the partition lasts at least until then (renewal start + session), epoch ms. */
+  leaseUntilMs = 0;
   #spaceWaiter: (() => void) | undefined;
   readonly loop: Promise<void>;
 

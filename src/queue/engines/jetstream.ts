@@ -574,6 +574,12 @@ function toRecord(partition: number, m: JsMsg): StoredRecord {
 
 class JetStreamGroupStore implements GroupStore {
   readonly #kv: KV;
+  /**
+   * The slots this process holds, as it last wrote them (value and revision): a commit is then one
+   * compare-and-set round trip instead of a read and a write. Stale entries are harmless: the
+   * compare-and-set fails and the commit reads the slot.
+   */
+  readonly #held = new Map<string, { v: SlotValue; rev: number }>();
 
   constructor(kv: KV) {
     this.#kv = kv;
@@ -614,14 +620,15 @@ class JetStreamGroupStore implements GroupStore {
     const key = `s.${topic}.${group}.${partition}`;
     const cur = await this.#get(key);
     const now = Date.now();
-    const next = (c: number | null): Uint8Array => enc.encode(JSON.stringify({ o: member, e: now + ttlMs, c } satisfies SlotValue));
     try {
       if (cur === undefined) {
-        await this.#kv.create(key, next(null));
+        const v: SlotValue = { o: member, e: now + ttlMs, c: null };
+        this.#held.set(key, { v, rev: await this.#kv.create(key, enc.encode(JSON.stringify(v))) });
         return { committed: undefined };
       }
       if (cur.v.o !== '' && cur.v.o !== member && cur.v.e >= now) return undefined;
-      await this.#kv.update(key, next(cur.v.c), cur.rev);
+      const v: SlotValue = { o: member, e: now + ttlMs, c: cur.v.c };
+      this.#held.set(key, { v, rev: await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev) });
       return { committed: cur.v.c ?? undefined };
     } catch (err) {
       if (isWrongSequence(err)) return undefined; // someone else changed it first
@@ -635,14 +642,30 @@ class JetStreamGroupStore implements GroupStore {
     await Promise.all(
       entries.map(async (en) => {
         const key = `s.${topic}.${group}.${en.partition}`;
+        const write = async (cur: { v: SlotValue; rev: number }): Promise<void> => {
+          const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c };
+          const rev = await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev);
+          if (en.release) this.#held.delete(key);
+          else this.#held.set(key, { v, rev });
+        };
+        const known = this.#held.get(key);
+        if (known !== undefined && known.v.o === member) {
+          try {
+            await write(known);
+            return;
+          } catch (err) {
+            if (!isWrongSequence(err)) throw err;
+            // Changed since our last write (taken over, or a write of ours whose reply was lost): read it.
+          }
+        }
+        this.#held.delete(key);
         const cur = await this.#get(key);
         if (cur === undefined || cur.v.o !== member) {
           lost.push(en.partition);
           return;
         }
-        const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c };
         try {
-          await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev);
+          await write(cur);
         } catch (err) {
           if (!isWrongSequence(err)) throw err;
           lost.push(en.partition);
