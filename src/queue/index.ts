@@ -9,6 +9,7 @@ export {
   openQueue,
   DEFAULT_QUEUE_LIMITS,
   DEAD_LETTER_HEADERS,
+  READ_STALL_MS,
   type QueueOptions,
   type QueueInstruments,
   type QueueLimits,

@@ -108,6 +108,9 @@ export const DEAD_LETTER_HEADERS = {
   attempts: 'pp-dead-attempts',
 } as const;
 const DEAD_REASON_MAX_CHARS = 2000;
+/** `read`: one wait for the engine to deliver, and how long it may deliver nothing below the partition's end, in ms. */
+const READ_WAIT_MS = 500;
+export const READ_STALL_MS = 10_000;
 
 const TOPIC_DEFAULTS = { partitions: 4, retention: { maxBytes: 1024 * 1024 * 1024, maxAgeMs: 7 * 86_400_000 } } as const;
 
@@ -359,19 +362,37 @@ export class Queue implements ConsumerHost {
     return this.engine.groups.committed(topic, group, cfg.partitions);
   }
 
-  /** Up to `max` records of one partition from `from`, without a group (inspection, dead letters). */
+  /**
+   * Up to `max` records of one partition from `from`, without a group (inspection, dead letters,
+   * paging with `{ offset: last.offset + 1 }`). Reads to the partition's end as it was when the call
+   * began (`bounds().next`), never less: fewer than `max` records means the end was reached, and
+   * `[]` means `from` is at the end — never "nothing arrived yet". If the engine delivers nothing for
+   * READ_STALL_MS while records below the end remain, it fails with PP_ERR_TIMEOUT instead.
+   */
   async read<T = unknown>(topic: string, partition: number, from: ReadFrom = 'earliest', max = 100): Promise<QueueMessage<T>[]> {
     this.#checkOpen();
     const cfg = await this.#resolve(topic, false);
     requireArg(Number.isInteger(partition) && partition >= 0 && partition < cfg.partitions, 'partition', `must be an integer in [0, ${cfg.partitions})`);
     requireArg(Number.isInteger(max) && max >= 1 && max <= 10_000, 'max', 'must be an integer in [1, 10000]');
+    const end = (await this.engine.bounds(topic, partition)).next;
     const reader = await this.engine.openReader(topic, partition, from);
     try {
       const out: QueueMessage<T>[] = [];
-      while (out.length < max) {
-        const recs = await reader.next(max - out.length, out.length === 0 ? 200 : 50);
-        if (recs.length === 0) break;
+      let stallMs = 0;
+      while (out.length < max && reader.position < end) {
+        const recs = await reader.next(max - out.length, READ_WAIT_MS);
         for (const r of recs) out.push(toMessage<T>(topic, r));
+        if (recs.length > 0) {
+          stallMs = 0;
+          continue;
+        }
+        // Nothing within the wait: retention may have removed the rest — or the engine is slow,
+        // which is an error, not an empty page.
+        if ((await this.engine.bounds(topic, partition)).first >= end) break;
+        stallMs += READ_WAIT_MS;
+        if (reader.position < end && stallMs >= READ_STALL_MS) {
+          throw ppError('PP_ERR_TIMEOUT', { message: `read ${topic}/${partition}: no record arrived for ${READ_STALL_MS} ms at offset ${reader.position}, below the partition's end ${end}` });
+        }
       }
       return out;
     } finally {

@@ -62,15 +62,28 @@ export interface PartitionReader {
    * for at least one. Resolves [] on timeout or close. One call at a time.
    */
   next(max: number, waitMs: number): Promise<readonly StoredRecord[]>;
+  /**
+   * Where the reader is: every record of the partition below this offset was returned or skipped
+   * (tombstones, records before the start), so the next record returned is at or after it. A
+   * reader whose position reached `bounds().next` has read the partition to its end.
+   */
+  readonly position: number;
   /** Records skipped because retention removed them before they were read. */
   readonly skipped: number;
   close(): Promise<void>;
 }
 
 export interface PartitionBounds {
-  /** Lowest offset still stored (== next when empty). */
+  /**
+   * Where the partition's records start: reading from here yields its first record (embedded:
+   * its lowest offset still stored; JetStream: the stream's, shared by its partitions). `== next`
+   * when the partition is empty.
+   */
   readonly first: number;
-  /** The offset the next append will get (embedded) / one past the last stored (JetStream). */
+  /**
+   * The partition's end: one past its last stored record (embedded: also the offset the next
+   * append gets). Every record of the partition is below it, every later append at or above it.
+   */
   readonly next: number;
 }
 
