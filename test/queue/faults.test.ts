@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { killChildren, runUntilKilled } from '../helpers/child.js';
 import { needEngine } from '../helpers/engines.js';
-import { SUBSCRIBE_DEFAULTS } from '../../src/queue/index.js';
-import { FAST, jetstreamCase, logCase, uniqueId, waitFor, type QueueCase } from './helpers.js';
+import { DEAD_LETTER_HEADERS, SUBSCRIBE_DEFAULTS } from '../../src/queue/index.js';
+import { barrier, FAST, jetstreamCase, logCase, uniqueId, waitFor, type QueueCase } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const natsUp = await needEngine('nats');
@@ -161,6 +161,49 @@ describe.each(cases)('faults: $name', (c) => {
     const missing = [...placeOf].filter(([v, at]) => at.offset < (committed[at.partition] ?? -1) && !seen.has(v)).map(([v]) => v);
     expect(committed.every((o) => o !== undefined)).toBe(true);
     expect(missing).toEqual([]);
+  });
+
+  it('a redelivery after a crash keeps its attempt count; a record delivered maxDeliver times goes to the dead letter without another delivery', async () => {
+    const id = uniqueId('ka');
+    let q = await c.open({}, id);
+    await q.createTopic('wait', { partitions: 1 });
+    await q.createTopic('hang', { partitions: 1 });
+    await q.publish('wait', 'w');
+    await q.publish('hang', 'h');
+    await q.close();
+    const seen: string[] = [];
+    await runUntil('attempts-child.ts', [c.url(id)], (line) => {
+      if (line.startsWith('a ')) seen.push(line.slice(2));
+      return line === 'k';
+    });
+    expect(seen.sort()).toEqual(['hang 1', 'hang 2', 'wait 1', 'wait 2']);
+    q = await c.open({}, id);
+    const waitAttempts: number[] = [];
+    const hangValues: unknown[] = [];
+    const sentinels = new Set<string>();
+    const w = await q.subscribe('wait', { group: 'g', maxDeliver: 5, ...FAST, handler: (m) => void waitAttempts.push(m.attempt) });
+    const h = await q.subscribe<{ sentinel?: string }>('hang', {
+      group: 'g',
+      maxDeliver: 2,
+      ...FAST,
+      handler: (m) => {
+        if (m.value.sentinel === undefined) hangValues.push(m.value);
+        else sentinels.add(m.value.sentinel);
+      },
+    });
+    await waitFor(() => waitAttempts.length > 0, 10_000, 'the waiting record redelivered');
+    // Two failed deliveries before the crash: this one is the third.
+    expect(waitAttempts).toEqual([3]);
+    await waitFor(() => h.stats().deadLettered === 1, 10_000, 'the hung record dead-lettered');
+    await barrier(q, 'hang', (t) => sentinels.has(t));
+    expect(hangValues).toEqual([]);
+    expect(h.stats().delivered).toBe(sentinels.size);
+    const dead = await q.read('hang-dlq', 0);
+    expect(dead.map((m) => [m.value, m.headers[DEAD_LETTER_HEADERS.attempts]])).toEqual([['h', '2']]);
+    expect(dead[0]!.headers[DEAD_LETTER_HEADERS.reason]).toMatch(/delivered 2 times/);
+    await w.close();
+    await h.close();
+    await q.close();
   });
 
   it('every publish acknowledged before the publisher was SIGKILLed is present after restart', async () => {

@@ -248,9 +248,11 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     // The event loop was away past the lease (a long GC, a blocking call outside a handler).
     if (startMs >= this.#leaseUntilMs) this.#lapse(startMs, undefined, 0);
     const workers = [...this.#workers.values()];
-    const entries: CommitEntry[] = workers.map((w) => {
+    const attempts = workers.map((w) => w.attemptsToStore());
+    const entries: CommitEntry[] = workers.map((w, i) => {
       const c = w.committed();
-      return { partition: w.partition, committed: c === w.storedOffset ? undefined : c, release: w.releasing && (w.running === 0 || startMs >= w.releaseDeadlineMs) };
+      const a = attempts[i];
+      return { partition: w.partition, committed: c === w.storedOffset ? undefined : c, release: w.releasing && (w.running === 0 || startMs >= w.releaseDeadlineMs), ...(a === undefined ? {} : { attempts: a.list }) };
     });
     const lost = await this.#host.engine.groups.commit(this.topic, this.group, this.member, this.#sessionMs, entries);
     this.counters.commits++;
@@ -264,6 +266,8 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
         continue;
       }
       if (e.committed !== undefined) w.storedOffset = e.committed;
+      const a = attempts[i];
+      if (a !== undefined) w.storedAttempts = a.json;
       if (e.release) await this.#removeWorker(w);
       else w.leaseUntilMs = startMs + this.#sessionMs;
     }
@@ -283,7 +287,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     const from: ReadFrom = got.committed === undefined ? this.#from : { offset: got.committed };
     const reader = await this.#host.engine.openReader(this.topic, p, from);
     const start = got.committed ?? (await this.#startOffset(p, from));
-    const w = new Worker(this, p, reader, start, got.committed);
+    const w = new Worker(this, p, reader, start, got.committed, got.attempts);
     w.leaseUntilMs = startMs + this.#sessionMs;
     this.#workers.set(p, w);
     this.#leasesChanged();
@@ -343,6 +347,8 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   admit(e: Entry): void {
     const w = e.worker;
     w.window.push(e);
+    // Delivered before by a member that crashed or released the partition: the count goes on.
+    if (w.restored !== undefined) e.attempts = w.restoredAttempts(e.rec.offset);
     const key = e.rec.key;
     if (key !== undefined) {
       const tail = w.keyTails.get(key);
@@ -419,6 +425,11 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
         const e = this.#ready.shift()!;
         // A releasing partition starts nothing new: its records go to the next owner.
         if (e.state !== S_READY || e.worker.stopped || e.worker.releasing) continue;
+        if (e.attempts >= this.#maxDeliver) {
+          // Delivered maxDeliver times by a member that stopped before the last one settled.
+          this.#fail(e, new Error(`delivered ${e.attempts} times (maxDeliver ${this.#maxDeliver}); the consumer stopped before the last delivery was settled`));
+          continue;
+        }
         this.#run(e, now);
         const after = Date.now();
         if (after >= this.#leaseUntilMs) {
@@ -601,7 +612,10 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     if (this.#ackTimer !== undefined) clearInterval(this.#ackTimer);
     if (this.#dueTimer !== undefined) clearTimeout(this.#dueTimer);
     const g = this.#host.engine.groups;
-    const entries = [...this.#workers.values()].map((w) => ({ partition: w.partition, committed: w.committed(), release: true }));
+    const entries: CommitEntry[] = [...this.#workers.values()].map((w) => {
+      const a = w.attemptsToStore();
+      return { partition: w.partition, committed: w.committed(), release: true, ...(a === undefined ? {} : { attempts: a.list }) };
+    });
     try {
       if (entries.length > 0) await g.commit(this.topic, this.group, this.member, this.#sessionMs, entries);
     } catch (err) {

@@ -31,6 +31,7 @@ import {
   ENCODING_BYTES,
   ENCODING_MSGPACK,
   type AppendResult,
+  type Claimed,
   type CommitEntry,
   type EngineLimits,
   type GroupStore,
@@ -40,6 +41,7 @@ import {
   type QueueEngine,
   type ReadFrom,
   type RecoveryEvent,
+  type StoredAttempts,
   type StoredRecord,
   type TopicConfig,
 } from './base.js';
@@ -102,6 +104,8 @@ interface SlotValue {
   e: number;
   /** Committed offset, null = none. */
   c: number | null;
+  /** Delivery counts of unfinished records ([offset, attempts]); absent = none. */
+  a?: StoredAttempts;
 }
 
 export class JetStreamEngine implements QueueEngine {
@@ -645,7 +649,7 @@ class JetStreamGroupStore implements GroupStore {
     return live.sort();
   }
 
-  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<{ committed: number | undefined } | undefined> {
+  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<Claimed | undefined> {
     const key = `s.${topic}.${group}.${partition}`;
     const cur = await this.#get(key);
     const now = Date.now();
@@ -653,12 +657,12 @@ class JetStreamGroupStore implements GroupStore {
       if (cur === undefined) {
         const v: SlotValue = { o: member, e: now + ttlMs, c: null };
         this.#held.set(key, { v, rev: await this.#kv.create(key, enc.encode(JSON.stringify(v))) });
-        return { committed: undefined };
+        return { committed: undefined, attempts: [] };
       }
       if (cur.v.o !== '' && cur.v.o !== member && cur.v.e >= now) return undefined;
-      const v: SlotValue = { o: member, e: now + ttlMs, c: cur.v.c };
+      const v: SlotValue = { o: member, e: now + ttlMs, c: cur.v.c, ...(cur.v.a === undefined ? {} : { a: cur.v.a }) };
       this.#held.set(key, { v, rev: await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev) });
-      return { committed: cur.v.c ?? undefined };
+      return { committed: cur.v.c ?? undefined, attempts: cur.v.a ?? [] };
     } catch (err) {
       if (isWrongSequence(err)) return undefined; // someone else changed it first
       throw err;
@@ -672,7 +676,8 @@ class JetStreamGroupStore implements GroupStore {
       entries.map(async (en) => {
         const key = `s.${topic}.${group}.${en.partition}`;
         const write = async (cur: { v: SlotValue; rev: number }): Promise<void> => {
-          const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c };
+          const a = en.attempts ?? cur.v.a;
+          const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c, ...(a === undefined || a.length === 0 ? {} : { a }) };
           const rev = await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev);
           if (en.release) this.#held.delete(key);
           else this.#held.set(key, { v, rev });
