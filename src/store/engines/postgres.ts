@@ -554,40 +554,54 @@ export class PostgresShard implements ShardEngine {
       while (live.length > 0) {
         let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
         const stmts = batchStatements(requests, live, UPSERT_ROWS_MAX);
+        // Result index of each statement, and of the probe that follows a conditional one.
+        const at: number[] = [];
+        const probeAt: number[] = [];
+        let n = 2;
         for (const st of stmts) {
+          at.push(n++);
           if (st.ops.length > 1) {
             sql += `${upsertManyLiteral(this.#d, st.ops[0]!.table, st.ops)};`;
-          } else {
-            const one = opStatement(this.#tpls, st.ops[0]!, nowMs);
-            sql += `${renderLiterals(one.tpl, one.params)};`;
+            probeAt.push(-1);
+            continue;
           }
+          const op = st.ops[0]!;
+          const one = opStatement(this.#tpls, op, nowMs);
+          sql += `${renderLiterals(one.tpl, one.params)};`;
+          if (op.kind === 'insert' || op.kind === 'update' || op.expectVersion !== undefined) {
+            // The row as this op found it (it changed nothing if it failed), read right after it in
+            // the same message: a later write of the batch to the same key cannot hide the version
+            // that conflicted (the same answer SQLite gives, probing after the failed op).
+            const p = probeStatement(this.#tpls, op);
+            sql += `${renderLiterals(p.tpl, p.params)};`;
+            probeAt.push(n++);
+          } else probeAt.push(-1);
         }
         inTx = true;
         this.stats.roundTrips++;
         const res = (await c.query(sql)) as unknown as pg.QueryResult<RawRow>[];
-        invariant(Array.isArray(res) && res.length === stmts.length + 2, 'one result per statement');
+        invariant(Array.isArray(res) && res.length === n, 'one result per statement');
         // One slot per op, in batch order, with the row its statement returned (a multi-row
-        // statement's rows are matched back to its ops by primary key).
-        const slots: { req: number; op: WriteOp; row: RawRow | undefined; verdict: 'ok' | 'noop' | 'failed' }[] = [];
-        const slot = (req: number, op: WriteOp, row: RawRow | undefined): void => void slots.push({ req, op, row, verdict: judge(op, row, nowMs) });
+        // statement's rows are matched back to its ops by primary key) and its probe.
+        const slots: { req: number; op: WriteOp; row: RawRow | undefined; probe: RawRow | undefined; verdict: 'ok' | 'noop' | 'failed' }[] = [];
+        const slot = (req: number, op: WriteOp, row: RawRow | undefined, probe: RawRow | undefined): void => void slots.push({ req, op, row, probe, verdict: judge(op, row, nowMs) });
         stmts.forEach((st, i) => {
-          const rows = res[i + 2]!.rows;
-          if (st.ops.length === 1) return slot(st.reqs[0]!, st.ops[0]!, rows[0]);
+          const rows = res[at[i]!]!.rows;
+          if (st.ops.length === 1) return slot(st.reqs[0]!, st.ops[0]!, rows[0], probeAt[i]! < 0 ? undefined : res[probeAt[i]!]!.rows[0]);
           invariant(rows.length === st.ops.length, 'a multi-row upsert returns every row');
           const pk = st.ops[0]!.table.primaryKey;
           const byKey = new Map(rows.map((row) => [keyJson(pk.map((col) => row[col] as SqlValue)), row]));
-          st.ops.forEach((op, j) => slot(st.reqs[j]!, op, byKey.get(op.keyJson)));
+          st.ops.forEach((op, j) => slot(st.reqs[j]!, op, byKey.get(op.keyJson), undefined));
         });
         const failedReqs = new Set<number>();
         for (const s of slots) {
-          if (s.verdict === 'failed' && !failedReqs.has(s.req)) {
-            failedReqs.add(s.req);
-            // Diagnose while the transaction still sees this batch's earlier writes.
-            const p = probeStatement(this.#tpls, s.op);
-            this.stats.roundTrips++;
-            const pr = await c.query<RawRow>(renderLiterals(p.tpl, p.params));
-            results[s.req] = { ok: false, error: failure(s.op, pr.rows[0], nowMs) };
-          }
+          if (s.verdict !== 'failed' || failedReqs.has(s.req)) continue;
+          failedReqs.add(s.req);
+          results[s.req] = { ok: false, error: failure(s.op, s.probe, nowMs) };
+          // A failed request of several ops may have written some of them in this pass (SQLite
+          // rolls them back before the next request runs): verdicts after it are not final; the
+          // next pass, without it, decides them.
+          if (requests[s.req]!.ops.length > 1) break;
         }
         if (failedReqs.size > 0) {
           this.stats.roundTrips++;
