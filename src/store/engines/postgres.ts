@@ -73,7 +73,16 @@ export interface PostgresOptions {
    * the server does not answer at all (outcome unknown -> PP_ERR_TIMEOUT). Default 30000.
    */
   readonly queryTimeoutMs?: number;
+  /**
+   * What the store's connections call themselves on the server (`application_name`, seen in
+   * pg_stat_activity and the server log), as `<applicationName>:<shard>:<writer|reader>`; 1..40
+   * printable ASCII characters. A URL's own `application_name` parameter takes precedence for
+   * that URL's shards. Default 'powerplant'.
+   */
+  readonly applicationName?: string;
 }
+
+const APP_NAME_RE = /^[\x20-\x7e]{1,40}$/;
 
 /** What the PostgreSQL write path did (for tests and the benchmark). */
 // A type alias (not an interface) so it is assignable to ShardEngine's Record<string, number>.
@@ -133,8 +142,8 @@ export function mapPgError(err: unknown): PowerplantError {
   return ppError('PP_ERR_INTERNAL', { message: `postgres: ${message}`, cause: err, data: { pgCode: typeof code === 'string' ? code : null } });
 }
 
-/** Splits our `schema` parameter off a postgres:// URL. */
-export function parsePgUrl(url: string): { connectionString: string; schema: string; location: string } {
+/** Splits our `schema` and `application_name` parameters off a postgres:// URL. */
+export function parsePgUrl(url: string): { connectionString: string; schema: string; location: string; applicationName: string | undefined } {
   let u: URL;
   try {
     u = new URL(url);
@@ -146,9 +155,14 @@ export function parsePgUrl(url: string): { connectionString: string; schema: str
     throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'engine', message: `engine: schema must match ${SCHEMA_RE.source}` });
   }
   u.searchParams.delete('schema');
+  const applicationName = u.searchParams.get('application_name') ?? undefined;
+  if (applicationName !== undefined && !APP_NAME_RE.test(applicationName)) {
+    throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'engine', message: 'engine: application_name must be 1..40 printable ASCII characters' });
+  }
+  u.searchParams.delete('application_name');
   const location = new URL(u.href);
   location.password = '';
-  return { connectionString: u.href, schema, location: `${location.href}${location.search ? '&' : '?'}schema=${schema}` };
+  return { connectionString: u.href, schema, location: `${location.href}${location.search ? '&' : '?'}schema=${schema}`, applicationName };
 }
 
 function lockKeyOf(schema: string): number {
@@ -173,6 +187,7 @@ export class PostgresShard implements ShardEngine {
   /** Point-read statement per table definition: no text rendering or key building per get. */
   #getQueries = new WeakMap<TableDef, { name: string; text: string }>();
   readonly #queryTimeoutMs: number;
+  readonly #applicationName: string;
   readonly stats: PostgresWriteStats = { commits: 0, roundTrips: 0, diagnosed: 0 };
 
   constructor(
@@ -189,6 +204,8 @@ export class PostgresShard implements ShardEngine {
     requireArg(Number.isInteger(this.#queryTimeoutMs) && this.#queryTimeoutMs >= 1 && this.#queryTimeoutMs <= 3_600_000, 'postgres.queryTimeoutMs', 'must be an integer in [1, 3600000]');
     requireArg(options.readPoolMax === undefined || (Number.isInteger(options.readPoolMax) && options.readPoolMax >= 1 && options.readPoolMax <= 100), 'postgres.readPoolMax', 'must be an integer in [1, 100]');
     requireArg(options.connectTimeoutMs === undefined || (Number.isInteger(options.connectTimeoutMs) && options.connectTimeoutMs >= 1), 'postgres.connectTimeoutMs', 'must be a positive integer');
+    requireArg(options.applicationName === undefined || (typeof options.applicationName === 'string' && APP_NAME_RE.test(options.applicationName)), 'postgres.applicationName', 'must be 1..40 printable ASCII characters');
+    this.#applicationName = p.applicationName ?? options.applicationName ?? 'powerplant';
     this.#lockKey = lockKeyOf(p.schema);
     const s = q(p.schema);
     this.#d = {
@@ -232,7 +249,7 @@ export class PostgresShard implements ShardEngine {
       connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5000,
       statement_timeout: this.#queryTimeoutMs,
       query_timeout: this.#queryTimeoutMs + 1000,
-      application_name: `powerplant:${this.shard}:${role}`,
+      application_name: `${this.#applicationName}:${this.shard}:${role}`,
     };
   }
 
