@@ -104,6 +104,21 @@ describe.each(cases)('store conformance: $name', (engine) => {
       expect(await kv.get('a')).toMatchObject({ value: 'first', version: 1 });
     });
 
+    it('a handle used without await says to await it', async () => {
+      const s = await open();
+      const pending = s.kv<number>('noawait') as unknown as { put(k: string, v: number): unknown; get(k: string): unknown };
+      expect(() => pending.put('a', 1)).toThrow(/store\.kv\("noawait"\) returns a promise of the handle: await it/);
+      expect(() => pending.get('a')).toThrow(/await it/);
+      await expectCode(async () => pending.get('a'), 'PP_ERR_INVALID_ARGUMENT');
+      const t = s.table('noawait_t', { schema: Type.Object({ id: Type.String() }), primaryKey: ['id'] }) as unknown as { insert(row: unknown): unknown };
+      expect(() => t.insert({ id: 'a' })).toThrow(/store\.table\("noawait_t"\) returns a promise of the handle: await it/);
+      // Awaited, they are the handles, and the same handle each time.
+      const kv = await s.kv<number>('noawait');
+      expect((await kv.put('a', 1)).version).toBe(1);
+      expect(await s.kv<number>('noawait')).toBe(kv);
+      expect((await (await s.table('noawait_t', { schema: Type.Object({ id: Type.String() }), primaryKey: ['id'] })).insert({ id: 'a' })).version).toBe(1);
+    });
+
     it('batch get and batch put, scan by prefix with a cursor across shards', async () => {
       const s = await open();
       const kv = await s.kv<number>('scan');
