@@ -161,10 +161,9 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   async start(): Promise<void> {
     this.#partitionCount = await this.#host.partitionsOf(this.topic);
     await this.#startTick();
-    // A tick the dispatcher started between handler calls already took this beat.
-    this.#hbTimer = setInterval(() => {
-      if (Date.now() >= this.#commitDueMs - (this.#heartbeatMs >> 2)) this.requestTick();
-    }, this.#heartbeatMs);
+    // One heartbeat after the last tick began (every tick re-arms it): a tick the dispatcher
+    // started between handler calls takes the beat, the timer does not add one.
+    this.#hbTimer = setTimeout(() => this.requestTick(), this.#heartbeatMs);
     this.#ackTimer = setInterval(() => this.#checkDeadlines(), Math.max(5, Math.min(1000, this.#ackWaitMs >> 2)));
   }
 
@@ -217,6 +216,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     const g = this.#host.engine.groups;
     const startMs = Date.now();
     this.#commitDueMs = startMs + this.#heartbeatMs;
+    this.#hbTimer?.refresh();
     const first = await Promise.allSettled([g.join(this.topic, this.group, this.member, this.#sessionMs), this.#commit(startMs)]);
     for (const r of first) if (r.status === 'rejected') throw r.reason;
     const members = await g.members(this.topic, this.group);
@@ -595,7 +595,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#hbTimer !== undefined) clearInterval(this.#hbTimer);
+    if (this.#hbTimer !== undefined) clearTimeout(this.#hbTimer);
     for (const w of this.#workers.values()) {
       w.releasing = true;
       w.signalSpace();
