@@ -9,6 +9,7 @@ export {
   openQueue,
   DEFAULT_QUEUE_LIMITS,
   DEAD_LETTER_HEADERS,
+  READ_STALL_MS,
   type QueueOptions,
   type QueueInstruments,
   type QueueLimits,
@@ -17,7 +18,7 @@ export {
   type PublishResult,
   type QueueMessage,
 } from './queue.js';
-export { SUBSCRIBE_DEFAULTS, type Backoff, type DeadLettered, type Delivery, type SubscribeOptions, type Subscription, type SubscriptionStats } from './consumer/index.js';
+export { DISPATCH_SLICE_MS, SUBSCRIBE_DEFAULTS, type Backoff, type DeadLettered, type Delivery, type LeaseLapse, type SubscribeOptions, type Subscription, type SubscriptionStats } from './consumer/index.js';
 export { createOutbox, type Outbox, type OutboxOptions, type OutboxRoute, type OutboxMessage } from './outbox.js';
 export {
   createEngine,

@@ -8,7 +8,7 @@ import { isPowerplantError, ppError, requireArg } from '../errors/index.js';
 import type { CounterSeries, Logger, MetricsRegistry } from '../observe/index.js';
 import { renamedOptions } from '../util/index.js';
 import { decodePayload, encodePayload } from './codec.js';
-import { Member, type ConsumerHost, type DeadLettered, type SubscribeOptions, type Subscription } from './consumer/index.js';
+import { Member, type ConsumerHost, type DeadLettered, type LeaseLapse, type SubscribeOptions, type Subscription } from './consumer/index.js';
 import { ENCODING_BYTES, RESERVED_HEADER_PREFIX, type QueueEngine, type ReadFrom, type RecoveryEvent, type StoredRecord, type TopicConfig, type TopicRetention } from './engines/base.js';
 import { createEngine, type EngineOptions } from './engines/index.js';
 
@@ -69,9 +69,9 @@ export interface QueueOptions extends EngineOptions {
   readonly dedupWindowMs?: number;
   /** Ids remembered per topic (embedded engine), newest kept. Default 100000. */
   readonly dedupMax?: number;
-  /** Where every dead-lettered record is logged (error level). Default: nowhere (see `instrument`). */
+  /** Where dead-lettered records (error) and consumer incidents such as lease lapses (warn) are logged. Default: nowhere (see `instrument`). */
   readonly logger?: Logger;
-  /** Where `pp_queue_dead_letters_total` is registered. Default: none (see `instrument`). */
+  /** Where the queue's metrics (`pp_queue_dead_letters_total`, `pp_queue_lease_lapses_total`) are registered. Default: none (see `instrument`). */
   readonly metrics?: MetricsRegistry;
 }
 
@@ -125,6 +125,9 @@ export const DEAD_LETTER_HEADERS = {
   attempts: 'pp-dead-attempts',
 } as const;
 const DEAD_REASON_CHARS_MAX = 2000;
+/** `read`: one wait for the engine to deliver, and how long it may deliver nothing below the partition's end, in ms. */
+const READ_WAIT_MS = 500;
+export const READ_STALL_MS = 10_000;
 
 const TOPIC_DEFAULTS = { partitions: 4, retention: { bytesMax: 1024 * 1024 * 1024, ageMsMax: 7 * 86_400_000 } } as const;
 
@@ -140,6 +143,7 @@ export class Queue implements ConsumerHost {
   #closed = false;
   #logger: Logger | undefined;
   #deadLetters: ((topic: string, group: string, dlq: string) => CounterSeries) | undefined;
+  #leaseLapses: ((topic: string, group: string) => CounterSeries) | undefined;
 
   /** Use `openQueue`. */
   constructor(engine: QueueEngine, limits: QueueLimits, options: QueueOptions) {
@@ -155,13 +159,19 @@ export class Queue implements ConsumerHost {
    * logger and registry it should use). Every record a consumer gives up on — moved to its
    * dead-letter topic or dropped — is one error log line (topic, group, partition, offset, key, id,
    * attempts, reason, dead-letter topic) and one count of `pp_queue_dead_letters_total{topic,
-   * group, dlq}` (`dlq` = the dead-letter topic, or `-` when dropped).
+   * group, dlq}` (`dlq` = the dead-letter topic, or `-` when dropped). A consumer whose lease
+   * lapsed (a handler, or anything else, held the event loop longer than sessionTimeoutMs) is one
+   * warn log line (topic, group, member, partitions, the record whose handler blocked and for how
+   * long) and one count of `pp_queue_lease_lapses_total{topic, group}`.
    */
   instrument(o: QueueInstruments): void {
     if (o.logger !== undefined) this.#logger = o.logger;
     if (o.metrics !== undefined) {
       const c = o.metrics.counter('pp_queue_dead_letters_total', 'Records that failed deliveriesMax times: moved to the dead-letter topic (dlq) or dropped (dlq="-").', ['topic', 'group', 'dlq']);
       this.#deadLetters = (topic, group, dlq) => c.labels(topic, group, dlq);
+
+      const l = o.metrics.counter('pp_queue_lease_lapses_total', 'Times a consumer found its partition lease lapsed because the event loop was held past sessionTimeoutMs (by a handler or anything else).', ['topic', 'group']);
+      this.#leaseLapses = (topic, group) => l.labels(topic, group);
     }
   }
 
@@ -176,6 +186,21 @@ export class Queue implements ConsumerHost {
     this.#logger?.error(
       { topic: d.topic, group: d.group, partition: d.rec.partition, offset: d.rec.offset, key: d.rec.key, id: d.rec.id, attempts: d.attempts, reason: d.reason, dlq },
       d.dlq === false ? 'queue: record dropped after its last delivery failed' : 'queue: record dead-lettered after its last delivery failed',
+    );
+  }
+
+  /** ConsumerHost: a consumer's lease lapsed, logged and counted. */
+  leaseLapsed(l: LeaseLapse): void {
+    try {
+      this.#leaseLapses?.(l.topic, l.group).inc();
+    } catch {
+      // over the family's series bound: the log line below still records it
+    }
+    this.#logger?.warn(
+      { topic: l.topic, group: l.group, member: l.member, partitions: l.partitions, sessionTimeoutMs: l.sessionTimeoutMs, sinceRenewalMs: l.sinceRenewalMs, ...(l.record === undefined ? {} : { partition: l.record.partition, offset: l.record.offset, key: l.record.key, blockedMs: l.record.blockedMs }) },
+      l.record === undefined
+        ? 'queue: consumer lease lapsed (the event loop was held past sessionTimeoutMs); another member may take its partitions over'
+        : 'queue: a handler blocked the event loop past the consumer lease; another member may take its partitions over',
     );
   }
 
@@ -376,19 +401,37 @@ export class Queue implements ConsumerHost {
     return this.engine.groups.committed(topic, group, cfg.partitions);
   }
 
-  /** Up to `max` records of one partition from `from`, without a group (inspection, dead letters). */
+  /**
+   * Up to `max` records of one partition from `from`, without a group (inspection, dead letters,
+   * paging with `{ offset: last.offset + 1 }`). Reads to the partition's end as it was when the call
+   * began (`bounds().next`), never less: fewer than `max` records means the end was reached, and
+   * `[]` means `from` is at the end — never "nothing arrived yet". If the engine delivers nothing for
+   * READ_STALL_MS while records below the end remain, it fails with PP_ERR_TIMEOUT instead.
+   */
   async read<T = unknown>(topic: string, partition: number, from: ReadFrom = 'earliest', max = 100): Promise<QueueMessage<T>[]> {
     this.#checkOpen();
     const cfg = await this.#resolve(topic, false);
     requireArg(Number.isInteger(partition) && partition >= 0 && partition < cfg.partitions, 'partition', `must be an integer in [0, ${cfg.partitions})`);
     requireArg(Number.isInteger(max) && max >= 1 && max <= 10_000, 'max', 'must be an integer in [1, 10000]');
+    const end = (await this.engine.bounds(topic, partition)).next;
     const reader = await this.engine.openReader(topic, partition, from);
     try {
       const out: QueueMessage<T>[] = [];
-      while (out.length < max) {
-        const recs = await reader.next(max - out.length, out.length === 0 ? 200 : 50);
-        if (recs.length === 0) break;
+      let stallMs = 0;
+      while (out.length < max && reader.position < end) {
+        const recs = await reader.next(max - out.length, READ_WAIT_MS);
         for (const r of recs) out.push(toMessage<T>(topic, r));
+        if (recs.length > 0) {
+          stallMs = 0;
+          continue;
+        }
+        // Nothing within the wait: retention may have removed the rest — or the engine is slow,
+        // which is an error, not an empty page.
+        if ((await this.engine.bounds(topic, partition)).first >= end) break;
+        stallMs += READ_WAIT_MS;
+        if (reader.position < end && stallMs >= READ_STALL_MS) {
+          throw ppError('PP_ERR_TIMEOUT', { message: `read ${topic}/${partition}: no record arrived for ${READ_STALL_MS} ms at offset ${reader.position}, below the partition's end ${end}` });
+        }
       }
       return out;
     } finally {

@@ -50,6 +50,28 @@ export interface StoreOptions extends EngineOptions {
   readonly cursorSecret?: string | Uint8Array;
 }
 
+/** The public methods of the handles, which a forgotten `await` would call on a promise. */
+const KV_METHODS = Object.getOwnPropertyNames(Kv.prototype).filter((m) => m !== 'constructor');
+const TABLE_METHODS = Object.getOwnPropertyNames(Table.prototype).filter((m) => m !== 'constructor');
+
+/**
+ * Gives the promise of a handle the handle's method names, each throwing a clear "await it"
+ * instead of JavaScript's `… is not a function` (TypeScript catches it at compile time; plain
+ * JavaScript and `any` do not).
+ */
+function awaitHint<T extends object>(p: Promise<T>, call: string, methods: readonly string[]): Promise<T> {
+  const target: object = p;
+  for (const m of methods) {
+    Object.defineProperty(target, m, {
+      enumerable: false,
+      value: () => {
+        throw ppError('PP_ERR_INVALID_ARGUMENT', { message: `${call} returns a promise of the handle: await it first (const h = await ${call}; then h.${m}(…))` });
+      },
+    });
+  }
+  return p;
+}
+
 /** Name of the stored cursor secret in shard s0's metadata. */
 const CURSOR_SECRET_META = 'cursorSecret';
 
@@ -180,14 +202,22 @@ export class Store {
     return res[0]!;
   }
 
-  /** A key-value namespace (created on first use). */
+  /**
+   * A key-value namespace (created on first use): resolves the handle once the namespace exists
+   * on every shard. A handle method called on the promise itself (a forgotten `await`) throws
+   * PP_ERR_INVALID_ARGUMENT saying to await it.
+   */
   kv<V = unknown>(namespace: string): Promise<Kv<V>> {
     this.#checkOpen();
     const def = defineKv(namespace);
     const existing = this.#handles.get(def.physical);
     if (existing !== undefined) return existing.handle as Promise<Kv<V>>;
     const router = new Router(this.shards, this.#hash, def);
-    const handle = this.#ensure(def).then(() => new Kv<V>(this.#ctx, def, router));
+    const handle = awaitHint(
+      this.#ensure(def).then(() => new Kv<V>(this.#ctx, def, router)),
+      `store.kv(${JSON.stringify(namespace)})`,
+      KV_METHODS,
+    );
     this.#handles.set(def.physical, { def, router, handle: handle as Promise<Kv<unknown>> });
     handle.catch(() => this.#handles.delete(def.physical));
     return handle;
@@ -196,9 +226,14 @@ export class Store {
   /**
    * A table. Creates it on first use; on a store that already has it, applies additive changes
    * (new optional columns, new indexes) as recorded migrations, and refuses anything else with
-   * PP_ERR_INCOMPATIBLE_SCHEMA. The row type is inferred from the TypeBox schema.
+   * PP_ERR_INCOMPATIBLE_SCHEMA. The row type is inferred from the TypeBox schema. Like `kv`, a
+   * handle method called on the promise says to await it.
    */
-  async table<S extends TObject>(name: string, spec: TableSpec<S>): Promise<Table<Static<S>>> {
+  table<S extends TObject>(name: string, spec: TableSpec<S>): Promise<Table<Static<S>>> {
+    return awaitHint(this.#table(name, spec), `store.table(${JSON.stringify(name)})`, TABLE_METHODS);
+  }
+
+  async #table<S extends TObject>(name: string, spec: TableSpec<S>): Promise<Table<Static<S>>> {
     this.#checkOpen();
     const def = defineTable(name, spec);
     const router = new Router(this.shards, spec.partitioning ?? this.#hash, def);

@@ -246,6 +246,39 @@ export function queueConformance(c: QueueCase): void {
       await sub.close();
     });
 
+    it('a handler that blocks the event loop past the lease is reported (stats, onError, log, metric); the member then carries on', async () => {
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'warn', destination: { write: (l: string) => void lines.push(l) } });
+      const metrics = new MetricsRegistry();
+      const q = await c.open({ logger, metrics });
+      await q.createTopic('blocking', { partitions: 1 });
+      for (let i = 0; i < 20; i++) await q.publish('blocking', i, { key: `k${i}` });
+      const errors: unknown[] = [];
+      const handled: number[] = [];
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      const sub = await q.subscribe<number>('blocking', {
+        group: 'g',
+        heartbeatMs: 100,
+        sessionTimeoutMs: 400,
+        concurrency: 1,
+        onError: (e) => errors.push(e),
+        handler: (m) => {
+          // Synchronous work far longer than the lease, once: nothing can renew it meanwhile.
+          if (m.value === 5 && m.attempt === 1) Atomics.wait(sleeper, 0, 0, 1200);
+          handled.push(m.value);
+        },
+      });
+      await waitFor(() => new Set(handled).size === 20, 10_000, 'every record handled');
+      expect(sub.stats().leaseLapses).toBeGreaterThanOrEqual(1);
+      const lapse = errors.find((e) => isPowerplantError(e, 'PP_ERR_TIMEOUT') && /lapsed/.test(e.message));
+      expect(String((lapse as Error | undefined)?.message)).toMatch(/blocking\/0\/\d+ blocked the event loop for \d+ ms/);
+      const logged = lines.map((l) => JSON.parse(l) as { msg: string; topic: string; group: string; offset?: number; blockedMs?: number }).find((l) => /past the consumer lease/.test(l.msg));
+      expect(logged).toMatchObject({ topic: 'blocking', group: 'g' });
+      expect(logged!.blockedMs).toBeGreaterThanOrEqual(400);
+      expect(metrics.render()).toMatch(/pp_queue_lease_lapses_total\{topic="blocking",group="g"\} [1-9]/);
+      await sub.close();
+    });
+
     it('explicit ack/nak: a nak redelivers, a second ack is rejected', async () => {
       const q = await c.open();
       await q.createTopic('explicit', { partitions: 1 });
@@ -359,6 +392,55 @@ export function queueConformance(c: QueueCase): void {
         expect(from[0]!.offset).toBe(mid.r.offset);
         expect(from).toHaveLength(mine.length - Math.floor(mine.length / 2));
       }
+    });
+
+    it('reads a partition to its end page by page, whatever its records are (batched, with ids, delayed, dead letters)', async () => {
+      const q = await c.open();
+      await q.createTopic('mixed', { partitions: 2 });
+      const rs = [];
+      // One turn of records without ids (one group commit / one JetStream batch), then records
+      // with ids (each stored alone on JetStream), a delayed one, bytes, and an id'd record last.
+      rs.push(...(await Promise.all(Array.from({ length: 12 }, (_, i) => q.publish('mixed', { b: i }, { partition: 0 })))));
+      for (let i = 0; i < 7; i++) rs.push(await q.publish('mixed', { id: i }, { partition: 0, id: `m${i}` }));
+      rs.push(await q.publish('mixed', 'later', { partition: 0, delayMs: 60_000 }));
+      rs.push(...(await Promise.all(Array.from({ length: 5 }, (_, i) => q.publish('mixed', new Uint8Array([i]), { partition: 0, key: 'k' })))));
+      rs.push(await q.publish('mixed', { last: true }, { partition: 0, id: 'last' }));
+      // Appends to another partition afterwards do not move partition 0's end.
+      await q.publish('mixed', 'other', { partition: 1, id: 'o1' });
+      await q.publish('mixed', 'other', { partition: 1 });
+      const pageAll = async (topic: string, p: number, max: number): Promise<{ pages: number[]; offsets: number[] }> => {
+        const pages: number[] = [];
+        const offsets: number[] = [];
+        let from: { offset: number } | 'earliest' = 'earliest';
+        for (;;) {
+          const page: { offset: number }[] = await q.read(topic, p, from, max);
+          pages.push(page.length);
+          if (page.length === 0) break;
+          offsets.push(...page.map((m) => m.offset));
+          from = { offset: page[page.length - 1]!.offset + 1 };
+          expect(pages.length).toBeLessThan(100);
+        }
+        return { pages, offsets };
+      };
+      const { pages, offsets } = await pageAll('mixed', 0, 4);
+      expect(offsets).toEqual(rs.map((r) => r.offset));
+      // Every page is full until the end: a short page or [] only at the end of the partition.
+      expect(pages).toEqual([...Array.from({ length: Math.floor(rs.length / 4) }, () => 4), ...(rs.length % 4 === 0 ? [] : [rs.length % 4]), 0]);
+      const b = await q.bounds('mixed', 0);
+      expect(b.next).toBe(rs[rs.length - 1]!.offset + 1);
+      expect(b.first).toBeLessThanOrEqual(rs[0]!.offset);
+      expect(await q.read('mixed', 0, { offset: b.next })).toEqual([]);
+      expect(await q.read('mixed', 0, 'latest')).toEqual([]);
+      expect((await pageAll('mixed', 1, 1)).pages).toEqual([1, 1, 0]);
+      // Dead letters are stored one by one with an id: their topic pages to its end as well.
+      await q.createTopic('src', { partitions: 1 });
+      for (let i = 0; i < 5; i++) await q.publish('src', { poison: i });
+      const sub = await q.subscribe('src', { group: 'g', deliveriesMax: 1, ...FAST, handler: () => Promise.reject(new Error('poison')) });
+      await waitFor(() => sub.stats().deadLettered === 5, 10_000, 'five dead letters');
+      await sub.close();
+      const dlq = await pageAll('src-dlq', 0, 2);
+      expect(dlq.pages).toEqual([2, 2, 1, 0]);
+      expect((await q.bounds('src-dlq', 0)).next).toBe(dlq.offsets[dlq.offsets.length - 1]! + 1);
     });
 
     it('bad input: oversize, unknown topic, bad options and reserved headers are typed errors', async () => {

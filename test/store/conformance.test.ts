@@ -76,6 +76,49 @@ describe.each(cases)('store conformance: $name', (engine) => {
       await expectCode(kv.cas('k', 2, 'gone'), 'PP_ERR_CONFLICT');
     });
 
+    it('a conflict names the version its op found, even when a later write of the same batch changes the key', async () => {
+      const s = await open({ shards: 1 });
+      const kv = await s.kv<string>('casbatch');
+      await kv.put('k', 'v1');
+      const before = s.stats().shards[0]!.batches;
+      // One group-commit batch: a stale CAS, then a put of the same key.
+      const [cas, put] = await Promise.allSettled([kv.cas('k', 2, 'stale'), kv.put('k', 'v2')]);
+      expect(s.stats().shards[0]!.batches - before).toBe(1);
+      expect(cas.status).toBe('rejected');
+      const err = (cas as PromiseRejectedResult).reason as { code: string; message: string; data: unknown };
+      expect(err).toMatchObject({ code: 'PP_ERR_CONFLICT', data: { expectedVersion: 2, actualVersion: 1 } });
+      expect(err.message).toMatch(/expected version 2, found 1$/);
+      expect(put).toMatchObject({ status: 'fulfilled', value: { version: 2 } });
+      expect(await kv.get('k')).toMatchObject({ value: 'v2', version: 2 });
+      // A failed atomic request leaves no trace on the requests after it in its batch: its first
+      // op would have created `a`, so the CAS-on-absent that follows it still finds `a` absent.
+      const [many, first] = await Promise.allSettled([
+        kv.putMany([
+          { key: 'a', value: 'x' },
+          { key: 'k', value: 'y', version: 1 },
+        ]),
+        kv.cas('a', 0, 'first'),
+      ]);
+      expect(many).toMatchObject({ status: 'rejected', reason: { code: 'PP_ERR_CONFLICT', data: { expectedVersion: 1, actualVersion: 2 } } });
+      expect(first).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
+      expect(await kv.get('a')).toMatchObject({ value: 'first', version: 1 });
+    });
+
+    it('a handle used without await says to await it', async () => {
+      const s = await open();
+      const pending = s.kv<number>('noawait') as unknown as { put(k: string, v: number): unknown; get(k: string): unknown };
+      expect(() => pending.put('a', 1)).toThrow(/store\.kv\("noawait"\) returns a promise of the handle: await it/);
+      expect(() => pending.get('a')).toThrow(/await it/);
+      await expectCode(async () => pending.get('a'), 'PP_ERR_INVALID_ARGUMENT');
+      const t = s.table('noawait_t', { schema: Type.Object({ id: Type.String() }), primaryKey: ['id'] }) as unknown as { insert(row: unknown): unknown };
+      expect(() => t.insert({ id: 'a' })).toThrow(/store\.table\("noawait_t"\) returns a promise of the handle: await it/);
+      // Awaited, they are the handles, and the same handle each time.
+      const kv = await s.kv<number>('noawait');
+      expect((await kv.put('a', 1)).version).toBe(1);
+      expect(await s.kv<number>('noawait')).toBe(kv);
+      expect((await (await s.table('noawait_t', { schema: Type.Object({ id: Type.String() }), primaryKey: ['id'] })).insert({ id: 'a' })).version).toBe(1);
+    });
+
     it('batch get and batch put, scan by prefix with a cursor across shards', async () => {
       const s = await open();
       const kv = await s.kv<number>('scan');

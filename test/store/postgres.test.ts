@@ -258,4 +258,31 @@ describe.runIf(pgUp)('postgres engine', () => {
     expect((await kv.get(nasty))?.value).toBe(nasty);
     expect((await s.feed.read('s0', 0)).map((r) => r.key[0])).toEqual([nasty]);
   });
+
+  it('application_name is configurable per store (option, or the URL parameter for its shards) and validated', async () => {
+    const names = async (prefix: string): Promise<string[]> => {
+      const c = new pg.Client({ connectionString: PG_BASE });
+      await c.connect();
+      try {
+        const r = await c.query<{ a: string }>('SELECT DISTINCT application_name AS a FROM pg_stat_activity WHERE starts_with(application_name, $1) ORDER BY 1', [prefix]);
+        return r.rows.map((x) => x.a);
+      } finally {
+        await c.end();
+      }
+    };
+    const tag = `app${process.pid}${Date.now().toString(36)}`;
+    const a = await engine.open({ shards: 2, postgres: { applicationName: `${tag}-api` } }, fresh().id);
+    const kv = await a.kv<number>('named');
+    for (let i = 0; i < 8; i++) await kv.put(`k${i}`, i);
+    await kv.get('k1');
+    expect(await names(`${tag}-api:`)).toEqual([`${tag}-api:s0:reader`, `${tag}-api:s0:writer`, `${tag}-api:s1:reader`, `${tag}-api:s1:writer`]);
+    const b = await openStore({ sweep: { intervalMs: 0 }, engine: `${engine.url(fresh().id)}&application_name=${tag}-url`, postgres: { applicationName: `${tag}-opt` } });
+    await (await b.kv<number>('named')).put('k', 1);
+    expect(await names(`${tag}-url:`)).toEqual([`${tag}-url:s0:reader`, `${tag}-url:s0:writer`]);
+    expect(await names(`${tag}-opt:`)).toEqual([]);
+    await b.close();
+    await expectCode(openStore({ engine: `${PG_BASE}?schema=ok`, postgres: { applicationName: 'x'.repeat(41) } }), 'PP_ERR_INVALID_ARGUMENT', 'postgres.applicationName');
+    await expectCode(openStore({ engine: `${PG_BASE}?schema=ok`, postgres: { applicationName: 'caf\u00e9' } }), 'PP_ERR_INVALID_ARGUMENT', 'postgres.applicationName');
+    await expectCode(openStore({ engine: `${PG_BASE}?schema=ok&application_name=%0A` }), 'PP_ERR_INVALID_ARGUMENT', 'engine');
+  });
 });

@@ -119,6 +119,10 @@ export class Fifo<T> {
   peek(): T | undefined {
     return this.#a[this.#head];
   }
+  /** The i-th element from the front (0 = peek()). */
+  at(i: number): T | undefined {
+    return this.#a[this.#head + i];
+  }
   shift(): T | undefined {
     if (this.#head >= this.#a.length) return undefined;
     const x = this.#a[this.#head++];

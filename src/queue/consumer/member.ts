@@ -9,12 +9,22 @@
  * (every heartbeat) and on release, so after a crash a group re-handles at most what was acked
  * since its last commit — at-least-once.
  *
+ * Progress under busy handlers: the dispatcher runs handlers for at most DISPATCH_SLICE_MS at a
+ * time, then yields to the event loop (setImmediate), so timers and I/O — heartbeats, lease
+ * renewals, commit round trips — run even when handlers are synchronous or the reads never leave
+ * the microtask queue; and between two handler calls it starts the heartbeat (commit + renewal)
+ * as soon as it is due, instead of waiting for a timer a busy loop would starve. A member that
+ * finds its lease lapsed (a handler, or anything else, held the event loop past it) starts no
+ * handler until its next commit has either renewed the lease or dropped the partitions another
+ * member took over; the lapse is reported (stats().leaseLapses, onError, the queue's log and
+ * metrics).
+ *
  * Acks: a handler that resolves acks; one that throws (or rejects) fails the attempt; one that
  * is still running after `ackWaitMs` fails the attempt too (its signal is aborted, its slot freed
  * and the record redelivered). Only the current delivery of a record counts (see delivery.ts).
  */
 import { invariant, ppError } from '../../errors/index.js';
-import type { QueueEngine, ReadFrom, StoredRecord } from '../engines/base.js';
+import type { CommitEntry, QueueEngine, ReadFrom, StoredRecord } from '../engines/base.js';
 import { DeliveryImpl, type Delivery, type DeliveryOwner, type SettledBy } from './delivery.js';
 import { DueHeap, Fifo, S_DEAD, S_DONE, S_DROPPED, S_QUEUED, S_READY, S_RUNNING, type Entry } from './entry.js';
 import { backoffDelay, resolveSubscribeOptions, type Backoff, type SubscribeOptions } from './options.js';
@@ -34,6 +44,10 @@ export interface SubscriptionStats {
   skipped: number;
   inFlight: number;
   rebalances: number;
+  /** Offset commits stored (each also renews the leases). */
+  commits: number;
+  /** Times this member found its lease lapsed (the event loop was held past sessionTimeoutMs). */
+  leaseLapses: number;
 }
 
 export interface Subscription {
@@ -57,6 +71,20 @@ export interface DeadLettered {
   readonly dlq: string | false;
 }
 
+/** A member found its lease lapsed: the event loop was held past sessionTimeoutMs since its last renewal. */
+export interface LeaseLapse {
+  readonly topic: string;
+  readonly group: string;
+  readonly member: string;
+  /** Partitions held when it was noticed (another member may have taken them over meanwhile). */
+  readonly partitions: readonly number[];
+  readonly sessionTimeoutMs: number;
+  /** Since the last lease renewal started, in ms. */
+  readonly sinceRenewalMs: number;
+  /** The handler call that held the event loop past the lease, when one did, and for how long. */
+  readonly record?: { readonly partition: number; readonly offset: number; readonly key: string | undefined; readonly blockedMs: number };
+}
+
 /** What the consumer needs from the queue (dead letters go through the normal publish path). */
 export interface ConsumerHost {
   readonly engine: QueueEngine;
@@ -64,7 +92,16 @@ export interface ConsumerHost {
   /** Every dead-lettered record, once (the queue logs and counts it). */
   deadLettered(d: DeadLettered): void;
   partitionsOf(topic: string): Promise<number>;
+  /** A lease lapse, once per lapse (the queue logs and counts it). */
+  leaseLapsed(l: LeaseLapse): void;
 }
+
+/**
+ * Longest the dispatcher runs handlers back to back before it yields to the event loop, in ms.
+ * With synchronous handlers one slice runs many of them; the yield (one setImmediate per slice)
+ * lets heartbeats, lease renewals and commit round trips through within a slice plus one handler.
+ */
+export const DISPATCH_SLICE_MS = 20;
 
 let memberSeq = 0;
 
@@ -74,7 +111,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   readonly member: string;
   readonly readAheadMax: number;
   readonly heap = new DueHeap();
-  readonly counters: SubscriptionStats = { delivered: 0, acked: 0, failed: 0, redelivered: 0, deadLettered: 0, lateAcks: 0, abandoned: 0, skipped: 0, inFlight: 0, rebalances: 0 };
+  readonly counters: SubscriptionStats = { delivered: 0, acked: 0, failed: 0, redelivered: 0, deadLettered: 0, lateAcks: 0, abandoned: 0, skipped: 0, inFlight: 0, rebalances: 0, commits: 0, leaseLapses: 0 };
   skippedBase = 0;
   readonly #host: ConsumerHost;
   readonly #handler: (msg: Delivery<unknown>) => unknown;
@@ -101,6 +138,18 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   #tickAgain = false;
   #closed = false;
   #idle: (() => void) | undefined;
+  /** When the next heartbeat (commit + renewal) is due, epoch ms. */
+  #commitDueMs = 0;
+  /** The earliest lease deadline of the partitions held (conservative: renewal start + session). */
+  #leaseUntilMs = Infinity;
+  /** A lapse was noticed: no handler starts until a commit renewed the leases (or dropped them). */
+  #lapsed = false;
+  /** Dispatch slices: pump() is not re-entrant; a slice ends at #sliceEndMs or at the next check phase. */
+  #pumping = false;
+  #sliceOpen = false;
+  #sliceEndMs = 0;
+  /** The slice ran out with work left: resumed by #endSlice. */
+  #yielded = false;
 
   constructor(host: ConsumerHost, topic: string, options: SubscribeOptions<unknown>) {
     const o = resolveSubscribeOptions(topic, options);
@@ -123,8 +172,10 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
 
   async start(): Promise<void> {
     this.#partitionCount = await this.#host.partitionsOf(this.topic);
-    await this.#tick();
-    this.#hbTimer = setInterval(() => this.requestTick(), this.#heartbeatMs);
+    await this.#startTick();
+    // One heartbeat after the last tick began (every tick re-arms it): a tick the dispatcher
+    // started between handler calls takes the beat, the timer does not add one.
+    this.#hbTimer = setTimeout(() => this.requestTick(), this.#heartbeatMs);
     this.#ackTimer = setInterval(() => this.#checkDeadlines(), Math.max(5, Math.min(1000, this.#ackWaitMs >> 2)));
   }
 
@@ -148,8 +199,17 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
       this.#tickAgain = true;
       return;
     }
-    this.#ticking = this.#tick()
-      .catch((err: unknown) => this.report(err))
+    void this.#startTick().catch((err: unknown) => this.report(err));
+  }
+
+  /** Runs one tick now (the caller checked none is running); `#ticking` settles when it ends. */
+  #startTick(): Promise<void> {
+    const t = this.#tick();
+    this.#ticking = t
+      .then(
+        () => undefined,
+        () => undefined,
+      )
       .finally(() => {
         this.#ticking = undefined;
         if (this.#tickAgain) {
@@ -157,17 +217,25 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
           this.requestTick();
         }
       });
+    return t;
   }
 
-  /** Heartbeat; commit + renew leases; release what is no longer ours; claim what is. */
+  /**
+   * Heartbeat: commit + renew leases (beside the membership heartbeat, so a busy member's commit
+   * waits for nothing else), then the membership; release what is no longer ours, claim what is.
+   */
   async #tick(): Promise<void> {
     const g = this.#host.engine.groups;
-    await g.join(this.topic, this.group, this.member, this.#sessionMs);
+    const startMs = Date.now();
+    this.#commitDueMs = startMs + this.#heartbeatMs;
+    this.#hbTimer?.refresh();
+    const first = await Promise.allSettled([g.join(this.topic, this.group, this.member, this.#sessionMs), this.#commit(startMs)]);
+    for (const r of first) if (r.status === 'rejected') throw r.reason;
     const members = await g.members(this.topic, this.group);
     const rank = members.indexOf(this.member);
     const n = members.length;
     const now = Date.now();
-    const entries: { partition: number; committed: number | undefined; release: boolean }[] = [];
+    let releasable = false;
     for (const [p, w] of this.#workers) {
       const desired = rank >= 0 && p % n === rank;
       if (!desired && !w.releasing) {
@@ -176,38 +244,98 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
         w.releaseDeadlineMs = now + this.#ackWaitMs;
         this.counters.rebalances++;
       }
-      const release = w.releasing && (w.running === 0 || now >= w.releaseDeadlineMs);
-      const c = w.committed();
-      entries.push({ partition: p, committed: c === w.storedOffset ? undefined : c, release });
+      if (w.releasing && (w.running === 0 || now >= w.releaseDeadlineMs)) releasable = true;
     }
-    if (entries.length > 0) {
-      const lost = await g.commit(this.topic, this.group, this.member, this.#sessionMs, entries);
-      for (const e of entries) {
-        const w = this.#workers.get(e.partition);
-        if (w === undefined) continue;
-        if (lost.includes(e.partition)) {
-          this.report(ppError('PP_ERR_CONFLICT', { message: `partition ${e.partition} of ${this.topic} was taken over by another member of ${this.group}` }));
-          await this.#removeWorker(w);
-          continue;
-        }
-        if (e.committed !== undefined) w.storedOffset = e.committed;
-        if (e.release) await this.#removeWorker(w);
-      }
-    }
+    if (releasable) await this.#commit(now);
     if (this.#closed || rank < 0) return;
-    for (let p = rank; p < this.#partitionCount; p += n) {
-      if (this.#workers.has(p)) continue;
-      const got = await g.claim(this.topic, this.group, p, this.member, this.#sessionMs);
-      if (got === undefined) continue; // still held by its previous owner: retried next tick
-      if (this.#closed) {
-        await g.commit(this.topic, this.group, this.member, this.#sessionMs, [{ partition: p, committed: undefined, release: true }]);
-        return;
+    const claims: Promise<void>[] = [];
+    for (let p = rank; p < this.#partitionCount; p += n) if (!this.#workers.has(p)) claims.push(this.#claim(p));
+    // In parallel: a member taking over several partitions is served after one claim's round trips.
+    for (const r of await Promise.allSettled(claims)) if (r.status === 'rejected') this.report(r.reason);
+  }
+
+  /** Stores every held partition's committed offset, renews their leases, releases those drained. */
+  async #commit(startMs: number): Promise<void> {
+    if (this.#workers.size === 0) return;
+    // The event loop was away past the lease (a long GC, a blocking call outside a handler).
+    if (startMs >= this.#leaseUntilMs) this.#lapse(startMs, undefined, 0);
+    const workers = [...this.#workers.values()];
+    const attempts = workers.map((w) => w.attemptsToStore());
+    const entries: CommitEntry[] = workers.map((w, i) => {
+      const c = w.committed();
+      const a = attempts[i];
+      return { partition: w.partition, committed: c === w.storedOffset ? undefined : c, release: w.releasing && (w.running === 0 || startMs >= w.releaseDeadlineMs), ...(a === undefined ? {} : { attempts: a.list }) };
+    });
+    const lost = await this.#host.engine.groups.commit(this.topic, this.group, this.member, this.#sessionMs, entries);
+    this.counters.commits++;
+    for (let i = 0; i < workers.length; i++) {
+      const w = workers[i]!;
+      const e = entries[i]!;
+      if (this.#workers.get(w.partition) !== w) continue;
+      if (lost.includes(e.partition)) {
+        this.report(ppError('PP_ERR_CONFLICT', { message: `partition ${e.partition} of ${this.topic} was taken over by another member of ${this.group}` }));
+        await this.#removeWorker(w);
+        continue;
       }
-      const from: ReadFrom = got.committed === undefined ? this.#from : { offset: got.committed };
-      const reader = await this.#host.engine.openReader(this.topic, p, from);
-      const start = got.committed ?? (await this.#startOffset(p, from));
-      this.#workers.set(p, new Worker(this, p, reader, start, got.committed));
+      if (e.committed !== undefined) w.storedOffset = e.committed;
+      const a = attempts[i];
+      if (a !== undefined) w.storedAttempts = a.json;
+      if (e.release) await this.#removeWorker(w);
+      else w.leaseUntilMs = startMs + this.#sessionMs;
     }
+    this.#leasesChanged();
+  }
+
+  /** Takes partition `p` when its lease is free and starts its worker. */
+  async #claim(p: number): Promise<void> {
+    const g = this.#host.engine.groups;
+    const startMs = Date.now();
+    const got = await g.claim(this.topic, this.group, p, this.member, this.#sessionMs);
+    if (got === undefined) return; // still held by its previous owner: retried next tick
+    if (this.#closed) {
+      await g.commit(this.topic, this.group, this.member, this.#sessionMs, [{ partition: p, committed: undefined, release: true }]);
+      return;
+    }
+    const from: ReadFrom = got.committed === undefined ? this.#from : { offset: got.committed };
+    const reader = await this.#host.engine.openReader(this.topic, p, from);
+    const start = got.committed ?? (await this.#startOffset(p, from));
+    const w = new Worker(this, p, reader, start, got.committed, got.attempts);
+    w.leaseUntilMs = startMs + this.#sessionMs;
+    this.#workers.set(p, w);
+    this.#leasesChanged();
+  }
+
+  /** Recomputes the earliest lease deadline; a lapse ends once every lease held is current again. */
+  #leasesChanged(): void {
+    let min = Infinity;
+    for (const w of this.#workers.values()) if (w.leaseUntilMs < min) min = w.leaseUntilMs;
+    this.#leaseUntilMs = min;
+    if (this.#lapsed && Date.now() < min) {
+      this.#lapsed = false;
+      this.pump();
+    }
+  }
+
+  /** The lease lapsed: report it once, start nothing until the next commit settles who holds what. */
+  #lapse(now: number, e: Entry | undefined, blockedMs: number): void {
+    if (this.#lapsed) return;
+    this.#lapsed = true;
+    this.counters.leaseLapses++;
+    const sinceRenewalMs = now - (this.#leaseUntilMs - this.#sessionMs);
+    const record = e === undefined ? undefined : { partition: e.rec.partition, offset: e.rec.offset, key: e.rec.key, blockedMs };
+    const partitions = this.partitions();
+    try {
+      this.#host.leaseLapsed({ topic: this.topic, group: this.group, member: this.member, partitions, sessionTimeoutMs: this.#sessionMs, sinceRenewalMs, ...(record === undefined ? {} : { record }) });
+    } catch {
+      // reporting must not stop the consumer
+    }
+    const cause = record === undefined ? 'the event loop was held' : `the handler of ${this.topic}/${record.partition}/${record.offset} blocked the event loop for ${blockedMs} ms`;
+    this.report(
+      ppError('PP_ERR_TIMEOUT', {
+        message: `${this.group}: the lease of partitions [${partitions.join(', ')}] of ${this.topic} lapsed (${sinceRenewalMs} ms since its renewal, sessionTimeoutMs ${this.#sessionMs}): ${cause}; another member may take them over`,
+      }),
+    );
+    this.requestTick();
   }
 
   async #startOffset(p: number, from: ReadFrom): Promise<number> {
@@ -231,6 +359,8 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   admit(e: Entry): void {
     const w = e.worker;
     w.window.push(e);
+    // Delivered before by a member that crashed or released the partition: the count goes on.
+    if (w.restored !== undefined) e.attempts = w.restoredAttempts(e.rec.offset);
     const key = e.rec.key;
     if (key !== undefined) {
       const tail = w.keyTails.get(key);
@@ -277,21 +407,69 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     }, Math.max(0, top.dueMs - Date.now()));
   }
 
+  /**
+   * Starts ready records while slots are free, for at most one dispatch slice; then yields to the
+   * event loop (resumed by #endSlice). Not re-entrant: a synchronous handler settles inside
+   * #run, and this loop, not a nested call, starts the next record.
+   */
   pump(): void {
-    while (this.counters.inFlight < this.#concurrency && this.#ready.length > 0) {
-      const e = this.#ready.shift()!;
-      // A releasing partition starts nothing new: its records go to the next owner.
-      if (e.state !== S_READY || e.worker.stopped || e.worker.releasing) continue;
-      this.#run(e);
+    if (this.#pumping || this.#yielded || this.#lapsed) return;
+    this.#pumping = true;
+    try {
+      let now = Date.now();
+      if (!this.#sliceOpen) {
+        this.#sliceOpen = true;
+        this.#sliceEndMs = now + DISPATCH_SLICE_MS;
+        setImmediate(this.#endSlice);
+      }
+      while (this.counters.inFlight < this.#concurrency && this.#ready.length > 0) {
+        if (now >= this.#sliceEndMs) {
+          this.#yielded = true;
+          return;
+        }
+        if (now >= this.#leaseUntilMs) {
+          this.#lapse(now, undefined, 0);
+          return;
+        }
+        // The heartbeat is due: start it here, between two handler calls (its I/O completes
+        // while the next slices yield), not only from its timer.
+        if (now >= this.#commitDueMs && this.#ticking === undefined) this.requestTick();
+        const e = this.#ready.shift()!;
+        // A releasing partition starts nothing new: its records go to the next owner.
+        if (e.state !== S_READY || e.worker.stopped || e.worker.releasing) continue;
+        if (e.attempts >= this.#deliveriesMax) {
+          // Delivered deliveriesMax times by a member that stopped before the last one settled.
+          this.#fail(e, new Error(`delivered ${e.attempts} times (deliveriesMax ${this.#deliveriesMax}); the consumer stopped before the last delivery was settled`));
+          continue;
+        }
+        this.#run(e, now);
+        const after = Date.now();
+        if (after >= this.#leaseUntilMs) {
+          this.#lapse(after, e, after - now);
+          return;
+        }
+        now = after;
+      }
+    } finally {
+      this.#pumping = false;
     }
   }
 
-  #run(e: Entry): void {
+  /** Check phase after a slice started: the next pump opens a new slice; a yielded one resumes. */
+  readonly #endSlice = (): void => {
+    this.#sliceOpen = false;
+    if (this.#yielded) {
+      this.#yielded = false;
+      this.pump();
+    }
+  };
+
+  #run(e: Entry, now: number): void {
     const w = e.worker;
     e.state = S_RUNNING;
     e.attempts++;
     const gen = ++e.gen;
-    e.deadlineMs = Date.now() + this.#ackWaitMs;
+    e.deadlineMs = now + this.#ackWaitMs;
     w.running++;
     this.counters.inFlight++;
     this.counters.delivered++;
@@ -431,7 +609,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#hbTimer !== undefined) clearInterval(this.#hbTimer);
+    if (this.#hbTimer !== undefined) clearTimeout(this.#hbTimer);
     for (const w of this.#workers.values()) {
       w.releasing = true;
       w.signalSpace();
@@ -448,7 +626,10 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     if (this.#ackTimer !== undefined) clearInterval(this.#ackTimer);
     if (this.#dueTimer !== undefined) clearTimeout(this.#dueTimer);
     const g = this.#host.engine.groups;
-    const entries = [...this.#workers.values()].map((w) => ({ partition: w.partition, committed: w.committed(), release: true }));
+    const entries: CommitEntry[] = [...this.#workers.values()].map((w) => {
+      const a = w.attemptsToStore();
+      return { partition: w.partition, committed: w.committed(), release: true, ...(a === undefined ? {} : { attempts: a.list }) };
+    });
     try {
       if (entries.length > 0) await g.commit(this.topic, this.group, this.member, this.#sessionMs, entries);
     } catch (err) {

@@ -34,7 +34,11 @@ export interface SubscribeOptions<T = unknown> {
   readonly readAheadMax?: number;
   /** Membership heartbeat, lease renewal and offset commit period, in ms. Default 500. */
   readonly heartbeatMs?: number;
-  /** A member silent this long loses its partitions, in ms. Default 10000; >= 3 heartbeats. */
+  /**
+   * A member silent this long loses its partitions (the lease), in ms; also how long a crashed
+   * member's partitions wait before another member takes them. Default 3000 (or 6 heartbeats when
+   * heartbeatMs is over 500); >= 3 heartbeats.
+   */
   readonly sessionTimeoutMs?: number;
   /** Errors that do not stop the subscription (dead letters dropped, commit failures, engine errors). */
   readonly onError?: (err: unknown) => void;
@@ -49,8 +53,11 @@ export const SUBSCRIBE_DEFAULTS = {
   backoff: { baseDelayMs: 100, delayMsMax: 30_000 },
   readAheadMax: 1024,
   heartbeatMs: 500,
-  sessionTimeoutMs: 10_000,
+  sessionTimeoutMs: 3000,
 } as const;
+
+/** Heartbeats per session when sessionTimeoutMs is not given and heartbeatMs is longer than its default. */
+const SESSION_HEARTBEATS = 6;
 
 /** Subscribe options with the defaults applied and every value checked. */
 export interface ResolvedSubscribeOptions {
@@ -77,6 +84,7 @@ export function resolveSubscribeOptions(topic: string, options: SubscribeOptions
   requireArg(typeof options.handler === 'function', 'handler', 'must be a function');
   const given = renamedOptions(options, { deliveriesMax: 'maxDeliver' });
   const o = { ...SUBSCRIBE_DEFAULTS, ...given, backoff: renamedBackoff(given.backoff ?? SUBSCRIBE_DEFAULTS.backoff) };
+  if (options.sessionTimeoutMs === undefined && Number.isInteger(o.heartbeatMs)) o.sessionTimeoutMs = Math.max(SUBSCRIBE_DEFAULTS.sessionTimeoutMs, SESSION_HEARTBEATS * o.heartbeatMs);
   requireArg(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 10_000, 'concurrency', 'must be an integer in [1, 10000]');
   requireArg(Number.isInteger(o.ackWaitMs) && o.ackWaitMs >= 10 && o.ackWaitMs <= 86_400_000, 'ackWaitMs', 'must be an integer in [10, 86400000]');
   requireArg(Number.isInteger(o.deliveriesMax) && o.deliveriesMax >= 1 && o.deliveriesMax <= 1000, 'deliveriesMax', 'must be an integer in [1, 1000]');

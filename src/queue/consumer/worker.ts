@@ -7,7 +7,7 @@
  * the window: every record below it was handled (acked, or dead-lettered).
  */
 import { invariant } from '../../errors/index.js';
-import type { PartitionReader, StoredRecord } from '../engines/base.js';
+import { ATTEMPTS_STORED_MAX, type PartitionReader, type StoredAttempts, type StoredRecord } from '../engines/base.js';
 import { Entry, Fifo, S_DONE, S_DROPPED, S_RUNNING, type DueHeap } from './entry.js';
 
 const FETCH_MAX = 256;
@@ -40,16 +40,55 @@ export class Worker {
   stopped = false;
   releasing = false;
   releaseDeadlineMs = 0;
+  /** This member's lease on the partition lasts at least until then (renewal start + session), epoch ms. */
+  leaseUntilMs = 0;
+  /** Delivery counts stored by the previous owner, by offset, until their records are read again. */
+  restored: Map<number, number> | undefined;
+  /** The delivery counts last stored, as JSON (to skip storing an unchanged list). */
+  storedAttempts = '[]';
   #spaceWaiter: (() => void) | undefined;
   readonly loop: Promise<void>;
 
-  constructor(member: WorkerOwner, partition: number, reader: PartitionReader, startOffset: number, stored: number | undefined) {
+  constructor(member: WorkerOwner, partition: number, reader: PartitionReader, startOffset: number, stored: number | undefined, attempts: StoredAttempts) {
     this.member = member;
     this.partition = partition;
     this.reader = reader;
     this.nextOffset = startOffset;
     this.storedOffset = stored;
+    if (attempts.length > 0) {
+      this.restored = new Map(attempts.filter(([offset]) => offset >= startOffset).map(([offset, n]) => [offset, n] as const));
+      this.storedAttempts = JSON.stringify(attempts);
+    }
     this.loop = this.#fetchLoop();
+  }
+
+  /**
+   * The delivery counts to store with the next commit (unfinished records that were delivered,
+   * plus restored ones not read again yet, in offset order) and their JSON, or undefined when they
+   * did not change since `storedAttempts` (which the member sets once the commit succeeded).
+   */
+  attemptsToStore(): { list: StoredAttempts; json: string } | undefined {
+    const out: [number, number][] = [];
+    const r = this.restored;
+    if (r !== undefined) for (const [offset, n] of r) if (offset >= this.nextOffset && out.length < ATTEMPTS_STORED_MAX) out.push([offset, n]);
+    const w = this.window;
+    for (let i = 0; i < w.length && out.length < ATTEMPTS_STORED_MAX; i++) {
+      const e = w.at(i)!;
+      if (e.attempts > 0 && e.state !== S_DONE && e.state !== S_DROPPED) out.push([e.rec.offset, e.attempts]);
+    }
+    out.sort((a, b) => a[0] - b[0]);
+    const json = JSON.stringify(out);
+    return json === this.storedAttempts ? undefined : { list: out, json };
+  }
+
+  /** Admits a record read from the partition, with the delivery count a previous owner stored for it. */
+  restoredAttempts(offset: number): number {
+    const r = this.restored;
+    if (r === undefined) return 0;
+    const n = r.get(offset) ?? 0;
+    r.delete(offset);
+    if (r.size === 0) this.restored = undefined;
+    return n;
   }
 
   /** Committed offset: first unfinished record, else one past the last read. */

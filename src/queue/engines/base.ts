@@ -80,17 +80,40 @@ export interface PartitionReader {
    * for at least one. Resolves [] on timeout or close. One call at a time.
    */
   next(max: number, waitMs: number): Promise<readonly StoredRecord[]>;
+  /**
+   * Where the reader is: every record of the partition below this offset was returned or skipped
+   * (tombstones, records before the start), so the next record returned is at or after it. A
+   * reader whose position reached `bounds().next` has read the partition to its end.
+   */
+  readonly position: number;
   /** Records skipped because retention removed them before they were read. */
   readonly skipped: number;
   close(): Promise<void>;
 }
 
 export interface PartitionBounds {
-  /** Lowest offset still stored (== next when empty). */
+  /**
+   * Where the partition's records start: reading from here yields its first record (embedded:
+   * its lowest offset still stored; JetStream: the stream's, shared by its partitions). `== next`
+   * when the partition is empty.
+   */
   readonly first: number;
-  /** The offset the next append will get (embedded) / one past the last stored (JetStream). */
+  /**
+   * The partition's end: one past its last stored record (embedded: also the offset the next
+   * append gets). Every record of the partition is below it, every later append at or above it.
+   */
   readonly next: number;
 }
+
+/**
+ * Delivery counts of a partition's unfinished records at or after its committed offset, as
+ * `[offset, attempts]` pairs in offset order (at most ATTEMPTS_STORED_MAX), stored with the offset
+ * so a redelivery after a crash or a rebalance keeps its attempt count.
+ */
+export type StoredAttempts = readonly (readonly [offset: number, attempts: number])[];
+
+/** Most `[offset, attempts]` pairs stored per partition (the oldest unfinished records first). */
+export const ATTEMPTS_STORED_MAX = 1000;
 
 /** One partition's slot in a group: who holds it (lease) and the committed offset. */
 export interface CommitEntry {
@@ -99,6 +122,14 @@ export interface CommitEntry {
   readonly committed: number | undefined;
   /** Give the partition up after storing the offset. */
   readonly release: boolean;
+  /** Delivery counts to store; undefined = keep the stored ones. */
+  readonly attempts?: StoredAttempts;
+}
+
+/** What a claim found: the committed offset (undefined = never committed) and the stored delivery counts. */
+export interface Claimed {
+  readonly committed: number | undefined;
+  readonly attempts: StoredAttempts;
 }
 
 /**
@@ -114,15 +145,15 @@ export interface GroupStore {
   members(topic: string, group: string): Promise<string[]>;
   /**
    * Takes partition `p` for `member` when free, expired, or already its own. Resolves the stored
-   * committed offset (`committed: undefined` when the group never committed one), or undefined
-   * when another live member holds the lease.
+   * committed offset (`committed: undefined` when the group never committed one) and delivery
+   * counts, or undefined when another live member holds the lease.
    */
-  claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<{ committed: number | undefined } | undefined>;
+  claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<Claimed | undefined>;
   /** Renews the leases of `entries`, stores their offsets, releases those asked. Resolves the partitions that were lost. */
   commit(topic: string, group: string, member: string, ttlMs: number, entries: readonly CommitEntry[]): Promise<number[]>;
   /** Reads a group's committed offset per partition (undefined = none). */
   committed(topic: string, group: string, partitions: number): Promise<(number | undefined)[]>;
-  /** Overwrites a group's committed offset of one partition (replay). The partition must not be held. */
+  /** Overwrites a group's committed offset of one partition (replay) and forgets its delivery counts. The partition must not be held. */
   seek(topic: string, group: string, partition: number, committed: number): Promise<void>;
 }
 

@@ -31,6 +31,7 @@ import {
   ENCODING_BYTES,
   ENCODING_MSGPACK,
   type AppendResult,
+  type Claimed,
   type CommitEntry,
   type EngineLimits,
   type GroupStore,
@@ -40,6 +41,7 @@ import {
   type QueueEngine,
   type ReadFrom,
   type RecoveryEvent,
+  type StoredAttempts,
   type StoredRecord,
   type TopicConfig,
 } from './base.js';
@@ -102,6 +104,8 @@ interface SlotValue {
   e: number;
   /** Committed offset, null = none. */
   c: number | null;
+  /** Delivery counts of unfinished records ([offset, attempts]); absent = none. */
+  a?: StoredAttempts;
 }
 
 export class JetStreamEngine implements QueueEngine {
@@ -404,9 +408,12 @@ export class JetStreamEngine implements QueueEngine {
 
   async openReader(topic: string, partition: number, from: ReadFrom): Promise<PartitionReader> {
     const { jsm } = this.#m();
+    // 'latest': the stream's end before the consumer exists (it delivers only later messages), so
+    // the reader's position is the end at once and nothing it delivers is below it.
+    const latestEnd = from === 'latest' ? ((await this.#streamState(topic)).last_seq + 1) * OFFSET_SCALE : 0;
     const { consumer, name } = await this.#consumer(topic, partition, from);
-    const first = (await this.bounds(topic, partition)).first;
-    const startOffset = from === 'earliest' || from === 'latest' || !('offset' in from) ? first : from.offset;
+    const first = (await this.#streamState(topic)).first_seq * OFFSET_SCALE;
+    const startOffset = from === 'latest' ? latestEnd : from === 'earliest' || !('offset' in from) ? first : from.offset;
     const messages = await consumer.consume({ max_messages: this.#opts.readBufferMax });
     const stream = this.#stream(topic);
     const r: JetStreamReader = new JetStreamReader(partition, messages, this.#opts.readBufferMax, startOffset, first, async () => {
@@ -417,16 +424,36 @@ export class JetStreamEngine implements QueueEngine {
     return r;
   }
 
-  async bounds(topic: string, _partition: number): Promise<PartitionBounds> {
+  async #streamState(topic: string): Promise<{ first_seq: number; last_seq: number }> {
     const { jsm } = this.#m();
     try {
-      const si = await jsm.streams.info(this.#stream(topic));
-      // Stream-wide: offsets are stream sequences; reading a partition from `first` yields its first record.
-      return { first: si.state.first_seq * OFFSET_SCALE, next: (si.state.last_seq + 1) * OFFSET_SCALE };
+      return (await jsm.streams.info(this.#stream(topic))).state;
     } catch (err) {
       if (isNotFound(err)) throw ppError('PP_ERR_UNKNOWN_TOPIC', { field: 'topic', message: `unknown topic "${topic}"`, data: { topic } });
       throw err;
     }
+  }
+
+  /**
+   * `first` is stream-wide (offsets are stream sequences; reading a partition from it yields the
+   * partition's first record); `next` is the partition's own end: one past the last record of the
+   * last message on its subject (a batch holds several), so a reader whose position reached it
+   * has read everything, whatever the other partitions appended after it.
+   */
+  async bounds(topic: string, partition: number): Promise<PartitionBounds> {
+    const { jsm } = this.#m();
+    const [state, last] = await Promise.all([
+      this.#streamState(topic),
+      jsm.streams.getMessage(this.#stream(topic), { last_by_subj: this.subject(topic, partition) }).catch((err: unknown) => {
+        if (isNoMessage(err)) return undefined;
+        throw err;
+      }),
+    ]);
+    const streamNext = (state.last_seq + 1) * OFFSET_SCALE;
+    if (last === undefined) return { first: streamNext, next: streamNext };
+    const n = Number(last.header?.get(H_BATCH) ?? '');
+    const next = last.seq * OFFSET_SCALE + (n >= 2 ? n : 1);
+    return { first: Math.min(state.first_seq * OFFSET_SCALE, next), next };
   }
 
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
@@ -473,14 +500,20 @@ class JetStreamReader implements PartitionReader {
       for await (const m of this.#messages) {
         if (this.#closed) break;
         // A batch's records before the start offset (the reader starts at the message holding it).
+        const had = this.#buf.length;
         for (const r of toRecords(this.#partition, m)) if (r.offset >= this.#expected) this.#buf.push(r);
-        this.#wake?.();
+        // Only records wake a waiting next(): a message whose records all precede the start does not.
+        if (this.#buf.length > had) this.#wake?.();
         // Bounded: stop pulling from the iterator while the buffer is full.
         while (this.#buf.length - this.#head >= this.#max && !this.#closed) await new Promise<void>((r) => (this.#space = r));
       }
     } catch {
       // the consumer stopped (closed connection); next() returns [] from now on
     }
+  }
+
+  get position(): number {
+    return this.#expected;
   }
 
   async next(max: number, waitMs: number): Promise<readonly StoredRecord[]> {
@@ -575,6 +608,12 @@ function toRecord(partition: number, m: JsMsg): StoredRecord {
 
 class JetStreamGroupStore implements GroupStore {
   readonly #kv: KV;
+  /**
+   * The slots this process holds, as it last wrote them (value and revision): a commit is then one
+   * compare-and-set round trip instead of a read and a write. Stale entries are harmless: the
+   * compare-and-set fails and the commit reads the slot.
+   */
+  readonly #held = new Map<string, { v: SlotValue; rev: number }>();
 
   constructor(kv: KV) {
     this.#kv = kv;
@@ -611,19 +650,20 @@ class JetStreamGroupStore implements GroupStore {
     return live.sort();
   }
 
-  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<{ committed: number | undefined } | undefined> {
+  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<Claimed | undefined> {
     const key = `s.${topic}.${group}.${partition}`;
     const cur = await this.#get(key);
     const now = Date.now();
-    const next = (c: number | null): Uint8Array => enc.encode(JSON.stringify({ o: member, e: now + ttlMs, c } satisfies SlotValue));
     try {
       if (cur === undefined) {
-        await this.#kv.create(key, next(null));
-        return { committed: undefined };
+        const v: SlotValue = { o: member, e: now + ttlMs, c: null };
+        this.#held.set(key, { v, rev: await this.#kv.create(key, enc.encode(JSON.stringify(v))) });
+        return { committed: undefined, attempts: [] };
       }
       if (cur.v.o !== '' && cur.v.o !== member && cur.v.e >= now) return undefined;
-      await this.#kv.update(key, next(cur.v.c), cur.rev);
-      return { committed: cur.v.c ?? undefined };
+      const v: SlotValue = { o: member, e: now + ttlMs, c: cur.v.c, ...(cur.v.a === undefined ? {} : { a: cur.v.a }) };
+      this.#held.set(key, { v, rev: await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev) });
+      return { committed: cur.v.c ?? undefined, attempts: cur.v.a ?? [] };
     } catch (err) {
       if (isWrongSequence(err)) return undefined; // someone else changed it first
       throw err;
@@ -636,14 +676,31 @@ class JetStreamGroupStore implements GroupStore {
     await Promise.all(
       entries.map(async (en) => {
         const key = `s.${topic}.${group}.${en.partition}`;
+        const write = async (cur: { v: SlotValue; rev: number }): Promise<void> => {
+          const a = en.attempts ?? cur.v.a;
+          const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c, ...(a === undefined || a.length === 0 ? {} : { a }) };
+          const rev = await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev);
+          if (en.release) this.#held.delete(key);
+          else this.#held.set(key, { v, rev });
+        };
+        const known = this.#held.get(key);
+        if (known !== undefined && known.v.o === member) {
+          try {
+            await write(known);
+            return;
+          } catch (err) {
+            if (!isWrongSequence(err)) throw err;
+            // Changed since our last write (taken over, or a write of ours whose reply was lost): read it.
+          }
+        }
+        this.#held.delete(key);
         const cur = await this.#get(key);
         if (cur === undefined || cur.v.o !== member) {
           lost.push(en.partition);
           return;
         }
-        const v: SlotValue = { o: en.release ? '' : member, e: en.release ? 0 : now + ttlMs, c: en.committed ?? cur.v.c };
         try {
-          await this.#kv.update(key, enc.encode(JSON.stringify(v)), cur.rev);
+          await write(cur);
         } catch (err) {
           if (!isWrongSequence(err)) throw err;
           lost.push(en.partition);
@@ -683,6 +740,9 @@ function isNotFound(err: unknown): boolean {
 }
 function isNoResponders(err: unknown): boolean {
   return /503|no responders/i.test(errText(err));
+}
+function isNoMessage(err: unknown): boolean {
+  return /no message found|10037/i.test(errText(err));
 }
 function isWrongSequence(err: unknown): boolean {
   return /wrong last sequence|10071|key exists/i.test(errText(err));

@@ -73,7 +73,16 @@ export interface PostgresOptions {
    * the server does not answer at all (outcome unknown -> PP_ERR_TIMEOUT). Default 30000.
    */
   readonly queryTimeoutMs?: number;
+  /**
+   * What the store's connections call themselves on the server (`application_name`, seen in
+   * pg_stat_activity and the server log), as `<applicationName>:<shard>:<writer|reader>`; 1..40
+   * printable ASCII characters. A URL's own `application_name` parameter takes precedence for
+   * that URL's shards. Default 'powerplant'.
+   */
+  readonly applicationName?: string;
 }
+
+const APP_NAME_RE = /^[\x20-\x7e]{1,40}$/;
 
 /** What the PostgreSQL write path did (for tests and the benchmark). */
 // A type alias (not an interface) so it is assignable to ShardEngine's Record<string, number>.
@@ -133,8 +142,8 @@ export function mapPgError(err: unknown): PowerplantError {
   return ppError('PP_ERR_INTERNAL', { message: `postgres: ${message}`, cause: err, data: { pgCode: typeof code === 'string' ? code : null } });
 }
 
-/** Splits our `schema` parameter off a postgres:// URL. */
-export function parsePgUrl(url: string): { connectionString: string; schema: string; location: string } {
+/** Splits our `schema` and `application_name` parameters off a postgres:// URL. */
+export function parsePgUrl(url: string): { connectionString: string; schema: string; location: string; applicationName: string | undefined } {
   let u: URL;
   try {
     u = new URL(url);
@@ -146,9 +155,14 @@ export function parsePgUrl(url: string): { connectionString: string; schema: str
     throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'engine', message: `engine: schema must match ${SCHEMA_RE.source}` });
   }
   u.searchParams.delete('schema');
+  const applicationName = u.searchParams.get('application_name') ?? undefined;
+  if (applicationName !== undefined && !APP_NAME_RE.test(applicationName)) {
+    throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'engine', message: 'engine: application_name must be 1..40 printable ASCII characters' });
+  }
+  u.searchParams.delete('application_name');
   const location = new URL(u.href);
   location.password = '';
-  return { connectionString: u.href, schema, location: `${location.href}${location.search ? '&' : '?'}schema=${schema}` };
+  return { connectionString: u.href, schema, location: `${location.href}${location.search ? '&' : '?'}schema=${schema}`, applicationName };
 }
 
 function lockKeyOf(schema: string): number {
@@ -173,6 +187,7 @@ export class PostgresShard implements ShardEngine {
   /** Point-read statement per table definition: no text rendering or key building per get. */
   #getQueries = new WeakMap<TableDef, { name: string; text: string }>();
   readonly #queryTimeoutMs: number;
+  readonly #applicationName: string;
   readonly stats: PostgresWriteStats = { commits: 0, roundTrips: 0, diagnosed: 0 };
 
   constructor(
@@ -189,6 +204,8 @@ export class PostgresShard implements ShardEngine {
     requireArg(Number.isInteger(this.#queryTimeoutMs) && this.#queryTimeoutMs >= 1 && this.#queryTimeoutMs <= 3_600_000, 'postgres.queryTimeoutMs', 'must be an integer in [1, 3600000]');
     requireArg(options.readPoolMax === undefined || (Number.isInteger(options.readPoolMax) && options.readPoolMax >= 1 && options.readPoolMax <= 100), 'postgres.readPoolMax', 'must be an integer in [1, 100]');
     requireArg(options.connectTimeoutMs === undefined || (Number.isInteger(options.connectTimeoutMs) && options.connectTimeoutMs >= 1), 'postgres.connectTimeoutMs', 'must be a positive integer');
+    requireArg(options.applicationName === undefined || (typeof options.applicationName === 'string' && APP_NAME_RE.test(options.applicationName)), 'postgres.applicationName', 'must be 1..40 printable ASCII characters');
+    this.#applicationName = p.applicationName ?? options.applicationName ?? 'powerplant';
     this.#lockKey = lockKeyOf(p.schema);
     const s = q(p.schema);
     this.#d = {
@@ -232,7 +249,7 @@ export class PostgresShard implements ShardEngine {
       connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 5000,
       statement_timeout: this.#queryTimeoutMs,
       query_timeout: this.#queryTimeoutMs + 1000,
-      application_name: `powerplant:${this.shard}:${role}`,
+      application_name: `${this.#applicationName}:${this.shard}:${role}`,
     };
   }
 
@@ -554,40 +571,54 @@ export class PostgresShard implements ShardEngine {
       while (live.length > 0) {
         let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
         const stmts = batchStatements(requests, live, UPSERT_ROWS_MAX);
+        // Result index of each statement, and of the probe that follows a conditional one.
+        const at: number[] = [];
+        const probeAt: number[] = [];
+        let n = 2;
         for (const st of stmts) {
+          at.push(n++);
           if (st.ops.length > 1) {
             sql += `${upsertManyLiteral(this.#d, st.ops[0]!.table, st.ops)};`;
-          } else {
-            const one = opStatement(this.#tpls, st.ops[0]!, nowMs);
-            sql += `${renderLiterals(one.tpl, one.params)};`;
+            probeAt.push(-1);
+            continue;
           }
+          const op = st.ops[0]!;
+          const one = opStatement(this.#tpls, op, nowMs);
+          sql += `${renderLiterals(one.tpl, one.params)};`;
+          if (op.kind === 'insert' || op.kind === 'update' || op.expectVersion !== undefined) {
+            // The row as this op found it (it changed nothing if it failed), read right after it in
+            // the same message: a later write of the batch to the same key cannot hide the version
+            // that conflicted (the same answer SQLite gives, probing after the failed op).
+            const p = probeStatement(this.#tpls, op);
+            sql += `${renderLiterals(p.tpl, p.params)};`;
+            probeAt.push(n++);
+          } else probeAt.push(-1);
         }
         inTx = true;
         this.stats.roundTrips++;
         const res = (await c.query(sql)) as unknown as pg.QueryResult<RawRow>[];
-        invariant(Array.isArray(res) && res.length === stmts.length + 2, 'one result per statement');
+        invariant(Array.isArray(res) && res.length === n, 'one result per statement');
         // One slot per op, in batch order, with the row its statement returned (a multi-row
-        // statement's rows are matched back to its ops by primary key).
-        const slots: { req: number; op: WriteOp; row: RawRow | undefined; verdict: 'ok' | 'noop' | 'failed' }[] = [];
-        const slot = (req: number, op: WriteOp, row: RawRow | undefined): void => void slots.push({ req, op, row, verdict: judge(op, row, nowMs) });
+        // statement's rows are matched back to its ops by primary key) and its probe.
+        const slots: { req: number; op: WriteOp; row: RawRow | undefined; probe: RawRow | undefined; verdict: 'ok' | 'noop' | 'failed' }[] = [];
+        const slot = (req: number, op: WriteOp, row: RawRow | undefined, probe: RawRow | undefined): void => void slots.push({ req, op, row, probe, verdict: judge(op, row, nowMs) });
         stmts.forEach((st, i) => {
-          const rows = res[i + 2]!.rows;
-          if (st.ops.length === 1) return slot(st.reqs[0]!, st.ops[0]!, rows[0]);
+          const rows = res[at[i]!]!.rows;
+          if (st.ops.length === 1) return slot(st.reqs[0]!, st.ops[0]!, rows[0], probeAt[i]! < 0 ? undefined : res[probeAt[i]!]!.rows[0]);
           invariant(rows.length === st.ops.length, 'a multi-row upsert returns every row');
           const pk = st.ops[0]!.table.primaryKey;
           const byKey = new Map(rows.map((row) => [keyJson(pk.map((col) => row[col] as SqlValue)), row]));
-          st.ops.forEach((op, j) => slot(st.reqs[j]!, op, byKey.get(op.keyJson)));
+          st.ops.forEach((op, j) => slot(st.reqs[j]!, op, byKey.get(op.keyJson), undefined));
         });
         const failedReqs = new Set<number>();
         for (const s of slots) {
-          if (s.verdict === 'failed' && !failedReqs.has(s.req)) {
-            failedReqs.add(s.req);
-            // Diagnose while the transaction still sees this batch's earlier writes.
-            const p = probeStatement(this.#tpls, s.op);
-            this.stats.roundTrips++;
-            const pr = await c.query<RawRow>(renderLiterals(p.tpl, p.params));
-            results[s.req] = { ok: false, error: failure(s.op, pr.rows[0], nowMs) };
-          }
+          if (s.verdict !== 'failed' || failedReqs.has(s.req)) continue;
+          failedReqs.add(s.req);
+          results[s.req] = { ok: false, error: failure(s.op, s.probe, nowMs) };
+          // A failed request of several ops may have written some of them in this pass (SQLite
+          // rolls them back before the next request runs): verdicts after it are not final; the
+          // next pass, without it, decides them.
+          if (requests[s.req]!.ops.length > 1) break;
         }
         if (failedReqs.size > 0) {
           this.stats.roundTrips++;

@@ -6,13 +6,14 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ppError } from '../../../errors/index.js';
-import type { CommitEntry, GroupStore } from '../base.js';
+import type { Claimed, CommitEntry, GroupStore, StoredAttempts } from '../base.js';
 import { fsyncDir } from './fsync.js';
 
 interface GroupState {
   readonly members: Map<string, number>;
   readonly owners: Map<number, { member: string; expiresAtMs: number }>;
   committed: (number | undefined)[];
+  attempts: StoredAttempts[];
   loaded: boolean;
   writing: Promise<void>;
   dirty: boolean;
@@ -39,11 +40,12 @@ export class LogGroupStore implements GroupStore {
     const k = `${topic}\u0000${group}`;
     let g = this.#groups.get(k);
     if (g === undefined) {
-      g = { members: new Map(), owners: new Map(), committed: [], loaded: false, writing: Promise.resolve(), dirty: false };
+      g = { members: new Map(), owners: new Map(), committed: [], attempts: [], loaded: false, writing: Promise.resolve(), dirty: false };
       const path = this.#path(topic, group);
       if (existsSync(path)) {
-        const j = JSON.parse(readFileSync(path, 'utf8')) as { committed: (number | null)[] };
+        const j = JSON.parse(readFileSync(path, 'utf8')) as { committed: (number | null)[]; attempts?: [number, number][][] };
         g.committed = j.committed.map((c) => (c === null ? undefined : c));
+        g.attempts = j.attempts ?? [];
       }
       g.loaded = true;
       this.#groups.set(k, g);
@@ -70,13 +72,13 @@ export class LogGroupStore implements GroupStore {
     return Promise.resolve([...g.members.keys()].sort());
   }
 
-  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<{ committed: number | undefined } | undefined> {
+  async claim(topic: string, group: string, partition: number, member: string, ttlMs: number): Promise<Claimed | undefined> {
     const g = this.#state(topic, group);
     const now = Date.now();
     const o = g.owners.get(partition);
     if (o !== undefined && o.member !== member && o.expiresAtMs >= now) return undefined;
     g.owners.set(partition, { member, expiresAtMs: now + ttlMs });
-    return Promise.resolve({ committed: g.committed[partition] });
+    return Promise.resolve({ committed: g.committed[partition], attempts: g.attempts[partition] ?? [] });
   }
 
   async commit(topic: string, group: string, member: string, ttlMs: number, entries: readonly CommitEntry[]): Promise<number[]> {
@@ -92,6 +94,10 @@ export class LogGroupStore implements GroupStore {
       }
       if (e.committed !== undefined && g.committed[e.partition] !== e.committed) {
         g.committed[e.partition] = e.committed;
+        changed = true;
+      }
+      if (e.attempts !== undefined) {
+        g.attempts[e.partition] = e.attempts;
         changed = true;
       }
       if (e.release) g.owners.delete(e.partition);
@@ -113,6 +119,7 @@ export class LogGroupStore implements GroupStore {
       throw ppError('PP_ERR_CONFLICT', { message: `partition ${partition} of ${topic} is held by a member of group ${group}; stop the group before seeking` });
     }
     g.committed[partition] = committed;
+    g.attempts[partition] = [];
     await this.#persist(topic, group, g);
   }
 
@@ -128,7 +135,7 @@ export class LogGroupStore implements GroupStore {
       const tmp = `${path}.tmp`;
       const fh = await open(tmp, 'w');
       try {
-        await fh.writeFile(JSON.stringify({ committed: g.committed.map((c) => c ?? null) }));
+        await fh.writeFile(JSON.stringify({ committed: g.committed.map((c) => c ?? null), attempts: Array.from({ length: g.committed.length }, (_, p) => g.attempts[p] ?? []) }));
         await fh.datasync();
       } finally {
         await fh.close();

@@ -154,6 +154,10 @@ export class LogReader implements PartitionReader {
     this.#pos = start;
   }
 
+  get position(): number {
+    return this.#pos;
+  }
+
   async next(max: number, waitMs: number): Promise<readonly StoredRecord[]> {
     let waited = false;
     while (!this.#closed) {
