@@ -59,6 +59,24 @@ export const ERRORS = {
   PP_ERR_RETRY_BUDGET_EXHAUSTED: { message: 'retry budget exhausted', retryable: false, status: 503 },
   PP_ERR_RETRIES_EXHAUSTED: { message: 'all retry attempts failed', retryable: false, status: 503 },
 
+  // ---- transactions, locks, workflows, idempotency -----------------------------------------
+  PP_ERR_TX_ABORTED: { message: 'the transaction was aborted', retryable: true, status: 409 },
+  PP_ERR_TX_TOO_LARGE: { message: 'the transaction exceeds its size bound', retryable: false, status: 413 },
+  PP_ERR_FENCED: { message: 'the fencing token is stale: another holder took the lease', retryable: false, status: 409 },
+  PP_ERR_LOCK_HELD: { message: 'the lock is held by another owner', retryable: true, status: 409 },
+  PP_ERR_NOT_HOLDER: { message: 'the caller does not hold this lock', retryable: false, status: 409 },
+  PP_ERR_STEP_FAILED: { message: 'a workflow step failed', retryable: false, status: 500 },
+  PP_ERR_NONDETERMINISM: { message: 'the workflow did not replay the steps it recorded', retryable: false, status: 500 },
+  PP_ERR_CANCELLED: { message: 'the workflow was cancelled', retryable: false, status: 409 },
+  PP_ERR_IN_PROGRESS: { message: 'a request with this idempotency key is still in progress', retryable: true, status: 409 },
+  PP_ERR_PAYMENT_DECLINED: { message: 'the payment was declined', retryable: false, status: 402 },
+
+  // ---- streams and analytics ---------------------------------------------------------------
+  PP_ERR_STATE_TOO_LARGE: { message: 'keyed state exceeds its bound', retryable: false, status: 413 },
+  PP_ERR_QUERY_INVALID: { message: 'the query is not valid', retryable: false, status: 400 },
+  PP_ERR_QUERY_LIMIT: { message: 'the query exceeded its limit', retryable: false, status: 422 },
+  PP_ERR_MIRROR_STOPPED: { message: 'the mirror stopped', retryable: false, status: 503 },
+
   // ---- runtime -----------------------------------------------------------------------------
   PP_ERR_UNAVAILABLE: { message: 'service unavailable', retryable: true, status: 503 },
   PP_ERR_SHUTTING_DOWN: { message: 'node is shutting down', retryable: true, status: 503 },
