@@ -470,7 +470,7 @@ export class PostgresShard implements ShardEngine {
     const c = await this.#writerClient();
     this.stats.commits++;
     let oneTrip = true;
-    for (const r of requests) for (const op of r.ops) if (op.kind === 'update') oneTrip = false;
+    for (const r of requests) for (const op of r.ops) if (op.kind === 'update' || op.kind === 'check') oneTrip = false;
     if (oneTrip) {
       const done = await this.#commitOneTrip(c, requests, nowMs);
       if (done !== undefined) return done;
@@ -585,7 +585,7 @@ export class PostgresShard implements ShardEngine {
           const op = st.ops[0]!;
           const one = opStatement(this.#tpls, op, nowMs);
           sql += `${renderLiterals(one.tpl, one.params)};`;
-          if (op.kind === 'insert' || op.kind === 'update' || op.expectVersion !== undefined) {
+          if (op.kind === 'insert' || op.kind === 'update' || (op.kind !== 'check' && op.expectVersion !== undefined)) {
             // The row as this op found it (it changed nothing if it failed), read right after it in
             // the same message: a later write of the batch to the same key cannot hide the version
             // that conflicted (the same answer SQLite gives, probing after the failed op).
@@ -614,7 +614,7 @@ export class PostgresShard implements ShardEngine {
         for (const s of slots) {
           if (s.verdict !== 'failed' || failedReqs.has(s.req)) continue;
           failedReqs.add(s.req);
-          results[s.req] = { ok: false, error: failure(s.op, s.probe, nowMs) };
+          results[s.req] = { ok: false, error: failure(s.op, s.op.kind === 'check' ? s.row : s.probe, nowMs) };
           // A failed request of several ops may have written some of them in this pass (SQLite
           // rolls them back before the next request runs): verdicts after it are not final; the
           // next pass, without it, decides them.

@@ -262,6 +262,8 @@ export function opStatement(c: TplCache, op: WriteOp, nowMs: number): OpStatemen
       if (withVersion) params.push(op.expectVersion!);
       return { tpl, params };
     }
+    case 'check':
+      return probeStatement(c, op);
     case 'delete': {
       const withVersion = op.expectVersion !== undefined;
       const tpl = c.get(`d|${def.physical}|${withVersion ? 1 : 0}`, () => deleteTpl(d, def, withVersion));
@@ -285,6 +287,11 @@ export function isLive(row: RawRow, nowMs: number): boolean {
  * (the op's condition did not hold: the request must not apply).
  */
 export function judge(op: WriteOp, row: RawRow | undefined, nowMs: number): 'ok' | 'noop' | 'failed' {
+  if (op.kind === 'check') {
+    // The probe's row, live or not: a passing check changes nothing and records nothing.
+    const actual = row !== undefined && isLive(row, nowMs) ? (row._v as number) : 0;
+    return actual === op.expectVersion ? 'noop' : 'failed';
+  }
   if (op.kind === 'delete') {
     if (row === undefined) return op.expectVersion === undefined ? 'noop' : 'failed';
     return op.expectVersion !== undefined || isLive(row, nowMs) ? 'ok' : 'noop';
@@ -297,6 +304,9 @@ export function failure(op: WriteOp, probe: RawRow | undefined, nowMs: number): 
   const actual = probe !== undefined && isLive(probe, nowMs) ? (probe._v as number) : 0;
   const name = op.table.kind === 'kv' ? `${op.table.name}/${String(op.key[0])}` : `${op.table.name} ${JSON.stringify(op.key)}`;
   const data = { table: op.table.name, expectedVersion: op.expectVersion ?? (op.kind === 'insert' ? 0 : null), actualVersion: actual };
+  if (op.kind === 'check') {
+    return ppError('PP_ERR_CONFLICT', { message: `${name}: expected ${op.expectVersion === 0 ? 'no row' : `version ${op.expectVersion}`}, found ${actual === 0 ? 'none' : `version ${actual}`}`, data });
+  }
   if (op.kind === 'insert' || op.expectVersion === 0) {
     return ppError('PP_ERR_CONFLICT', { message: `${name} already exists (version ${actual})`, data });
   }
