@@ -4,4 +4,7 @@
  * fencing tokens, durable workflows, idempotency keys. The only public entry of src/tx; see
  * docs/tx.md.
  */
-export {};
+export { Transactions, openTransactions, type TransactionsOptions, type RunOptions, type TransactionStats } from './manager.js';
+export { Tx } from './transaction.js';
+export type { TxCommitInfo } from './commit.js';
+export type { RecoveryReport } from './recovery.js';
