@@ -8,3 +8,5 @@ export { Transactions, openTransactions, type TransactionsOptions, type RunOptio
 export { Tx } from './transaction.js';
 export type { TxCommitInfo } from './commit.js';
 export type { RecoveryReport } from './recovery.js';
+export { defineWorkflow, openWorkflows, Workflows, type WorkflowDef, type WorkflowHandle, type WorkflowStatus, type WorkflowState, type WorkflowsOptions } from './workflow/engine.js';
+export type { WorkflowContext, StepOptions } from './workflow/context.js';

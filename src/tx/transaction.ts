@@ -111,6 +111,28 @@ export class Tx {
     return got;
   }
 
+  /**
+   * Adds a row to the read set at a version the caller already knows (0 = absent), without
+   * reading it: the commit then requires that version, as if the transaction had read it.
+   */
+  expect<T extends Record<string, unknown>>(table: Table<T>, key: KeyOf<T>, version: number): void;
+  expect<V>(kv: Kv<V>, key: string, version: number): void;
+  expect(handle: Handle, key: unknown, version: number): void {
+    this.#checkLive();
+    requireArg(Number.isSafeInteger(version) && version >= 0, 'version', 'must be an integer >= 0');
+    const { shard, keyJson } = locate(handle, key);
+    const physical = handle.def.physical;
+    const s = slot(physical, keyJson);
+    const prev = this.reads.get(s);
+    if (prev !== undefined && prev.version !== version) {
+      throw ppError('PP_ERR_TX_ABORTED', { message: `${handle.def.name} ${keyJson} is at version ${prev.version}, not ${version}`, data: { reason: 'conflict', table: handle.def.name } });
+    }
+    if (prev === undefined) {
+      if (!this.writes.has(s)) this.#checkSize(1);
+      this.reads.set(s, { handle, shard, physical, keyJson, key, version });
+    }
+  }
+
   #write(handle: Handle, key: unknown, op: StoreOp, image: WriteEntry['image']): void {
     const physical = handle.def.physical;
     const keyJson = op.write.keyJson;
