@@ -29,6 +29,8 @@ export interface StepOptions<R> {
   readonly timeoutMs?: number;
   /** Which errors are retried; default: a PowerplantError marked retryable, or any non-Powerplant error. */
   readonly retryable?: (err: unknown) => boolean;
+  /** Conflict retries of the step's transaction (a hot row written by many workflows). Default 10. */
+  readonly txRetries?: number;
   /** Undoes the step when a later step fails or the workflow is cancelled; runs once, as its own step. */
   readonly compensate?: (output: R, tx: Tx) => Promise<void> | void;
 }
@@ -65,15 +67,17 @@ interface Compensation {
 }
 
 export function errorJson(err: unknown): string {
-  if (err instanceof PowerplantError) return JSON.stringify({ code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) });
+  if (err instanceof PowerplantError) {
+    return JSON.stringify({ code: err.code, message: err.message, ...(err.field === undefined ? {} : { field: err.field }), ...(err.data === undefined ? {} : { data: err.data }) });
+  }
   return JSON.stringify({ code: 'PP_ERR_STEP_FAILED', message: err instanceof Error ? err.message : String(err) });
 }
 
 export function errorOf(json: string | undefined, fallback: string): PowerplantError {
   if (json === undefined) return ppError('PP_ERR_STEP_FAILED', { message: fallback });
-  const e = JSON.parse(json) as { code: string; message: string; data?: Record<string, unknown> };
+  const e = JSON.parse(json) as { code: string; message: string; field?: string; data?: Record<string, unknown> };
   try {
-    return new PowerplantError(e.code as never, { message: e.message, ...(e.data === undefined ? {} : { data: e.data }) });
+    return new PowerplantError(e.code as never, { message: e.message, ...(e.field === undefined ? {} : { field: e.field }), ...(e.data === undefined ? {} : { data: e.data }) });
   } catch {
     return ppError('PP_ERR_STEP_FAILED', { message: e.message });
   }
@@ -140,7 +144,7 @@ export class Context implements WorkflowContext {
   }
 
   /** Commits `fn`'s writes with checkpoint row `seq` in one transaction; resolves fn's result. */
-  async #checkpoint<R>(seq: number, name: string, kind: string, fn: (tx: Tx) => Promise<R> | R, attempts: number, startedMs: number, timeoutMs: number): Promise<R> {
+  async #checkpoint<R>(seq: number, name: string, kind: string, fn: (tx: Tx) => Promise<R> | R, attempts: number, startedMs: number, timeoutMs: number, txRetries = 10): Promise<R> {
     let attempt = 0;
     const { result } = await this.#env.txs.execute(
       async (tx) => {
@@ -149,7 +153,7 @@ export class Context implements WorkflowContext {
         tx.upsert(this.#env.tables.steps, { wf: this.id, seq, name, kind, state: 'done', output: encodeValue(out, `step "${name}" result`), attempts, startedMs, endedMs: Date.now() });
         return out;
       },
-      { timeoutMs },
+      { timeoutMs, retries: txRetries },
     );
     return result;
   }
@@ -167,7 +171,7 @@ export class Context implements WorkflowContext {
     const seq = this.#seq++;
     const h = this.#replayed(seq, name, 'step');
     if (h !== undefined) {
-      if (h.state === 'failed') throw ppError('PP_ERR_STEP_FAILED', { message: `step "${name}" failed: ${errorOf(h.error, 'failed').message}`, cause: errorOf(h.error, 'failed') });
+      if (h.state === 'failed') throw errorOf(h.error, `step "${name}" failed`);
       const out = decodeValue(h.output) as R;
       if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
       return out;
@@ -178,19 +182,23 @@ export class Context implements WorkflowContext {
     const startedMs = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const out = await this.#checkpoint(seq, name, 'step', fn, attempt + 1, startedMs, timeoutMs);
+        const out = await this.#checkpoint(seq, name, 'step', fn, attempt + 1, startedMs, timeoutMs, options.txRetries);
         if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
         return out;
       } catch (err) {
         const code = err instanceof PowerplantError ? err.code : undefined;
         if (code === 'PP_ERR_FENCED' || code === 'PP_ERR_CANCELLED' || code === 'PP_ERR_NONDETERMINISM') throw err;
-        if (code !== 'PP_ERR_TIMEOUT' && code !== 'PP_ERR_TX_ABORTED' && (!retryable(err) || attempt >= retries)) {
-          await this.#record(seq, name, 'step', 'failed', err, attempt + 1, startedMs);
-          throw ppError('PP_ERR_STEP_FAILED', { message: `step "${name}" failed: ${err instanceof Error ? err.message : String(err)}`, cause: err, data: { step: name, attempts: attempt + 1 } });
+        if (code !== 'PP_ERR_TIMEOUT' && code !== 'PP_ERR_TX_ABORTED' && !retryable(err)) {
+          // A typed error the step chose (a decline, a conflict, bad input) is the workflow's error
+          // as it is; anything else is PP_ERR_STEP_FAILED naming the step.
+          const failure = err instanceof PowerplantError ? err : ppError('PP_ERR_STEP_FAILED', { message: `step "${name}" failed: ${err instanceof Error ? err.message : String(err)}`, cause: err, data: { step: name, attempts: attempt + 1 } });
+          await this.#record(seq, name, 'step', 'failed', failure, attempt + 1, startedMs);
+          throw failure;
         }
         if (attempt >= retries) {
-          await this.#record(seq, name, 'step', 'failed', err, attempt + 1, startedMs);
-          throw ppError('PP_ERR_STEP_FAILED', { message: `step "${name}" failed after ${attempt + 1} attempts: ${err instanceof Error ? err.message : String(err)}`, cause: err, data: { step: name, attempts: attempt + 1 } });
+          const failure = ppError('PP_ERR_STEP_FAILED', { message: `step "${name}" failed after ${attempt + 1} attempts: ${err instanceof Error ? err.message : String(err)}`, cause: err, data: { step: name, attempts: attempt + 1, lastCode: code ?? null } });
+          await this.#record(seq, name, 'step', 'failed', failure, attempt + 1, startedMs);
+          throw failure;
         }
         await sleep(backoffDelayMs(attempt, options.backoffMs ?? 50, options.backoffMaxMs ?? 2000));
       }
