@@ -8,9 +8,11 @@
  *              params.items.N.qty). Compensation: the stock is given back.
  *   authorize  payments.authorize (idempotent by order id); a decline is PP_ERR_PAYMENT_DECLINED
  *              (402); timeouts and lost answers are retried, and a provider that keeps timing out
- *              is a 402 too. Compensation: the authorization is voided.
+ *              is a 402 too — after voiding what an unanswered attempt may have authorized.
+ *              Compensation: the authorization is voided.
  *   write      the order row (status placed). Compensation: the row is removed.
- *   capture    payments.capture, and the order row's paidAt, committed with the checkpoint. The
+ *   capture    payments.capture (retried until the provider answers: the order exists, the money
+ *              is authorized), and the order row's paidAt, committed with the checkpoint. The
  *              order-created event follows from that write (the outbox in index.ts).
  * A step that fails runs the compensations of the steps before it, newest first, each once.
  */
@@ -77,13 +79,21 @@ export function checkoutWorkflow(d: ShopDeps, ref: NodeRef): WorkflowDef<Checkou
       );
       const totalCents = lines.reduce((s, l) => s + l.qty * l.priceCents, 0);
       const paymentId = ctx.id;
-      await ctx.step('authorize', () => call('payments.authorize', { paymentId, orderId, userId, amountCents: totalCents }), {
-        retries: 3,
-        backoffMs: 20,
-        compensate: async () => {
-          await call('payments.void', { paymentId, orderId, userId });
-        },
-      });
+      const voidPayment = async (): Promise<void> => {
+        await call('payments.void', { paymentId, orderId, userId });
+      };
+      try {
+        await ctx.step('authorize', () => call('payments.authorize', { paymentId, orderId, userId, amountCents: totalCents }), {
+          retries: 3,
+          backoffMs: 20,
+          compensate: voidPayment,
+        });
+      } catch (err) {
+        // An attempt may have authorized and lost its answer: void whatever the provider holds
+        // (a void of nothing records one, so a late authorization is refused), then fail.
+        await ctx.step('void-unconfirmed', voidPayment, { retries: 10_000, backoffMs: 50, backoffMaxMs: 1000 });
+        throw err;
+      }
       const row: OrderRow = { userId, orderId, items: [...lines], totalCents, status: 'placed', createdAt: Date.now() };
       await ctx.step('write', (tx) => tx.insert(orders, row), {
         compensate: (_out, tx) => tx.delete(orders, { userId, orderId }),
@@ -94,7 +104,10 @@ export function checkoutWorkflow(d: ShopDeps, ref: NodeRef): WorkflowDef<Checkou
           await call('payments.capture', { paymentId });
           await tx.update(orders, { userId, orderId }, { paidAt: Date.now() });
         },
-        { retries: 5, backoffMs: 20 },
+        // Past the point of no return (the order is written, the money authorized): capture is
+        // retried until the provider answers; the request may time out meanwhile, the checkout
+        // does not (a retry of the request with its key finds it).
+        { retries: 10_000, backoffMs: 50, backoffMaxMs: 1000 },
       );
       return { order: toOrder(row), fingerprint: input.fingerprint };
     },

@@ -61,10 +61,12 @@ function keyConflict(): Error {
 
 /** The checkout's error as the order's answer: a payment step that kept failing is a 402. */
 function checkoutError(err: unknown): unknown {
-  if (err instanceof PowerplantError && err.code === 'PP_ERR_STEP_FAILED' && (err.data as { step?: string } | undefined)?.step === 'authorize') {
+  if (!(err instanceof PowerplantError) || err.code !== 'PP_ERR_STEP_FAILED') return err;
+  if ((err.data as { step?: string } | undefined)?.step === 'authorize') {
     return ppError('PP_ERR_PAYMENT_DECLINED', { message: 'the payment could not be authorized (the provider did not answer)' });
   }
-  return err;
+  // Another step gave up (its work was undone): no order; the same key may be tried again.
+  return ppError('PP_ERR_UNAVAILABLE', { message: 'the checkout could not finish and was undone; try again', retryAfterMs: 500 });
 }
 
 export function ordersService(d: ShopDeps, checkout: WorkflowDef<CheckoutInput, CheckoutOutput>) {

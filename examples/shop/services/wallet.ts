@@ -60,7 +60,7 @@ export function walletService(d: ShopDeps) {
             const createdAt = Date.now();
             await tx.insert(transfers, { userId: p.userId, transferId, toUserId: p.toUserId, amountCents: p.amountCents, createdAt });
             return { transferId, from: p.userId, to: p.toUserId, amountCents: p.amountCents, balanceCents, createdAt };
-          });
+          }, { retries: 200 });
         },
       }),
     },
