@@ -5,6 +5,7 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPeer, type Peer } from '../../bench/shop-peer/app.js';
 import type { PaymentsConfig } from '../../bench/shop-peer/payments.js';
@@ -29,9 +30,14 @@ async function callAt(at: Peer, method: string, path: string, body: unknown, aut
 
 const call = (method: string, path: string, body?: unknown, auth = token): Promise<Reply> => callAt(peer, method, path, body, auth);
 
-async function launch(payments?: Partial<PaymentsConfig>): Promise<Peer> {
+async function launch(payments?: Partial<PaymentsConfig>, before?: (db: Database.Database) => void): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), 'pp-shop-peer-'));
   for (const f of ['shop.db', 'shop.db-wal']) if (existsSync(join(template, f))) copyFileSync(join(template, f), join(dir, f));
+  if (before !== undefined) {
+    const db = new Database(join(dir, 'shop.db'));
+    before(db);
+    db.close();
+  }
   const p = await startPeer({ port: 0, dataDir: dir, ...(payments === undefined ? {} : { payments }) });
   started.push({ peer: p, dir });
   return p;
@@ -270,5 +276,19 @@ describe('shop peer', () => {
     const listed = (await callAt(flaky, 'GET', '/orders?limit=100', undefined, tf)).json.items as Array<{ orderId: string }>;
     expect(listed.map((o) => o.orderId).sort()).toEqual(placed.map((x) => x.json.orderId as string).sort());
     expect((await callAt(flaky, 'GET', '/notifications?limit=100', undefined, tf)).json.items).toHaveLength(placed.length);
+  });
+
+  it('gives back at start the stock of a checkout a crash left between its two transactions', async () => {
+    const uid = seedUserId('user6@example.com');
+    const p = await launch(undefined, (db) => {
+      // What a process killed during the payment leaves behind: the reservation and the pending checkout.
+      db.prepare("UPDATE stock SET available = available - 5 WHERE sku = 'p00040'").run();
+      db.prepare("INSERT INTO checkouts (order_id, user_id, idempotency_key, items, total_cents, created_at) VALUES ('o00000000000000000001', ?, 'k-crash', ?, 5, 1)")
+        .run(uid, JSON.stringify([{ sku: 'p00040', qty: 5, priceCents: 1 }]));
+    });
+    expect((await callAt(p, 'GET', '/inventory/p00040', undefined, '')).json.available).toBe(1_000_000);
+    // The key is free again: the same key with other items is an order, not a 409.
+    const r = await callAt(p, 'POST', '/orders', { items: [{ sku: 'p00041', qty: 1 }], idempotencyKey: 'k-crash' }, await signIn(p, 6));
+    expect(r.status).toBe(201);
   });
 });
