@@ -359,8 +359,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       await withRetries(AUTHORIZE_ATTEMPTS, () => provider.authorize(c.order_id, c.total_cents));
       await withRetries(CAPTURE_ATTEMPTS, () => provider.capture(c.order_id));
     } catch (e) {
-      // A capture whose answer was lost may have gone through after all: then the order stands.
-      if ((await voidPayment(c.order_id)) !== 'captured') {
+      // A declined payment has nothing to void. Otherwise an authorization (or a capture whose
+      // answer was lost) may have gone through: void it; if it was captured after all, the order stands.
+      if (e instanceof PaymentDeclined || (await voidPayment(c.order_id)) !== 'captured') {
         giveBack(c);
         if (e instanceof PaymentDeclined) throw new HttpError(402, 'PP_ERR_PAYMENT_DECLINED', e.message);
         if (e instanceof ProviderTimeout || e instanceof ProviderLost) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPeer, type Peer } from '../../bench/shop-peer/app.js';
-import type { PaymentsConfig } from '../../bench/shop-peer/payments.js';
+import { PaymentDeclined, paymentsConfig, paymentsFromEnv, ProviderLost, ProviderTimeout, SimulatedProvider, type PaymentsConfig } from '../../bench/shop-peer/payments.js';
 import { seedProduct, seedUserId } from '../../examples/shop/seed-data.js';
 
 let peer: Peer;
@@ -290,5 +290,36 @@ describe('shop peer', () => {
     // The key is free again: the same key with other items is an order, not a 409.
     const r = await callAt(p, 'POST', '/orders', { items: [{ sku: 'p00041', qty: 1 }], idempotencyKey: 'k-crash' }, await signIn(p, 6));
     expect(r.status).toBe(201);
+  });
+
+  it('has a simulated provider that is idempotent by payment id, reproducible by seed, and configured like the shop', async () => {
+    const ok = new SimulatedProvider(paymentsConfig());
+    await ok.authorize('pay-1', 100);
+    await ok.authorize('pay-1', 100);
+    await ok.capture('pay-1');
+    await ok.capture('pay-1');
+    expect(await ok.void('pay-1')).toBe('captured');
+    // A void before the authorization is recorded: the late authorization is refused.
+    expect(await ok.void('pay-2')).toBe('voided');
+    await expect(ok.authorize('pay-2', 100)).rejects.toBeInstanceOf(PaymentDeclined);
+    // Lost answers act: the retry finds the authorization.
+    const lossy = new SimulatedProvider(paymentsConfig({ crashRate: 1 }));
+    await expect(lossy.authorize('pay-3', 100)).rejects.toBeInstanceOf(ProviderLost);
+    await expect(lossy.capture('pay-3')).rejects.toBeInstanceOf(ProviderLost);
+    expect(await new SimulatedProvider(paymentsConfig()).void('pay-3')).toBe('voided');
+    await expect(new SimulatedProvider(paymentsConfig({ timeoutRate: 1 })).authorize('pay-4', 1)).rejects.toBeInstanceOf(ProviderTimeout);
+    // The same seed decides the same calls.
+    const outcomes = async (seed: number): Promise<string[]> => {
+      const p = new SimulatedProvider(paymentsConfig({ declineRate: 0.5, timeoutRate: 0.3, seed }));
+      return Promise.all(Array.from({ length: 40 }, (_, i) => p.authorize(`pay-${i}`, 1).then(() => 'ok', (e: Error) => e.constructor.name)));
+    };
+    const a = await outcomes(3);
+    expect(await outcomes(3)).toEqual(a);
+    expect(new Set(a).size).toBe(3);
+    expect(paymentsFromEnv({ PP_PAYMENTS_DECLINE_RATE: '0.25', PP_PAYMENTS_LATENCY_MS: '5', PP_PAYMENTS_SEED: '9' }))
+      .toEqual({ latencyMs: 5, declineRate: 0.25, timeoutRate: 0, crashRate: 0, seed: 9 });
+    expect(() => paymentsFromEnv({ PP_PAYMENTS_TIMEOUT_RATE: '1.5' })).toThrow(/PP_PAYMENTS_TIMEOUT_RATE|timeoutRate/);
+    expect(() => paymentsFromEnv({ PP_PAYMENTS_LATENCY_MS: 'soon' })).toThrow(RangeError);
+    await expect(startPeer({ port: 0, dataDir: template, payments: { crashRate: -1 } })).rejects.toThrow(RangeError);
   });
 });
