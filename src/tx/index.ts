@@ -5,3 +5,22 @@
  * docs/tx.md.
  */
 export {};
+export {
+  createLocks,
+  storeLocks,
+  redisLocks,
+  openFence,
+  StoreLocks,
+  RedisLocks,
+  Fence,
+  LOCK_DEFAULTS,
+  LOCK_NAME_CHARS_MAX,
+  OWNER_CHARS_MAX,
+  type AcquireOptions,
+  type Lease,
+  type LockLimits,
+  type LockService,
+  type StoreLocksOptions,
+  type RedisLocksOptions,
+  type FenceOptions,
+} from './locks/index.js';
