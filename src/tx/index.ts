@@ -24,3 +24,15 @@ export {
   type RedisLocksOptions,
   type FenceOptions,
 } from './locks/index.js';
+export {
+  IdempotencyKeys,
+  openIdempotency,
+  idempotentAction,
+  fingerprintOf,
+  IDEMPOTENCY_DEFAULTS,
+  type IdempotencyGuard,
+  type IdempotencyOptions,
+  type IdempotentRequest,
+  type IdempotentOutcome,
+  type IdempotentActionOptions,
+} from './idempotency.js';
