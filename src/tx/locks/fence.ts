@@ -16,7 +16,9 @@
  * never land after a newer token's write on the same shard, even if it was admitted a moment
  * before the newer one raised the fence (its check then fails at commit and it re-reads). A
  * conflict on the fence row (another token raised it in between) is retried after a re-read; a
- * conflict of the caller's own ops is thrown to the caller as it is.
+ * conflict of the caller's own ops is thrown to the caller as it is. The fence row's token and
+ * version are remembered per process (bounded), so a holder's steady stream of writes costs one
+ * request each, no read; a stale memory costs one conflict and a re-read.
  *
  * The fence is per shard: a shard refuses a token once a higher one was seen THERE. A new holder
  * that must shut out its predecessor everywhere before writing calls `advance(name, token)`,
@@ -30,6 +32,11 @@ import { CAS_ROUNDS_MAX, checkName } from './base.js';
 
 const FenceSchema = Type.Object({ shard: Type.Integer(), name: Type.String(), token: Type.Integer() });
 type FenceRow = { shard: number; name: string; token: number };
+/** A fence row's highest token and version (0, 0: no row). */
+interface Seen { readonly token: number; readonly version: number }
+const NONE: Seen = { token: 0, version: 0 };
+/** Fence rows a process remembers (saves the read before each fenced write; measured in bench/locks.ts). */
+export const FENCE_SEEN_MAX = 10_000;
 
 export interface FenceOptions {
   /** Table of the fence rows. Default 'pp_fences'. */
@@ -43,6 +50,8 @@ function checkToken(token: unknown): asserts token is number {
 export class Fence {
   readonly #store: Store;
   readonly #rows: Table<FenceRow>;
+  /** (shard, name) -> the fence row as this process last saw it; at most FENCE_SEEN_MAX, oldest dropped. */
+  readonly #seen = new Map<string, Seen>();
 
   /** Use `openFence(store)`. */
   constructor(store: Store, rows: Table<FenceRow>) {
@@ -63,26 +72,43 @@ export class Fence {
     const shard = ops[0]!.shard;
     for (const o of ops) requireArg(o.shard === shard, 'ops', 'all ops of one fenced write must be on one shard (the fence is checked on that shard)');
     requireArg(ops.length < this.#store.limits.batchOpsMax, 'ops', `at most ${this.#store.limits.batchOpsMax - 1} ops (limits.batchOpsMax, one is the fence)`);
+    const key = { shard, name };
+    const ck = `${shard}\n${name}`;
+    // What this process last saw of the fence row. A stale entry costs a conflict and a re-read,
+    // never a wrong answer: the check at commit is on the row's version, and the highest token
+    // only ever grows (so "token < what was seen" is a correct refusal).
+    let known = this.#seen.get(ck) ?? (await this.#read(key));
     for (let round = 0; round < CAS_ROUNDS_MAX; round++) {
-      const key = { shard, name };
-      const cur = await this.#rows.get(key);
-      const highest = cur?.row.token ?? 0;
-      if (token < highest) throw this.#fenced(name, token, highest, shard);
-      const fenceOp = token === highest
-        ? this.#rows.checkOp(key, cur!.version)
-        : this.#rows.writeOp({ op: 'upsert', row: { shard, name, token }, version: cur?.version ?? 0 });
+      if (token < known.token) throw this.#fenced(name, token, known.token, shard);
+      const fenceOp = token === known.token
+        ? this.#rows.checkOp(key, known.version)
+        : this.#rows.writeOp({ op: 'upsert', row: { shard, name, token }, version: known.version });
       try {
         const out = await this.#store.atomic([fenceOp, ...ops]);
+        if (token > known.token) this.#remember(ck, { token, version: out[0]!.version });
         return out.slice(1);
       } catch (err) {
         if (!isPowerplantError(err, 'PP_ERR_CONFLICT')) throw err;
         // The fence row moved (another token got there first: re-read, maybe now fenced), or one of
         // the caller's own conditions failed (thrown as it is).
-        const now = await this.#rows.get(key);
-        if ((now?.version ?? 0) === (cur?.version ?? 0)) throw err;
+        const now = await this.#read(key);
+        this.#remember(ck, now);
+        if (now.version === known.version) throw err;
+        known = now;
       }
     }
     throw ppError('PP_ERR_CONFLICT', { message: `fence "${name}": ${CAS_ROUNDS_MAX} rounds lost to concurrent writers on shard ${this.#store.shardName(shard)}`, data: { name } });
+  }
+
+  async #read(key: { shard: number; name: string }): Promise<Seen> {
+    const cur = await this.#rows.get(key);
+    return cur === undefined ? NONE : { token: cur.row.token, version: cur.version };
+  }
+
+  #remember(ck: string, seen: Seen): void {
+    this.#seen.delete(ck);
+    this.#seen.set(ck, seen);
+    if (this.#seen.size > FENCE_SEEN_MAX) this.#seen.delete(this.#seen.keys().next().value!);
   }
 
   /**
