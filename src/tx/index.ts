@@ -4,7 +4,12 @@
  * fencing tokens, durable workflows, idempotency keys. The only public entry of src/tx; see
  * docs/tx.md.
  */
-export {};
+export { Transactions, openTransactions, type TransactionsOptions, type RunOptions, type TransactionStats } from './manager.js';
+export { Tx } from './transaction.js';
+export type { TxCommitInfo } from './commit.js';
+export type { RecoveryReport } from './recovery.js';
+export { defineWorkflow, openWorkflows, Workflows, type WorkflowDef, type WorkflowHandle, type WorkflowStatus, type WorkflowState, type WorkflowsOptions } from './workflow/engine.js';
+export type { WorkflowContext, StepOptions } from './workflow/context.js';
 export {
   createLocks,
   storeLocks,

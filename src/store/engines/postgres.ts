@@ -54,6 +54,7 @@ import {
   upsertManyLiteral,
   upsertManyWithFeedLiteral,
   batchStatements,
+  checkWithFeedLiteral,
   writeWithFeedLiteral,
   type Dialect,
   type Tpl,
@@ -470,7 +471,7 @@ export class PostgresShard implements ShardEngine {
     const c = await this.#writerClient();
     this.stats.commits++;
     let oneTrip = true;
-    for (const r of requests) for (const op of r.ops) if (op.kind === 'update' || op.kind === 'check') oneTrip = false;
+    for (const r of requests) for (const op of r.ops) if (op.kind === 'update') oneTrip = false;
     if (oneTrip) {
       const done = await this.#commitOneTrip(c, requests, nowMs);
       if (done !== undefined) return done;
@@ -519,7 +520,7 @@ export class PostgresShard implements ShardEngine {
       for (const op of st.ops) {
         const rec = byKey === undefined ? rows[0] : byKey.get(op.keyJson);
         if (rec === undefined) {
-          invariant(op.kind === 'delete' && op.expectVersion === undefined, 'only an unconditional delete may leave no record');
+          invariant(op.kind === 'check' || (op.kind === 'delete' && op.expectVersion === undefined), 'only a check or an unconditional delete may leave no record');
           outcomes.push({ applied: false, version: 0, position: 0 });
         } else {
           outcomes.push({ applied: true, version: rec.ver, position: rec.pos });
@@ -532,6 +533,7 @@ export class PostgresShard implements ShardEngine {
 
   /** One op's statement together with its outbox record (one-trip batches hold no update). */
   #oneWithFeed(feed: string, op: WriteOp, nowMs: number): string {
+    if (op.kind === 'check') return checkWithFeedLiteral(this.#d, feed, op, nowMs);
     const st = opStatement(this.#tpls, op, nowMs);
     return writeWithFeedLiteral(renderLiterals(st.tpl, st.params), feed, op, nowMs);
   }

@@ -517,6 +517,21 @@ export function writeWithFeedLiteral(write: string, feed: string, op: WriteOp, t
 }
 
 /**
+ * PostgreSQL only: a `check` op on the one-trip path. It writes nothing when the condition holds;
+ * when it does not, it appends a record with a NULL version, which pp_feed's NOT NULL constraint
+ * refuses: the same abort signal as a failed write (`writeWithFeedLiteral`), so a batch of
+ * checks and writes still goes to the server in one message. Returns "pos", "ver" (no rows).
+ */
+export function checkWithFeedLiteral(d: Dialect, feed: string, op: WriteOp, ts: number): string {
+  const def = op.table;
+  const where = def.primaryKey.map((c, i) => `${q(c)} = ${pgLiteral(op.key[i]!)}`).join(' AND ');
+  const liveRow = `SELECT 1 FROM ${d.table(def.physical)} WHERE ${where} AND ("_exp" IS NULL OR "_exp" > ${ts})`;
+  const v = op.expectVersion ?? 0;
+  const failed = v === 0 ? `EXISTS (${liveRow})` : `NOT EXISTS (${liveRow} AND "_v" = ${v})`;
+  return `INSERT INTO ${feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(def.physical)}, 1, ${pgLiteral(op.keyJson)}, NULL, NULL, NULL, ${ts} WHERE ${failed} RETURNING "pos", "ver"`;
+}
+
+/**
  * PostgreSQL only: the multi-row upsert of `upsertManyLiteral` and one outbox record per row, in
  * one statement. Records are matched to rows by primary key (keys are distinct within a group) and
  * appended in input order. Returns "pos", "key", "ver" per row.
