@@ -3,7 +3,8 @@
  *
  *  1. Lock cycles/s (acquire + release of a free lock), 1 and 32 workers on distinct names: our
  *     LockService on Redis, on the store (SQLite, PostgreSQL), and the peer a user writes by hand
- *     on Redis: `SET key owner NX PX ttl` + a Lua compare-and-delete (no fencing token).
+ *     on Redis: `SET key owner NX PX ttl` + a Lua compare-and-delete (no fencing token). Best of
+ *     3 alternating rounds.
  *  2. What fencing costs a write: fenced writes/s (`fence.write`: one atomic request with the
  *     fence row's check) against plain writes/s (`store.atomic` of the same op), 32
  *     writers, on SQLite and PostgreSQL.
@@ -23,6 +24,7 @@ import { openFence, redisLocks, storeLocks, type LockService } from '../src/tx/i
 import { formatTable } from '../src/util/index.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
+const ROUNDS = 3;
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 function reachable(port: number): Promise<boolean> {
@@ -75,8 +77,12 @@ async function fencedVsPlain(store: Store, durationMs: number, tag: string): Pro
   const fence = await openFence(store);
   const t = await store.table(`bench_fenced_${tag}`, { schema: Type.Object({ id: Type.String(), n: Type.Integer() }), primaryKey: ['id'] });
   const op = (w: number, i: number) => t.writeOp({ op: 'upsert', row: { id: `r${w}-${i % 64}`, n: i } });
-  const plain = await rate(32, durationMs, (w, i) => store.atomic([op(w, i)]));
-  const fenced = await rate(32, durationMs, (w, i) => fence.write(`bench-${tag}-${w % 4}`, 1, [op(w, i)]));
+  let plain = 0;
+  let fenced = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    plain = Math.max(plain, await rate(32, durationMs, (w, i) => store.atomic([op(w, i)])));
+    fenced = Math.max(fenced, await rate(32, durationMs, (w, i) => fence.write(`bench-${tag}-${w % 4}`, 1, [op(w, i)])));
+  }
   return { fenced, plain };
 }
 
@@ -93,21 +99,31 @@ export default async function main(args: string[]): Promise<Record<string, unkno
     const sqlite = await openStore({ engine: `sqlite:${dir}`, shards: 2, sweep: { intervalMs: 0 } });
     const pgStore = havePg ? await openStore({ engine: `${PG_URL}?schema=${schema}`, shards: 2, sweep: { intervalMs: 0 } }) : undefined;
     const services: [string, LockService | 'peer'][] = [];
-    if (haveRedis) services.push(['redis (ours, fenced tokens)', await redisLocks(REDIS_URL, { prefix: `pp:bench:${tag}:` })], ['redis SET NX PX by hand (peer)', 'peer']);
+    if (haveRedis) services.push(['redis SET NX PX by hand (peer)', 'peer'], ['redis (ours, fenced tokens)', await redisLocks(REDIS_URL, { prefix: `pp:bench:${tag}:` })]);
     services.push(['store on SQLite (ours)', await storeLocks(sqlite)]);
     if (pgStore !== undefined) services.push(['store on PostgreSQL (ours)', await storeLocks(pgStore)]);
+    // Rounds alternate between the services (ours and the peer side by side in time), and each
+    // figure is the best of its rounds: on a shared machine, the least disturbed one.
+    const best = new Map<string, { c1: number; c32: number }>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [label, s] of services) {
+        const c1 = s === 'peer' ? await handWritten(durationMs, 1, `${tag}-1`) : await rate(1, durationMs, lockCycles(s, `${tag}-c1`));
+        const c32 = s === 'peer' ? await handWritten(durationMs, 32, `${tag}-32`) : await rate(32, durationMs, lockCycles(s, `${tag}-c32`));
+        const b = best.get(label);
+        best.set(label, { c1: Math.max(c1, b?.c1 ?? 0), c32: Math.max(c32, b?.c32 ?? 0) });
+      }
+    }
     for (const [label, s] of services) {
-      const c1 = s === 'peer' ? await handWritten(durationMs, 1, `${tag}-1`) : await rate(1, durationMs, lockCycles(s, `${tag}-c1`));
-      const c32 = s === 'peer' ? await handWritten(durationMs, 32, `${tag}-32`) : await rate(32, durationMs, lockCycles(s, `${tag}-c32`));
-      rows.push({ service: label, 'cycles/s c1': Math.round(c1), 'cycles/s c32': Math.round(c32) });
-      out[label] = c32;
+      const b = best.get(label)!;
+      rows.push({ service: label, 'cycles/s c1': Math.round(b.c1), 'cycles/s c32': Math.round(b.c32) });
+      out[label] = b.c32;
       if (s !== 'peer') await s.close();
     }
     const fs = await fencedVsPlain(sqlite, durationMs, 'sq');
     const fp = pgStore === undefined ? undefined : await fencedVsPlain(pgStore, durationMs, 'pg');
     const wrows = [{ store: 'SQLite', 'plain writes/s': Math.round(fs.plain), 'fenced writes/s': Math.round(fs.fenced), ratio: +(fs.fenced / fs.plain).toFixed(2) }];
     if (fp !== undefined) wrows.push({ store: 'PostgreSQL', 'plain writes/s': Math.round(fp.plain), 'fenced writes/s': Math.round(fp.fenced), ratio: +(fp.fenced / fp.plain).toFixed(2) });
-    process.stdout.write(`\nlock cycles (acquire + release), ${durationMs} ms each\n${formatTable(rows)}\n\nfenced vs plain writes, 32 writers\n${formatTable(wrows)}\n`);
+    process.stdout.write(`\nlock cycles (acquire + release), best of ${ROUNDS} rounds of ${durationMs} ms\n${formatTable(rows)}\n\nfenced vs plain writes, 32 writers, best of ${ROUNDS} alternating rounds\n${formatTable(wrows)}\n`);
     await sqlite.close();
     await pgStore?.close();
     const ours = out['redis (ours, fenced tokens)'] ?? 0;
