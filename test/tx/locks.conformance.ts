@@ -63,6 +63,20 @@ export function lockConformance(c: LockCase): void {
       await locks.release(b);
     });
 
+    it('renewing keeps the lease past its first TTL: others stay out', async () => {
+      const { locks } = await c.open();
+      const name = uniqueName('keep');
+      const first = await locks.acquire(name, { ttlMs: 2_000, owner: 'a' });
+      let lease = first;
+      while (Date.now() <= first.expiresAtMs + 500) {
+        await new Promise((r) => setTimeout(r, 400));
+        lease = await locks.renew(lease, 2_000);
+      }
+      await expectCode(locks.acquire(name, { ttlMs: 1_000, owner: 'b' }), 'PP_ERR_LOCK_HELD');
+      expect(await locks.holder(name)).toMatchObject({ owner: 'a', token: first.token });
+      await locks.release(lease);
+    });
+
     it('renew or release of a lapsed lease that nobody took is refused too', async () => {
       const { locks } = await c.open();
       const name = uniqueName('lapsed');
