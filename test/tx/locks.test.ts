@@ -3,8 +3,8 @@
  * on PostgreSQL shards, and Redis (fencing on an SQLite store: a Redis token is just a number).
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll } from 'vitest';
-import { redisLocks, storeLocks, type LockService } from '../../src/tx/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLocks, redisLocks, storeLocks, type LockService } from '../../src/tx/index.js';
 import { needEngine } from '../helpers/engines.js';
 import { deleteKeysWithPrefix } from '../helpers/redis.js';
 import { postgresCase, sqliteCase } from '../store/helpers.js';
@@ -50,3 +50,27 @@ afterAll(async () => {
   for (const c of cases) await c.cleanup();
 });
 for (const c of cases) lockConformance(c);
+
+describe('lock services: picking one, and an unreachable Redis', () => {
+  it('createLocks picks the store for a Store and Redis for a redis:// URL; other URLs are refused naming target', async () => {
+    const e = sqliteCase();
+    try {
+      const store = await e.open({ shards: 1 });
+      expect((await createLocks(store)).kind).toBe('store');
+      await expect(createLocks('postgres://127.0.0.1/x')).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'target' });
+      await expect(createLocks(null as never)).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'target' });
+      await expect(storeLocks(store, { ttlMsMax: 0 })).rejects.toMatchObject({ code: 'PP_ERR_INVALID_ARGUMENT', field: 'ttlMsMax' });
+      if (cases.some((c) => c.name === 'redis')) {
+        const r = await createLocks(REDIS_URL, { prefix: `pp:test:lock:pick:${randomBytes(3).toString('hex')}:` });
+        expect(r.kind).toBe('redis');
+        await r.close();
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
+  it('a Redis that cannot be reached is PP_ERR_UNAVAILABLE (retryable), not a hang or a crash', async () => {
+    await expect(redisLocks('redis://127.0.0.1:1')).rejects.toMatchObject({ code: 'PP_ERR_UNAVAILABLE', retryable: true });
+  });
+});

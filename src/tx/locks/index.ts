@@ -23,7 +23,7 @@ export { RedisLocks, redisLocks, type RedisLocksOptions } from './redis.js';
 export { Fence, openFence, type FenceOptions } from './fence.js';
 
 /** Leases on a store (its shards, either engine) or on Redis (`redis://…`). */
-export function createLocks(target: Store | string, options: StoreLocksOptions & RedisLocksOptions = {}): Promise<LockService> {
+export async function createLocks(target: Store | string, options: StoreLocksOptions & RedisLocksOptions = {}): Promise<LockService> {
   if (typeof target === 'string') {
     requireArg(/^rediss?:\/\//.test(target), 'target', 'a URL must be redis:// or rediss:// (for locks on the store, pass the open Store)');
     return redisLocks(target, options);
