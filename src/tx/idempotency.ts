@@ -4,7 +4,7 @@
  * a request again without doing its effect twice. The gateway uses it for the `Idempotency-Key`
  * header (gateway/idempotency.ts), `idempotentAction` for actions (the key is a param).
  *
- * One kv row per (scope, key), in namespace `pp_idempotency` (configurable), keyed by the SHA-256
+ * One kv row per (scope, key), in namespace `pptx_idem` (configurable), keyed by the SHA-256
  * of scope + key (so any key length and character fits the store's key bound):
  *
  *     pending  { s: 'p', f: fingerprint }            kv TTL = leaseMs, renewed while running
@@ -71,7 +71,7 @@ export interface IdempotencyGuard {
 }
 
 export interface IdempotencyOptions {
-  /** kv namespace of the records. Default 'pp_idempotency'. */
+  /** kv namespace of the records. Default 'pptx_idem'. */
   readonly namespace?: string;
   /** How long a finished request's outcome is kept and replayed, ms. Default 24 h. */
   readonly ttlMs?: number;
@@ -239,7 +239,7 @@ export class IdempotencyKeys implements IdempotencyGuard {
 
 /** Idempotency keys on `store` (creates the namespace on first use). */
 export async function openIdempotency(store: Store, options: IdempotencyOptions = {}): Promise<IdempotencyKeys> {
-  const kv = await store.kv<Row>(options.namespace ?? 'pp_idempotency');
+  const kv = await store.kv<Row>(options.namespace ?? 'pptx_idem');
   return new IdempotencyKeys(kv, options);
 }
 

@@ -190,7 +190,7 @@ describe.each(engines.map((e) => [e.name, e] as const))('idempotency keys on %s'
     const first = await post(`${url}/charges`, { amount: 3 }, h);
     expect((await post(`${url}/charges`, { amount: 3 }, h)).replayed).toBe(true);
     // The stored record says when it lapses; wait for that, not for a guess.
-    const kv = await store.kv('pp_idempotency');
+    const kv = await store.kv('pptx_idem');
     const rec = (await kv.scan({ limit: 100 })).items;
     expect(rec.length).toBeGreaterThan(0);
     const lapse = Math.max(...rec.map((r) => r.expiresAtMs!));

@@ -30,7 +30,7 @@ describe.each(engines.map((e) => [e.name, e] as const))('idempotency keys under 
     const work = (): string => `done by parent (${++runs})`;
     const req = { scope: 'crash', key, fingerprint: 'the-request', waitMs: 0 };
     // The dead child's pending record is what the store holds: read its lapse time from it.
-    const kv = await store.kv('pp_idempotency');
+    const kv = await store.kv('pptx_idem');
     const rec = (await kv.scan({ limit: 10 })).items;
     expect(rec).toHaveLength(1);
     expect(rec[0]!.value).toMatchObject({ s: 'p' });
@@ -57,7 +57,7 @@ describe.each(engines.map((e) => [e.name, e] as const))('idempotency keys under 
       return 'first';
     });
     await waitUntil(() => runs === 1, 5_000, 'the work to start');
-    const kv = await store.kv('pp_idempotency');
+    const kv = await store.kv('pptx_idem');
     const started = (await kv.scan({ limit: 10 })).items[0]!;
     // Past several leases: the record is still pending (renewed, a newer version), duplicates are refused.
     await waitUntil(async () => ((await kv.scan({ limit: 10 })).items[0]?.version ?? 0) >= started.version + 3, 10_000, 'three renewals');

@@ -2,7 +2,7 @@
  * Fenced writes: store writes that apply only while their fencing token is not stale.
  *
  * The store keeps, per (lock name, shard), the highest token any fenced write (or `advance`)
- * carried there: a row of the table `pp_fences` (configurable), partitioned by LIST on its `shard`
+ * carried there: a row of the table `pptx_fence` (configurable), partitioned by LIST on its `shard`
  * column so the row for shard s lives ON shard s. `write(name, token, ops)` submits ONE atomic
  * request to the ops' shard (`store.atomic`, through its group committer):
  *
@@ -39,7 +39,7 @@ const NONE: Seen = { token: 0, version: 0 };
 export const FENCE_SEEN_MAX = 10_000;
 
 export interface FenceOptions {
-  /** Table of the fence rows. Default 'pp_fences'. */
+  /** Table of the fence rows. Default 'pptx_fence'. */
   readonly table?: string;
 }
 
@@ -156,7 +156,7 @@ export class Fence {
 /** The fence of `store` (creates its table on first use). */
 export async function openFence(store: Store, options: FenceOptions = {}): Promise<Fence> {
   const partitions = store.shards.map((s, i) => ({ name: s, shard: s, values: [i] }));
-  const rows = await store.table(options.table ?? 'pp_fences', {
+  const rows = await store.table(options.table ?? 'pptx_fence', {
     schema: FenceSchema,
     primaryKey: ['shard', 'name'],
     partitionKey: ['shard'],

@@ -1,6 +1,6 @@
 /**
  * Leases on the store (SQLite or PostgreSQL shards): one kv row per lock name, in the namespace
- * `pp_locks` (configurable), holding `{ o: owner, t: token, e: expiresAtMs }`.
+ * `pptx_locks` (configurable), holding `{ o: owner, t: token, e: expiresAtMs }`.
  *
  * Every change is a compare-and-set on the row's version through the shard's group committer, so
  * two acquirers racing for a free (or lapsed) lock cannot both win: the second CAS finds the
@@ -31,7 +31,7 @@ import {
 } from './base.js';
 
 export interface StoreLocksOptions extends LockLimits {
-  /** kv namespace of the lock rows. Default 'pp_locks'. */
+  /** kv namespace of the lock rows. Default 'pptx_locks'. */
   readonly namespace?: string;
 }
 
@@ -127,6 +127,6 @@ export class StoreLocks implements LockService {
 /** Leases on `store` (both engines). Opens (creating on first use) the lock namespace. */
 export async function storeLocks(store: Store, options: StoreLocksOptions = {}): Promise<StoreLocks> {
   const limits = resolveLimits(options);
-  const kv = await store.kv<LockRow>(options.namespace ?? 'pp_locks');
+  const kv = await store.kv<LockRow>(options.namespace ?? 'pptx_locks');
   return new StoreLocks(kv, limits);
 }
