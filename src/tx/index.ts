@@ -18,6 +18,7 @@ export {
   StoreLocks,
   RedisLocks,
   Fence,
+  FENCE_SEEN_MAX,
   LOCK_DEFAULTS,
   LOCK_NAME_CHARS_MAX,
   OWNER_CHARS_MAX,

@@ -20,7 +20,7 @@ export {
 } from './base.js';
 export { StoreLocks, storeLocks, type StoreLocksOptions } from './store.js';
 export { RedisLocks, redisLocks, type RedisLocksOptions } from './redis.js';
-export { Fence, openFence, type FenceOptions } from './fence.js';
+export { Fence, openFence, FENCE_SEEN_MAX, type FenceOptions } from './fence.js';
 
 /** Leases on a store (its shards, either engine) or on Redis (`redis://…`). */
 export async function createLocks(target: Store | string, options: StoreLocksOptions & RedisLocksOptions = {}): Promise<LockService> {
