@@ -65,6 +65,8 @@ export interface WorkflowStatus {
 
 export interface WorkflowHandle<O> {
   readonly id: string;
+  /** Whether this `start` created the workflow (false: the id existed, nothing new was started). */
+  readonly created: boolean;
   /** Resolves the output once completed; rejects with the workflow's error otherwise. */
   result(options?: { timeoutMs?: number }): Promise<O>;
   status(): Promise<WorkflowStatus>;
@@ -178,14 +180,19 @@ export class Workflows {
       if (existing !== undefined && existing.row.name !== def.name) {
         throw ppError('PP_ERR_CONFLICT', { field: 'id', message: `id: ${id} is already a "${existing.row.name}" workflow`, data: { id, name: existing.row.name } });
       }
-      return this.#handle<O>(id);
+      return this.#handle<O>(id, false);
     }
     this.#launch(id, 1);
-    return this.#handle<O>(id);
+    return this.#handle<O>(id, true);
   }
 
-  #handle<O>(id: string): WorkflowHandle<O> {
-    return { id, result: (o) => this.result<O>(id, o), status: () => this.status(id) };
+  #handle<O>(id: string, created: boolean): WorkflowHandle<O> {
+    return { id, created, result: (o) => this.result<O>(id, o), status: () => this.status(id) };
+  }
+
+  /** The workflow's state alone (one point read), undefined for an unknown id. */
+  async state(id: string): Promise<WorkflowState | undefined> {
+    return (await this.tables.workflows.get(id))?.row.state as WorkflowState | undefined;
   }
 
   /** Waits for a workflow's end; resolves its output or rejects with its error. */
