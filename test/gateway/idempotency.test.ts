@@ -64,6 +64,7 @@ const routes: GatewayRoute<string>[] = [
   { method: 'POST', url: '/strict', action: 'tidem.charge', auth: 'optional', idempotency: 'required', params: (req, me) => ({ ...(req.body as object), user: me ?? 'anon' }) },
   { method: 'POST', url: '/loose', action: 'tidem.charge', idempotency: false, params: (req) => ({ ...(req.body as object), user: 'loose' }) },
   { method: 'GET', url: '/charges/:user', action: 'tidem.charge', params: (req) => ({ user: (req.params as { user: string }).user, amount: 0 }) },
+  { method: 'POST', url: '/slow', action: 'tidem.charge', auth: 'optional', timeoutMs: 100, params: (req, me) => ({ ...(req.body as object), user: me ?? 'anon' }) },
   { method: 'POST', url: '/declines', action: 'tidem.decline', auth: 'optional', params: (_req, me) => ({ user: me ?? 'anon' }) },
   { method: 'POST', url: '/flaky', action: 'tidem.flaky', auth: 'optional', params: (_req, me) => ({ user: me ?? 'anon' }) },
 ];
@@ -83,7 +84,7 @@ afterEach(async () => {
 });
 
 let seq = 0;
-async function setup(engine: EngineCase, options: { ttlMs?: number; waitMs?: number } = {}): Promise<{ url: string; keys: IdempotencyKeys; node: ServiceNode; store: Store }> {
+async function setup(engine: EngineCase, options: { ttlMs?: number; waitMs?: number; leaseMs?: number } = {}): Promise<{ url: string; keys: IdempotencyKeys; node: ServiceNode; store: Store }> {
   const store = await engine.open({ shards: 2, sweep: { intervalMs: 0 } });
   const keys = await openIdempotency(store, options);
   const n = seq++;
@@ -182,6 +183,21 @@ describe.each(engines.map((e) => [e.name, e] as const))('idempotency keys on %s'
     expect(up).toMatchObject({ status: 200, replayed: false });
     expect((await post(`${url}/flaky`, {}, hf)).replayed).toBe(true);
     expect(runs.get('flaky:eve')).toBe(before + 2);
+  });
+
+  it('a gateway timeout (504) keeps the key pending: a retry meanwhile is IN_PROGRESS, after the lease it runs again', async () => {
+    const { url, store } = await setup(engine, { waitMs: 20, leaseMs: 1_500 });
+    const h = { 'idempotency-key': `k-${seq}-timeout`, authorization: 'Bearer gil' };
+    const first = await post(`${url}/slow`, { amount: 1, delayMs: 300 }, h);
+    expect(first.status).toBe(504);
+    const retry = await post(`${url}/slow`, { amount: 1, delayMs: 300 }, h);
+    expect(retry.body.error).toMatchObject({ code: 'PP_ERR_IN_PROGRESS' });
+    expect(runs.get('charge:gil')).toBe(1);
+    const kv = await store.kv('pptx_idem');
+    const lapse = Math.max(...(await kv.scan({ limit: 10 })).items.map((r) => r.expiresAtMs!));
+    await waitUntil(() => Date.now() > lapse, 10_000, 'the pending key to lapse');
+    expect((await post(`${url}/slow`, { amount: 1 }, h)).status).toBe(200);
+    expect(runs.get('charge:gil')).toBe(2); // at least once across an unknown outcome, after the lease
   });
 
   it('retention: after ttlMs the record lapses and the key runs again', async () => {
