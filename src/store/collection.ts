@@ -19,6 +19,8 @@ export interface StoreLimits {
   readonly batchOpsMax: number;
   /** Longest TTL, in ms. */
   readonly ttlMsMax: number;
+  /** Most ops in one `store.commitAtomic` request (one local transaction on one shard). */
+  readonly atomicOpsMax: number;
 }
 
 export const DEFAULT_LIMITS: StoreLimits = {
@@ -27,6 +29,7 @@ export const DEFAULT_LIMITS: StoreLimits = {
   pageMax: 1000,
   batchOpsMax: 1000,
   ttlMsMax: 10 * 365 * 24 * 3600 * 1000,
+  atomicOpsMax: 100_000,
 };
 
 export const DEFAULT_PAGE = 100;
@@ -47,6 +50,19 @@ export interface WriteResult {
   readonly shard: string;
   /** Change-feed position on that shard (0 if nothing was written, e.g. deleting a missing row). */
   readonly position: number;
+}
+
+/**
+ * A write validated and routed, not yet submitted (`table.prepare`): `store.commitAtomic` runs
+ * writes prepared on one shard, of any tables, as one atomic request.
+ */
+export interface PreparedWrite {
+  /** The shard the write goes to (`store.shards`). */
+  readonly shard: string;
+  /** Its index in `store.shards`. */
+  readonly shardIndex: number;
+  /** The engine op (built by the table; opaque to callers). */
+  readonly op: WriteOp;
 }
 
 /** Submits one atomic request to a shard's group committer; throws the request's typed error. */

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from '@sinclair/typebox';
 import { ppError, requireArg } from '../errors/index.js';
 import { renamedOptions } from '../util/index.js';
-import { DEFAULT_LIMITS, type ShardContext, type StoreLimits } from './collection.js';
+import { DEFAULT_LIMITS, submit, type PreparedWrite, type ShardContext, type StoreLimits, type WriteResult } from './collection.js';
 import { CURSOR_SECRET_BYTES_MAX, CURSOR_SECRET_BYTES_MIN, CursorCodec } from './cursor.js';
 import type { Migration, ShardEngine } from './engines/base.js';
 import { createEngines, type EngineOptions } from './engines/index.js';
@@ -246,6 +246,30 @@ export class Store {
     this.#handles.set(def.physical, { def, router, handle: handle as Promise<Table<Record<string, unknown>>> });
     handle.catch(() => this.#handles.delete(def.physical));
     return handle;
+  }
+
+  /**
+   * Commits writes prepared with `table.prepare` — of any tables of this store, all on ONE shard —
+   * as one atomic request: every write applies, with its change record, or none does (a version
+   * conflict or a failed check in any of them fails them all with its typed error). Writes on
+   * different shards are PP_ERR_INVALID_ARGUMENT (atomicity across shards is two-phase commit).
+   * At most `limits.atomicOpsMax` writes.
+   */
+  async commitAtomic(writes: readonly PreparedWrite[]): Promise<WriteResult[]> {
+    this.#checkOpen();
+    requireArg(Array.isArray(writes) && writes.length > 0, 'writes', 'must be a non-empty array of prepared writes');
+    if (writes.length > this.limits.atomicOpsMax) {
+      throw ppError('PP_ERR_TOO_LARGE', { field: 'writes', message: `writes: at most ${this.limits.atomicOpsMax} writes per atomic request (limits.atomicOpsMax)`, data: { max: this.limits.atomicOpsMax, got: writes.length } });
+    }
+    const s = writes[0]!.shardIndex;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!;
+      requireArg(typeof w === 'object' && w !== null && Number.isInteger(w.shardIndex) && this.shards[w.shardIndex] === w.shard, `writes[${i}]`, 'must come from table.prepare of this store');
+      if (w.shardIndex !== s) requireArg(false, `writes[${i}]`, `is on shard ${w.shard}, writes[0] on ${writes[0]!.shard}: one atomic request is one shard`);
+    }
+    const outcomes = await submit(this.#ctx, s, writes.map((w) => w.op));
+    const shard = this.shards[s]!;
+    return outcomes.map((o) => ({ version: o.version, shard, position: o.position }));
   }
 
   /**

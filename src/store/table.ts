@@ -15,6 +15,7 @@ import {
   scanShards,
   submit,
   submitAcross,
+  type PreparedWrite,
   type ShardContext,
   type WriteResult,
 } from './collection.js';
@@ -372,6 +373,17 @@ export class Table<T extends Record<string, unknown>> {
       }
     });
     return submitAcross(this.#ctx, built.map((b) => b.shard), built.map((b) => b.op));
+  }
+
+  /**
+   * Validates and routes one write without submitting it (a typed error now, as the write itself
+   * would raise), for `store.commitAtomic`: writes of several tables that land on one shard commit
+   * in one local transaction (a stream job's results, state and input offsets).
+   */
+  prepare(op: TableOp<T>): PreparedWrite {
+    this.#ctx.checkOpen();
+    const b = this.#buildOp(op, Date.now());
+    return { shard: this.#ctx.engines[b.shard]!.shard, shardIndex: b.shard, op: b.op };
   }
 
   // ---- reads --------------------------------------------------------------------------------------
