@@ -291,7 +291,12 @@ export class KeyedWindows<V, A, R> {
         w = { start, end, acc, fired: false };
         insertSorted(list, w);
         this.#windows++;
-        this.#timers.push({ at: end, key, start, end, purge: false });
+        if (W >= end) {
+          // Complete already (a late record within lateness opened it): fire now, purge later.
+          w.fired = true;
+          emit({ key, start, end, value: this.agg.result(acc), kind: 'update' });
+          this.#timers.push({ at: end + this.allowedLatenessMs, key, start, end, purge: true });
+        } else this.#timers.push({ at: end, key, start, end, purge: false });
       } else {
         const acc = this.agg.add(w.acc, value);
         if (this.#tooBig(acc)) return this.#refuse(key, `window accumulator over accBytesMax ${this.accBytesMax}`);
