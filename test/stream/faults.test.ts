@@ -1,7 +1,8 @@
 /**
  * Exactly-once under SIGKILL: a child process runs the bids job on the embedded engines (SQLite
  * with two shards, the segment log) and is killed — no shutdown hook, no flush — at seeded random
- * moments, then started again on the same files, until it has read everything. The results table
+ * moments, then started again on the same files (and, as a second case, on PostgreSQL + NATS
+ * JetStream), until it has read everything. The results table
  * and the dead letters are then exactly what one uninterrupted run gives: nothing lost, nothing
  * counted twice.
  */
@@ -9,10 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openQueue } from '../../src/queue/index.js';
+import { openQueue, type JetStreamEngine } from '../../src/queue/index.js';
 import { openStore } from '../../src/store/index.js';
 import { seededRandom } from '../../src/util/index.js';
 import { killChildren, runUntilKilled, startChild } from '../helpers/child.js';
+import { needEngine } from '../helpers/engines.js';
+import { dropSchemas, PG_BASE } from '../store/helpers.js';
 import { makeBids } from './fixtures/bids.js';
 import { actualBids, deadByCode, expectedBids } from './helpers.js';
 
@@ -22,12 +25,9 @@ afterEach(() => killChildren());
 
 const CHILD = 'test/stream/fixtures/job-child.ts';
 
-describe('stream job under SIGKILL (embedded engines)', () => {
-  it('results equal one uninterrupted run after kills at random moments', async () => {
+async function killLoop(storeUrl: string, queueUrl: string): Promise<void> {
     const seed = Number(process.env.PP_SEED ?? 14);
     const rnd = seededRandom(seed);
-    const storeUrl = `sqlite:${join(root, 'store')}`;
-    const queueUrl = `file:${join(root, 'queue')}`;
     const N = 20_000;
     const q = await openQueue({ engine: queueUrl });
     await q.createTopic('bids', { partitions: 4 });
@@ -73,5 +73,27 @@ describe('stream job under SIGKILL (embedded engines)', () => {
     } finally {
       await store.close();
     }
+}
+
+describe('stream job under SIGKILL (embedded engines)', () => {
+  it('results equal one uninterrupted run after kills at random moments', async () => {
+    await killLoop(`sqlite:${join(root, 'store')}`, `file:${join(root, 'queue')}`);
+  }, 180_000);
+});
+
+const pgUp = await needEngine('postgres');
+const natsUp = await needEngine('nats');
+const id = `sk${process.pid.toString(36)}${Date.now().toString(36)}`;
+afterAll(async () => {
+  if (!pgUp || !natsUp) return;
+  await dropSchemas(`pp_${id}`);
+  const q = await openQueue({ engine: `nats://127.0.0.1:4222?ns=${id}` });
+  await (q.engine as JetStreamEngine).destroyNamespace();
+  await q.close();
+});
+
+describe.runIf(pgUp && natsUp)('stream job under SIGKILL (PostgreSQL + JetStream)', () => {
+  it('results equal one uninterrupted run after kills at random moments', async () => {
+    await killLoop(`${PG_BASE}?schema=pp_${id}`, `nats://127.0.0.1:4222?ns=${id}`);
   }, 180_000);
 });
