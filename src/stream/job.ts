@@ -44,6 +44,13 @@ export interface JobOptions {
 
 export const JOB_DEFAULTS = { checkpointIntervalMs: 200, checkpointRecordsMax: 20_000, pendingRecordsMax: 100_000, readAheadMax: 4096, idleMs: 10_000, heartbeatMs: 500, sessionTimeoutMs: 3000 } as const;
 
+/**
+ * A partition checkpoints once this many results and changed keys are waiting, whatever its record
+ * count: one checkpoint's writes on a shard are one atomic request, bounded by the store's
+ * `limits.atomicOpsMax` (default 100,000), so a watermark jump that fires many windows does not grow it.
+ */
+export const CHECKPOINT_WRITES_MAX = 20_000;
+
 const JOB_NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
 
 export interface PartitionStatus {
@@ -231,7 +238,7 @@ export class Job implements TaskHost {
     t.process(d.offset, meta, () => d.value);
     const wm = t.windows.watermark;
     if (wm > -Infinity) this.#wm.update(d.partition, wm);
-    if (t.pending >= this.#o.checkpointRecordsMax) {
+    if (t.pending >= this.#o.checkpointRecordsMax || t.resultsPending + t.windows.dirtyCount >= CHECKPOINT_WRITES_MAX) {
       if (!t.checkpointing) void t.checkpoint();
       // Backpressure: the store is behind; hold consumption until the running checkpoint lands.
       else if (t.pending >= this.#o.pendingRecordsMax) return t.waitCheckpoint();
