@@ -235,6 +235,8 @@ async function liveLatency(store: Store, q: Queue, partitions: number, rate: num
   return { p50: qn(0.5), p99: qn(0.99), results: lat.length };
 }
 
+export { generate, preload, q5Job, q7Job, runJob };
+
 export default async function main(args: string[]): Promise<Record<string, unknown>> {
   const n = arg(args, 'n', 200_000);
   const peerN = arg(args, 'peer-n', 20_000);
