@@ -36,6 +36,7 @@ import { notifierService, type OrderCreatedEvent } from './services/notifier.js'
 import { ordersService } from './services/orders.js';
 import { usersService } from './services/users.js';
 import { shopGateway } from './routes.js';
+import { ViewRecorder, startShopStats, statsService, statsTables, statsTopics, type StatsOptions } from './stats.js';
 
 // Registering the services' types makes ctx.call('catalog.get', …) type-checked everywhere.
 // Augmented through 'powerplant/service' (where ServiceRegistry is declared): an augmentation of
@@ -48,6 +49,7 @@ declare module 'powerplant/service' {
     orders: ReturnType<typeof ordersService>;
     messages: ReturnType<typeof messagesService>;
     notifier: ReturnType<typeof notifierService>;
+    stats: ReturnType<typeof statsService>;
   }
 }
 
@@ -69,6 +71,8 @@ export interface ShopOptions {
   redis?: string;
   /** `nats://…`: transport and JetStream queue. Default in-process transport, embedded queue. */
   nats?: string;
+  /** The live statistics (stats.ts: stream jobs over orders and catalog reads); false turns them off. Default on. */
+  stats?: StatsOptions | false;
   nodeId?: string;
   /** Cluster namespace; also prefixes Redis keys and queue topics. Default 'shop'. */
   namespace?: string;
@@ -133,6 +137,7 @@ export function shopOptionsFromEnv(env: Readonly<Record<string, string | undefin
   if (gateway !== undefined) o.gateway = gateway;
   const seed = bool('PP_SEED');
   if (seed !== undefined) o.seed = seed;
+  if (bool('PP_STATS') === false) o.stats = false;
   return o;
 }
 
@@ -223,9 +228,18 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const topics = { orderCreated: `${ns}-order-created`, messages: `${ns}-messages` };
     await Promise.all([queue.createTopic(topics.orderCreated, { partitions: 4 }), queue.createTopic(topics.messages, { partitions: 4 })]);
 
-    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey };
+    // Live statistics: catalog nodes turn reads into view events, orders nodes run the jobs and serve them.
+    const statsOn = options.stats !== false;
+    const statsOptions = options.stats === false ? {} : (options.stats ?? {});
+    const views = statsOn && runs('catalog') ? new ViewRecorder(queue, statsTopics(ns).productEvents, statsOptions) : undefined;
+    if (views !== undefined) {
+      await queue.createTopic(statsTopics(ns).productEvents, { partitions: 4 });
+      closers.push(() => views.close());
+    }
+    const statsT = statsOn && runs('orders') ? await statsTables(store) : undefined;
+    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey, ...(views === undefined ? {} : { views }) };
     const factories = { users: usersService, catalog: catalogService, inventory: inventoryService, orders: ordersService, messages: messagesService, notifier: notifierService };
-    const services = SERVICE_NAMES.filter(runs).map((s) => factories[s](deps));
+    const services = [...SERVICE_NAMES.filter(runs).map((s) => factories[s](deps)), ...(statsT === undefined ? [] : [statsService(statsT, statsOptions)])];
 
     const seeded = await seeding;
 
@@ -263,6 +277,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
         onError: (err) => node.logger.warn({ err }, 'shop: order-created outbox error'),
       });
       closers.push(() => outbox.close());
+    }
+
+    if (statsT !== undefined) {
+      const stats = await startShopStats({ store, queue, ns, tables: statsT, product: (sku) => products.get(sku), options: statsOptions, metrics: node.metrics, onError: (err) => node.logger.warn({ err }, 'shop: stats error') });
+      closers.push(() => stats.close());
     }
 
     let url = '';

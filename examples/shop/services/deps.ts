@@ -37,6 +37,8 @@ export interface ShopDeps {
   readonly queue: Queue;
   readonly topics: { readonly orderCreated: string; readonly messages: string };
   readonly sessionKey: KeyObject;
+  /** Catalog reads as view events for the stats jobs (stats.ts); absent when stats are off. */
+  readonly views?: { record(sku: string): void };
 }
 
 /** A cursor the store rejected (forged, malformed, from another listing) as a 400 naming `params.cursor`, with the store's reason. */
