@@ -169,6 +169,16 @@ export class WindowedStream<K extends KeyValue, T> {
       result: (acc) => acc!.v,
     });
   }
+  /**
+   * A windowed join of two keyed streams: the source's records of two kinds (`isLeft` tells them
+   * apart: e.g. Nexmark's persons and auctions, both keyed by the person), and at each firing of a
+   * window every (left, right) pair of its key in it, as `pair(l, r)`, at most JOIN_PAIRS_MAX per
+   * result (more are counted in `dropped`). Two topics are joined by publishing both into one
+   * (an outbox, or the producers), keyed alike.
+   */
+  join<O>(isLeft: (v: T) => boolean, pair: (l: T, r: T) => O): Results<Result<K, JoinResult<O>>> {
+    return this.aggregate(joinAggregator(isLeft, pair));
+  }
   count(): Results<Result<K, number>> {
     return this.aggregate<number, number>({ init: () => 0, add: (n) => n + 1, merge: (a, b) => a + b, result: (n) => n });
   }
@@ -206,6 +216,38 @@ export class Results<R> {
     requireArg(typeof fn === 'function', 'fn', 'must be a function');
     return this.#add({ kind: 'callback', fn: fn as (r: unknown) => void });
   }
+}
+
+/** Most pairs one join result carries. */
+export const JOIN_PAIRS_MAX = 10_000;
+
+export interface JoinResult<O> {
+  readonly pairs: O[];
+  /** Pairs beyond JOIN_PAIRS_MAX, not in `pairs`. */
+  readonly dropped: number;
+}
+
+/** The join as an aggregator: the window keeps both sides' values; a firing pairs them (left order, then right order). */
+export function joinAggregator<T, O>(isLeft: (v: T) => boolean, pair: (l: T, r: T) => O): Aggregator<T, { l: T[]; r: T[] }, JoinResult<O>> {
+  requireArg(typeof isLeft === 'function', 'isLeft', 'must be a function');
+  requireArg(typeof pair === 'function', 'pair', 'must be a function');
+  return {
+    init: () => ({ l: [], r: [] }),
+    // A new accumulator (the side that grew copied), so a record over the state bound is refused exactly.
+    add: (a, v) => (isLeft(v) ? { l: [...a.l, v], r: a.r } : { l: a.l, r: [...a.r, v] }),
+    merge: (a, b) => ({ l: [...a.l, ...b.l], r: [...a.r, ...b.r] }),
+    result: (a) => {
+      const pairs: O[] = [];
+      let dropped = 0;
+      for (const l of a.l) {
+        for (const r of a.r) {
+          if (pairs.length < JOIN_PAIRS_MAX) pairs.push(pair(l, r));
+          else dropped++;
+        }
+      }
+      return { pairs, dropped };
+    },
+  };
 }
 
 /** Common aggregators. */

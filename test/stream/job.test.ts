@@ -72,6 +72,47 @@ describe('stream job (embedded engines)', () => {
     await store.close();
   }, 60_000);
 
+  it('joins two keyed streams within a window (new persons and the auctions they opened, Nexmark q8)', async () => {
+    const dir = join(root, 'j');
+    const store = await openStore({ engine: `sqlite:${join(dir, 'store')}`, sweep: { intervalMs: 0 } });
+    const q = await openQueue({ engine: `file:${join(dir, 'queue')}` });
+    await q.createTopic('people', { partitions: 2 });
+    type Ev = { kind: 'person'; id: string; name: string; ts: number } | { kind: 'auction'; seller: string; item: string; ts: number };
+    const out = await store.table('q8', { schema: Type.Object({ person: Type.String(), start: Type.Integer(), pairs: Type.Array(Type.String()) }), primaryKey: ['person', 'start'] });
+    const job = createJob('q8', { store, queue: q, checkpointIntervalMs: 20 });
+    job
+      .from<Ev>('people', { timestamp: (e) => e.ts })
+      .keyBy((e) => (e.kind === 'person' ? e.id : e.seller))
+      .window(tumbling(1000))
+      .join(
+        (e) => e.kind === 'person',
+        (p, a) => `${(p as { name: string }).name}:${(a as { item: string }).item}`,
+      )
+      .toTable(out, (r) => ({ person: String(r.key), start: r.start, pairs: r.value.pairs }));
+    await job.start();
+    const t0 = 1_700_000_000_000;
+    const evs: Ev[] = [
+      { kind: 'person', id: 'ann', name: 'Ann', ts: t0 + 10 },
+      { kind: 'auction', seller: 'ann', item: 'lamp', ts: t0 + 20 },
+      { kind: 'auction', seller: 'bob', item: 'vase', ts: t0 + 30 }, // bob joined in another window
+      { kind: 'auction', seller: 'ann', item: 'desk', ts: t0 + 900 },
+      { kind: 'person', id: 'bob', name: 'Bob', ts: t0 + 1100 },
+      { kind: 'auction', seller: 'ann', item: 'late', ts: t0 + 1200 }, // next window: no person there
+    ];
+    for (const e of evs) await q.publish('people', e, { key: e.kind === 'person' ? e.id : e.seller });
+    // Move event time past the windows on both partitions.
+    for (const k of ['ann', 'bob']) await q.publish('people', { kind: 'person', id: k, name: k, ts: t0 + 5000 }, { key: k });
+    await waitUntil(async () => (await job.status()).counters.recordsIn === 8, 15_000, 'records in');
+    await job.flush();
+    const start = Math.floor(t0 / 1000) * 1000;
+    expect((await out.get({ person: 'ann', start }))?.row.pairs).toEqual(['Ann:lamp', 'Ann:desk']);
+    expect((await out.get({ person: 'bob', start }))?.row.pairs).toEqual([]);
+    expect((await out.get({ person: 'ann', start: start + 1000 }))?.row.pairs).toEqual([]);
+    await job.stop();
+    await q.close();
+    await store.close();
+  }, 30_000);
+
   it('bad input is dead-lettered with its reason and the job keeps running', async () => {
     const dir = join(root, 'b');
     const store = await openStore({ engine: `sqlite:${join(dir, 'store')}`, sweep: { intervalMs: 0 } });

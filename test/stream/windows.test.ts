@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isPowerplantError } from '../../src/errors/index.js';
-import { KeyedWindows, WatermarkTracker, session, sliding, tumbling, windowStarts, type WindowResult, type WindowSpec } from '../../src/stream/index.js';
+import { KeyedWindows, WatermarkTracker, joinAggregator, session, sliding, tumbling, windowStarts, type WindowResult, type WindowSpec } from '../../src/stream/index.js';
 
 interface Rec {
   readonly key: string;
@@ -223,5 +223,36 @@ describe('watermark tracker', () => {
     expect(t.current()).toBe(30);
     now = 500; // everyone idle: the highest stands
     expect(t.current()).toBe(80);
+  });
+});
+
+describe('windowed join', () => {
+  it('pairs every left with every right value of a key in a window, as nested loops over the accepted records do', () => {
+    fc.assert(
+      fc.property(records, fc.integer({ min: 1, max: 400 }), (recs, size) => {
+        // Even values are the left stream, odd the right; no lateness drop (out-of-orderness beyond the jitter).
+        const agg = joinAggregator<number, string>((v) => v % 2 === 0, (l, r) => `${l}-${r}`);
+        const w = new KeyedWindows(tumbling(size), agg, { outOfOrdernessMs: 1000 });
+        const rows = new Map<string, { pairs: string[]; dropped: number }>();
+        const tagged = recs.map((r, i) => ({ ...r, v: r.v * 100 + i }));
+        for (const r of tagged) w.add(r.key, r.v, r.ts, table(rows));
+        const maxTs = Math.max(...tagged.map((r) => r.ts));
+        const expected = new Map<string, { pairs: string[]; dropped: number }>();
+        const groups = new Map<string, number[]>();
+        for (const r of tagged) {
+          const start = windowStarts(tumbling(size), r.ts)[0]!;
+          if (start + size > maxTs - 1000) continue; // not fired by the end
+          const k = `${r.key}|${start}`;
+          groups.set(k, [...(groups.get(k) ?? []), r.v]);
+        }
+        for (const [k, vs] of groups) {
+          const left = vs.filter((v) => v % 2 === 0);
+          const right = vs.filter((v) => v % 2 !== 0);
+          expected.set(k, { pairs: left.flatMap((l) => right.map((r) => `${l}-${r}`)), dropped: 0 });
+        }
+        expect(rows).toEqual(expected);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
