@@ -279,14 +279,16 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       closers.push(() => outbox.close());
     }
 
+    let stats: Awaited<ReturnType<typeof startShopStats>> | undefined;
     if (statsT !== undefined) {
-      const stats = await startShopStats({ store, queue, ns, tables: statsT, product: (sku) => products.get(sku), options: statsOptions, metrics: node.metrics, onError: (err) => node.logger.warn({ err }, 'shop: stats error') });
-      closers.push(() => stats.close());
+      stats = await startShopStats({ store, queue, ns, tables: statsT, product: (sku) => products.get(sku), options: statsOptions, metrics: node.metrics, onError: (err) => node.logger.warn({ err }, 'shop: stats error') });
+      const running = stats;
+      closers.push(() => running.close());
     }
 
     let url = '';
     if (options.gateway !== false) {
-      const gateway: Gateway = createGateway(node, { ...shopGateway(sessionKey), status: () => ({ partitions: store.describe() }) });
+      const gateway: Gateway = createGateway(node, { ...shopGateway(sessionKey), status: async () => ({ partitions: store.describe(), ...(stats === undefined ? {} : { streams: await Promise.all(stats.jobs.map((j) => j.status())) }) }) });
       closers.push(() => gateway.close());
       url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
     }

@@ -68,6 +68,11 @@ describe('examples/shop: live statistics on stream jobs', () => {
     const m = await http.get<string>('/metrics');
     expect(m.text).toMatch(/pp_stream_records_total\{job="shop_sales",operator="source",dir="out"\} \d+/);
     expect(m.text).toMatch(/pp_stream_watermark_delay_ms\{job="shop_trending"\}/);
+    // And in /status (what `powerplant status` prints as its streams table).
+    const st = await http.get<{ streams?: { job: string; partitions: unknown[]; counters: { recordsIn: number } }[] }>('/status');
+    expectStatus(st, 200);
+    expect(st.body.streams?.map((j) => j.job).sort()).toEqual(['shop_sales', 'shop_trending']);
+    expect(st.body.streams?.every((j) => j.partitions.length === 4 && j.counters.recordsIn > 0)).toBe(true);
   }, 60_000);
 
   it('bad query parameters are a 400 naming the field', async () => {
