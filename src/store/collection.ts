@@ -19,7 +19,7 @@ export interface StoreLimits {
   readonly batchOpsMax: number;
   /** Longest TTL, in ms. */
   readonly ttlMsMax: number;
-  /** Most ops in one `store.commitAtomic` request (one local transaction on one shard). */
+  /** Most ops in one `store.atomic` request (one local transaction on one shard, e.g. a stream job's checkpoint). */
   readonly atomicOpsMax: number;
 }
 
@@ -53,16 +53,13 @@ export interface WriteResult {
 }
 
 /**
- * A write validated and routed, not yet submitted (`table.prepare`): `store.commitAtomic` runs
- * writes prepared on one shard, of any tables, as one atomic request.
+ * One write (or condition) built and validated by a table or kv handle, not yet submitted, with
+ * the shard it belongs to. `store.atomic` submits several of one shard as one request; the tx
+ * layer builds its prepares and commits from them.
  */
-export interface PreparedWrite {
-  /** The shard the write goes to (`store.shards`). */
-  readonly shard: string;
-  /** Its index in `store.shards`. */
-  readonly shardIndex: number;
-  /** The engine op (built by the table; opaque to callers). */
-  readonly op: WriteOp;
+export interface StoreOp {
+  readonly shard: number;
+  readonly write: WriteOp;
 }
 
 /** Submits one atomic request to a shard's group committer; throws the request's typed error. */

@@ -15,8 +15,8 @@ import {
   scanShards,
   submit,
   submitAcross,
-  type PreparedWrite,
   type ShardContext,
+  type StoreOp,
   type WriteResult,
 } from './collection.js';
 import { decodeRow, feedDoc, feedDocOfValues } from './codec.js';
@@ -329,6 +329,34 @@ export class Table<T extends Record<string, unknown>> {
     return { version: o!.version, shard: this.#ctx.engines[b.shard]!.shard, position: o!.position };
   }
 
+  // ---- building blocks for atomic requests (src/tx) -----------------------------------------------
+
+  /** The write as a `StoreOp` (validated, not submitted), for `store.atomic` and transactions. */
+  writeOp(op: TableOp<T>): StoreOp {
+    const b = this.#buildOp(op, Date.now());
+    return { shard: b.shard, write: b.op };
+  }
+
+  /** A condition for `store.atomic`: the row's live version is `version` (0 = no live row). */
+  checkOp(key: KeyOf<T>, version: number): StoreOp {
+    requireArg(Number.isSafeInteger(version) && version >= 0, 'version', 'must be an integer >= 0');
+    const k = this.#encodeKey(key);
+    return { shard: this.#shardOfKey(k), write: { table: this.def, kind: 'check', key: k, keyJson: keyJson(k), expectVersion: version } };
+  }
+
+  /** The shard index and canonical key string of a primary key (validated). */
+  locate(key: KeyOf<T>): { shard: number; keyJson: string } {
+    const k = this.#encodeKey(key);
+    return { shard: this.#shardOfKey(k), keyJson: keyJson(k) };
+  }
+
+  /** The row's primary key as an object, from a full row. */
+  keyOfRow(row: T): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const c of this.def.primaryKey) out[c] = row[c];
+    return out;
+  }
+
   // ---- writes -------------------------------------------------------------------------------------
 
   /** Inserts a new row; PP_ERR_CONFLICT if a live row with this key exists. */
@@ -373,17 +401,6 @@ export class Table<T extends Record<string, unknown>> {
       }
     });
     return submitAcross(this.#ctx, built.map((b) => b.shard), built.map((b) => b.op));
-  }
-
-  /**
-   * Validates and routes one write without submitting it (a typed error now, as the write itself
-   * would raise), for `store.commitAtomic`: writes of several tables that land on one shard commit
-   * in one local transaction (a stream job's results, state and input offsets).
-   */
-  prepare(op: TableOp<T>): PreparedWrite {
-    this.#ctx.checkOpen();
-    const b = this.#buildOp(op, Date.now());
-    return { shard: this.#ctx.engines[b.shard]!.shard, shardIndex: b.shard, op: b.op };
   }
 
   // ---- reads --------------------------------------------------------------------------------------

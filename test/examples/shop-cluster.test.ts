@@ -1,6 +1,6 @@
 /**
  * Fault test of the reference backend: the shop on PostgreSQL + Redis + NATS as THREE node
- * processes (each runs all six services and a gateway; they share the store, the cache's L2, the
+ * processes (each runs all eight services and a gateway; they share the store, the cache's L2, the
  * transport and the JetStream queue), a steady load of order placements and reads spread over the
  * three gateways, and one node SIGKILLed in the middle of it.
  *
@@ -16,8 +16,9 @@
  *     exactly the orders of that user's keys, no more.
  *  3. Stock is exact: for every SKU, available = before - the quantities of the acknowledged orders.
  *     Exact (not an inequality) because the client ends with every key acknowledged (retried with
- *     its key until a 201), and reservations are idempotent per order id: a reservation made for an
- *     order whose node died before writing the row is the one the retry finds (no second reservation).
+ *     its key until a 201), and a checkout is a durable workflow whose id is the order id: a checkout
+ *     whose node died is taken over by a survivor when its lease lapses (or found by the retry),
+ *     and its reservation step commits once, with its checkpoint.
  *  4. Every acknowledged order's notification (order-created event: outbox -> JetStream -> the
  *     notifier's consumer group) arrives, once: bounded wait, then no order notified twice.
  *  5. The survivors keep serving: no request to a surviving gateway ever answers 500; and of the
@@ -53,8 +54,8 @@ const NATS = 'nats://127.0.0.1:4222';
 const SEED = Number(process.env.PP_FAULT_SEED ?? 20_240_607);
 /** Users placing orders (seeded users user1..userN). */
 const USERS = 10;
-/** SKUs the orders draw from (p00001..): few enough that orders contend on rows, many enough that no
- * SKU sees more than the shop's per-row idempotency memory (RECENT_MAX = 64 ops) in this run. */
+/** SKUs the orders draw from (p00001..): few enough that orders contend on rows, many enough that
+ * no single SKU is a hot row for every checkout. */
 const SKUS = 60;
 const WORKERS = 16;
 /** Share of the workers' operations that place an order (the rest are reads). */
@@ -195,9 +196,9 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       if (r.status !== 200) return false;
       const doc = r.body as StatusDoc;
       const alive = (doc.nodes ?? []).filter((x) => x.status === 'alive').map((x) => x.nodeId);
-      return ids.every((id) => alive.includes(id)) && (doc.services ?? []).length === 6 && (doc.services ?? []).every((s) => (s.instances ?? []).length === 3);
+      return ids.every((id) => alive.includes(id)) && (doc.services ?? []).length === 8 && (doc.services ?? []).every((s) => (s.instances ?? []).length === 3);
     };
-    await waitUntil(async () => (await Promise.all(nodes.map(formed))).every(Boolean), 30_000, 'three nodes with six services each, seen from every gateway');
+    await waitUntil(async () => (await Promise.all(nodes.map(formed))).every(Boolean), 30_000, 'three nodes with eight services each, seen from every gateway');
     const startedMs = performance.now() - t0;
 
     // `powerplant status` reads the running cluster: three alive nodes, three instances of each
@@ -207,7 +208,7 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     expect(statusCode, statusText).toBe(0);
     // (alive, or suspect for a moment if the loaded machine delayed a heartbeat since the check above)
     for (const id of ids) expect(statusText).toMatch(new RegExp(`^${id}( \\(this one\\))?\\s+\\S+\\s+\\S+\\s+(alive|suspect)\\s+users@1 `, 'm'));
-    for (const svc of ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier']) expect(statusText).toMatch(new RegExp(`^${svc}\\s+1\\s+3\\s`, 'm'));
+    for (const svc of ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier', 'payments', 'wallet']) expect(statusText).toMatch(new RegExp(`^${svc}\\s+1\\s+3\\s`, 'm'));
     expect(statusText).toMatch(new RegExp(`^s0\\s+postgres\\s+postgres://\\S+schema=${ns}_0$`, 'm'));
     expect(statusText).toMatch(new RegExp(`^s1\\s+postgres\\s+postgres://\\S+schema=${ns}_1$`, 'm'));
 
