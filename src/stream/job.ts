@@ -344,11 +344,24 @@ export class Job implements TaskHost {
     };
   }
 
-  /** Checkpoints every partition now and waits for it (tests, shutdown). */
-  async flush(): Promise<void> {
-    await Promise.all([...this.#tasks.values()].map(async (t) => {
-      for (let i = 0; i < 100 && (t.pending > 0 || t.resultsPending > 0 || t.checkpointing) && !t.fenced; i++) await t.checkpoint();
-    }));
+  /**
+   * Checkpoints every partition now and waits until each has nothing left to write (a failed
+   * checkpoint is retried with its backoff), at most `timeoutMs`. Resolves whether every
+   * partition this instance still runs is fully checkpointed.
+   */
+  async flush(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const done = await Promise.all(
+      [...this.#tasks.values()].map(async (t) => {
+        while (!t.fenced && (t.pending > 0 || t.resultsPending > 0 || t.checkpointing || t.retrying)) {
+          if (Date.now() > deadline) return false;
+          await t.checkpoint();
+          if (t.retrying) await new Promise((r) => setTimeout(r, 10));
+        }
+        return !t.fenced;
+      }),
+    );
+    return done.every(Boolean);
   }
 
   /** Leaves the group (each partition checkpoints once more and is released), then stops. */

@@ -9,7 +9,7 @@
  */
 import { hash32, jumpHash } from '../partition/index.js';
 import { PowerplantError, isPowerplantError } from '../errors/index.js';
-import type { PreparedWrite, Store } from '../store/index.js';
+import type { Store, StoreOp } from '../store/index.js';
 import type { KeyValue, Plan, Result, SideRecord, SourceMeta } from './dataflow.js';
 import { META_KEY, type DeadRow, type JobTables, type MetaDoc } from './state.js';
 import { KeyedWindows, type Win, type WindowResult } from './windows.js';
@@ -115,6 +115,10 @@ export class Task {
 
   get checkpointing(): boolean {
     return this.#inFlight !== undefined;
+  }
+  /** A failed checkpoint waits for its retry. */
+  get retrying(): boolean {
+    return this.#retryTimer !== undefined;
   }
   get resultsPending(): number {
     return this.#results.size;
@@ -291,7 +295,7 @@ export class Task {
     this.pending = 0;
     const offset = this.nextOffset;
     const maxTs = this.windows.maxEventTs;
-    const writes: PreparedWrite[] = [];
+    const writes: StoreOp[] = [];
     const publicResults: Result<KeyValue, unknown>[] = [];
     const triggers: number[] = [];
     const sinkSide: SideRecord[] = [];
@@ -306,7 +310,7 @@ export class Task {
         if (s.kind !== 'table') continue;
         try {
           const row = s.row(pub);
-          writes.push(r.kind === 'retract' ? s.table.prepare({ op: 'delete', key: row }) : s.table.prepare({ op: 'upsert', row }));
+          writes.push(r.kind === 'retract' ? s.table.writeOp({ op: 'delete', key: row }) : s.table.writeOp({ op: 'upsert', row }));
         } catch (err) {
           ok = false;
           refuse(isPowerplantError(err) ? err.code : 'PP_ERR_VALIDATION', `sink ${s.table.name}: ${(err as Error)?.message ?? String(err)}`, pub);
@@ -319,29 +323,29 @@ export class Task {
     }
     for (const [key, wins] of dirty) {
       if (wins.length === 0) {
-        writes.push(h.tables.state.prepare({ op: 'delete', key: { part: this.part, key } }));
+        writes.push(h.tables.state.writeOp({ op: 'delete', key: { part: this.part, key } }));
         continue;
       }
       try {
-        writes.push(h.tables.state.prepare({ op: 'upsert', row: { part: this.part, key, doc: { w: wins.map((w) => [w.start, w.end, w.acc, w.fired]) } } }));
+        writes.push(h.tables.state.writeOp({ op: 'upsert', row: { part: this.part, key, doc: { w: wins.map((w) => [w.start, w.end, w.acc, w.fired]) } } }));
       } catch (err) {
         // A key's windows together over the store's row bound: refused as the state bound it is.
         refuse('PP_ERR_STATE_TOO_LARGE', `state of key ${JSON.stringify(String(decodeKey(key)).slice(0, 100))}: ${(err as Error).message}; its windows were dropped`, null);
         this.windows.dropKey(key);
-        writes.push(h.tables.state.prepare({ op: 'delete', key: { part: this.part, key } }));
+        writes.push(h.tables.state.writeOp({ op: 'delete', key: { part: this.part, key } }));
       }
     }
     const allSide = [...side, ...sinkSide];
     for (const s of allSide) {
       const row: DeadRow = { part: this.part, offset: s.offset, seq: s.seq, code: s.code, reason: s.reason, ...(s.ts === undefined ? {} : { ts: s.ts }), value: { v: s.value ?? null } };
-      writes.push(h.tables.dead.prepare({ op: 'upsert', row }));
+      writes.push(h.tables.dead.writeOp({ op: 'upsert', row }));
     }
     const late = allSide.filter((s) => s.code === 'late');
     for (const s of h.plan.late) {
       if (s.kind !== 'table') continue;
       for (const l of late) {
         try {
-          writes.push(s.table.prepare({ op: 'upsert', row: s.row(l) }));
+          writes.push(s.table.writeOp({ op: 'upsert', row: s.row(l) }));
         } catch (err) {
           h.report(err);
         }
@@ -357,21 +361,21 @@ export class Task {
       dead: m.dead + side.length + sinkSide.length - side.filter((s) => s.code === 'late').length,
       checkpoints: m.checkpoints + 1,
     };
-    const metaWrite = h.tables.state.prepare({ op: 'upsert', row: { part: this.part, key: META_KEY, doc: { ...doc } }, version: this.metaVersion });
-    const groups = new Map<number, PreparedWrite[]>();
+    const metaWrite = h.tables.state.writeOp({ op: 'upsert', row: { part: this.part, key: META_KEY, doc: { ...doc } }, version: this.metaVersion });
+    const groups = new Map<number, StoreOp[]>();
     for (const w of writes) {
-      let g = groups.get(w.shardIndex);
-      if (g === undefined) groups.set(w.shardIndex, (g = []));
+      let g = groups.get(w.shard);
+      if (g === undefined) groups.set(w.shard, (g = []));
       g.push(w);
     }
-    const home = groups.get(metaWrite.shardIndex) ?? [];
-    groups.delete(metaWrite.shardIndex);
+    const home = groups.get(metaWrite.shard) ?? [];
+    groups.delete(metaWrite.shard);
     try {
       // Other shards first: their rows are idempotent (upserts of deterministic values), so a
       // crash before the home request commits only means they are written again on replay.
-      await Promise.all([...groups.values()].map((g) => h.store.commitAtomic(g)));
+      await Promise.all([...groups.values()].map((g) => h.store.atomic(g)));
       if (this.fenced) throw new StoppedError();
-      const res = await h.store.commitAtomic([...home, metaWrite]);
+      const res = await h.store.atomic([...home, metaWrite]);
       this.metaVersion = res[res.length - 1]!.version;
       this.#meta = doc;
       this.#failures = 0;

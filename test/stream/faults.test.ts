@@ -61,6 +61,8 @@ async function killLoop(storeUrl: string, queueUrl: string): Promise<void> {
     expect(atKill.reduce((a, b) => a + b, 0) + Math.max(0, ...progress)).toBeGreaterThan(N);
     child.proc.kill('SIGKILL');
     await child.exited;
+    const errs = child.output().split('\n').filter((l) => l.startsWith('job error') || l.startsWith('unhandled'));
+    if (errs.length > 0) console.log(`the last run reported (and survived): ${errs.slice(0, 5).join(' | ')}`);
 
     const store = await openStore({ engine: storeUrl, shards: 2, sweep: { intervalMs: 0 } });
     try {
