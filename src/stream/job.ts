@@ -202,6 +202,10 @@ export class Job implements TaskHost {
       heartbeatMs: this.#o.heartbeatMs,
       sessionTimeoutMs: this.#o.sessionTimeoutMs,
       deadLetter: false,
+      // The consumer gives a record up after deliveriesMax deliveries (counted across restarts
+      // for records unfinished at a commit: ours are only those waiting on backpressure). A job
+      // must see every record, so the bound is the highest the queue allows.
+      deliveriesMax: 1000,
     });
   }
 
