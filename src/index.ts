@@ -33,6 +33,8 @@ export type { TransactionsOptions, RunOptions, WorkflowContext, WorkflowDef, Wor
 export * as queue from './queue/index.js';
 export { openQueue, Queue, createOutbox } from './queue/index.js';
 export type { QueueOptions, TopicOptions, PublishOptions, PublishResult, Delivery } from './queue/index.js';
+export * as stream from './stream/index.js';
+export { createJob, tumbling, sliding, session } from './stream/index.js';
 export * as transport from './transport/index.js';
 export { createTransport } from './transport/index.js';
 export type { Transport } from './transport/index.js';

@@ -39,6 +39,7 @@ import { DEFAULT_PAYMENTS, paymentsService } from './services/payments.js';
 import { usersService } from './services/users.js';
 import { walletService } from './services/wallet.js';
 import { shopGateway } from './routes.js';
+import { ViewRecorder, startShopStats, statsService, statsTables, statsTopics, type StatsOptions } from './stats.js';
 
 // Registering the services' types makes ctx.call('catalog.get', …) type-checked everywhere.
 // Augmented through 'powerplant/service' (where ServiceRegistry is declared): an augmentation of
@@ -53,6 +54,7 @@ declare module 'powerplant/service' {
     notifier: ReturnType<typeof notifierService>;
     payments: ReturnType<typeof paymentsService>;
     wallet: ReturnType<typeof walletService>;
+    stats: ReturnType<typeof statsService>;
   }
 }
 
@@ -74,6 +76,8 @@ export interface ShopOptions {
   redis?: string;
   /** `nats://…`: transport and JetStream queue. Default in-process transport, embedded queue. */
   nats?: string;
+  /** The live statistics (stats.ts: stream jobs over orders and catalog reads); false turns them off. Default on. */
+  stats?: StatsOptions | false;
   nodeId?: string;
   /** Cluster namespace; also prefixes Redis keys and queue topics. Default 'shop'. */
   namespace?: string;
@@ -162,6 +166,7 @@ export function shopOptionsFromEnv(env: Readonly<Record<string, string | undefin
     if (v !== undefined) payments[key] = v;
   }
   if (Object.keys(payments).length > 0) o.payments = payments;
+  if (bool('PP_STATS') === false) o.stats = false;
   return o;
 }
 
@@ -259,13 +264,22 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const topics = { orderCreated: `${ns}-order-created`, messages: `${ns}-messages` };
     await Promise.all([queue.createTopic(topics.orderCreated, { partitions: 4 }), queue.createTopic(topics.messages, { partitions: 4 })]);
 
+    // Live statistics: catalog nodes turn reads into view events, orders nodes run the jobs and serve them.
+    const statsOn = options.stats !== false;
+    const statsOptions = options.stats === false ? {} : (options.stats ?? {});
+    const views = statsOn && runs('catalog') ? new ViewRecorder(queue, statsTopics(ns).productEvents, statsOptions) : undefined;
+    if (views !== undefined) {
+      await queue.createTopic(statsTopics(ns).productEvents, { partitions: 4 });
+      closers.push(() => views.close());
+    }
+    const statsT = statsOn && runs('orders') ? await statsTables(store) : undefined;
     const paymentsConfig: PaymentsConfig = { ...DEFAULT_PAYMENTS, ...options.payments };
     for (const k of ['declineRate', 'timeoutRate', 'crashRate'] as const) {
       if (!(paymentsConfig[k] >= 0 && paymentsConfig[k] <= 1)) throw new RangeError(`payments.${k} must be in [0, 1]`);
     }
     const signUpCreditCents = options.signUpCreditCents ?? 10_000;
     if (!Number.isInteger(signUpCreditCents) || signUpCreditCents < 0) throw new RangeError('signUpCreditCents must be an integer >= 0');
-    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey, txs, workflows, payments: paymentsConfig, signUpCreditCents };
+    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey, txs, workflows, payments: paymentsConfig, signUpCreditCents, ...(views === undefined ? {} : { views }) };
     // The checkout workflow calls services through this node (set once it exists); every node
     // running orders registers it, so any of them resumes a checkout whose node died.
     const nodeRef: NodeRef = { node: undefined };
@@ -281,7 +295,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       payments: paymentsService,
       wallet: walletService,
     };
-    const services = SERVICE_NAMES.filter(runs).map((s) => factories[s](deps));
+    const services = [...SERVICE_NAMES.filter(runs).map((s) => factories[s](deps)), ...(statsT === undefined ? [] : [statsService(statsT, statsOptions)])];
 
     const seeded = await seeding;
 
@@ -323,6 +337,13 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       closers.push(() => outbox.close());
     }
 
+    let stats: Awaited<ReturnType<typeof startShopStats>> | undefined;
+    if (statsT !== undefined) {
+      stats = await startShopStats({ store, queue, ns, tables: statsT, product: (sku) => products.get(sku), options: statsOptions, metrics: node.metrics, onError: (err) => node.logger.warn({ err }, 'shop: stats error') });
+      const running = stats;
+      closers.push(() => running.close());
+    }
+
     let url = '';
     if (options.gateway !== false) {
       // The platform's Idempotency-Key header on every POST/PUT/PATCH route (CONTRACT.md), keys
@@ -331,7 +352,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       const gateway: Gateway = createGateway(node, {
         ...shopGateway(sessionKey),
         idempotency: { keys: idempotencyKeys, scope: (req, me) => (me === undefined ? `ip:${req.ip}` : me.uid) },
-        status: async () => ({ partitions: store.describe(), workflows: { counts: await workflows.counts(), running: await workflows.list({ limit: 20 }), transactions: txs.stats() } }),
+        status: async () => ({
+          partitions: store.describe(),
+          workflows: { counts: await workflows.counts(), running: await workflows.list({ limit: 20 }), transactions: txs.stats() },
+          ...(stats === undefined ? {} : { streams: await Promise.all(stats.jobs.map((j) => j.status())) }),
+        }),
       });
       closers.push(() => gateway.close());
       url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');

@@ -49,6 +49,12 @@ function int(v: unknown): number {
   return (typeof v === 'string' && /^-?\d{1,9}$/.test(v) ? Number(v) : v) as number;
 }
 
+/** `{[name]?}` from the query string, as an integer for the schema to check. */
+function optionalInt<K extends string>(req: Request, name: K): { [P in K]?: number } {
+  const v = (req.query as Record<string, unknown>)[name];
+  return (v === undefined ? {} : { [name]: int(v) }) as { [P in K]?: number };
+}
+
 /** `{limit?, cursor?}` from the query string (absent keys stay absent). */
 function pageParams(req: Request): { limit?: number; cursor?: string } {
   const q = req.query as Record<string, unknown>;
@@ -103,6 +109,9 @@ export function shopRoutes(): GatewayRoute<TokenPayload>[] {
     route({ method: 'GET', url: '/categories/:id/products', action: 'catalog.categoryProducts', resultSchema: CategoryPage, params: (req) => ({ id: pathId(req), ...pageParams(req) }) }),
     // The hot path: default params ({ id } from the path), no mapper, no auth.
     route({ method: 'GET', url: '/products/:id', action: 'catalog.get', resultSchema: Product }),
+    // Live statistics from the stream jobs (stats.ts).
+    route({ method: 'GET', url: '/stats/categories', action: 'stats.categories', params: (req) => optionalInt(req, 'minutes') }),
+    route({ method: 'GET', url: '/trending', action: 'stats.trending', params: (req) => optionalInt(req, 'limit') }),
     route({
       method: 'PUT', url: '/products/:id', action: 'catalog.put', auth: 'required', authorize: isAdmin, resultSchema: Product,
       params: (req) => ({ ...bodyOf<'catalog.put'>(req), id: pathId(req) }),

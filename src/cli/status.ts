@@ -3,7 +3,8 @@
  * gateway for `GET /status` and prints what it says as tables — this node and its health, the
  * nodes it knows (alive or suspect, their services), the services (instances, actions, calls in
  * flight, circuit-breaker states) and, when the application reports them, the store's partitions
- * (shards and their engines, tables with their partitioning and partition keys). `--json` prints
+ * (shards and their engines, tables with their partitioning and partition keys) and stream jobs
+ * (partitions held, lag, watermark delay, records, results, late and dead records). `--json` prints
  * the document as received.
  *
  * A gateway may redact locations (shard paths, database URLs) for anyone but an admin, or show
@@ -79,12 +80,22 @@ export interface StatusDoc {
   partitions?: StatusPartitions;
   /** An application using src/tx reports its workflows and transactions here. */
   workflows?: StatusWorkflows;
+  /** Stream jobs running on the node (`job.status()` of src/stream, as an application reports them). */
+  streams?: StatusStream[];
 }
 
 export interface StatusWorkflows {
   counts?: Record<string, number>;
   running?: { id?: string; name?: string; owner?: string; createdMs?: number; updatedMs?: number }[];
   transactions?: { committed?: { none?: number; local?: number; twoPc?: number }; aborts?: number; failed?: number; recovery?: { committed?: number; aborted?: number; skipped?: number } };
+}
+
+export interface StatusStream {
+  job?: string;
+  topic?: string;
+  partitions?: { partition?: number; lagRecords?: number }[];
+  watermarkDelayMs?: number | null;
+  counters?: { recordsIn?: number; results?: number; late?: number; dead?: number; checkpoints?: number; fenced?: number };
 }
 
 export interface StatusIo {
@@ -324,6 +335,31 @@ export function renderStatus(doc: StatusDoc, base: string): string {
       const r = t.recovery ?? {};
       out.push(`transactions: ${c.local ?? 0} one-shard, ${c.twoPc ?? 0} two-phase, ${c.none ?? 0} read-only; ${t.aborts ?? 0} aborted attempts, ${t.failed ?? 0} failed; recovery committed ${r.committed ?? 0}, aborted ${r.aborted ?? 0}, skipped ${r.skipped ?? 0}`);
     }
+  }
+  const streams = arr(doc.streams);
+  if (streams.length > 0) {
+    out.push('');
+    out.push(`streams (${streams.length})`);
+    out.push(
+      formatTable(
+        streams.map((j) => {
+          const parts = arr(j.partitions);
+          const c = j.counters ?? {};
+          return {
+            job: dash(j.job),
+            topic: dash(j.topic),
+            partitions: parts.length === 0 ? '-' : parts.map((x) => dash(x.partition)).join(' '),
+            lag: parts.reduce((a, x) => a + (typeof x.lagRecords === 'number' ? x.lagRecords : 0), 0),
+            'watermark delay': typeof j.watermarkDelayMs === 'number' ? `${Math.round(j.watermarkDelayMs / 1000)} s` : '-',
+            'records in': dash(c.recordsIn),
+            results: dash(c.results),
+            late: dash(c.late),
+            dead: dash(c.dead),
+            checkpoints: dash(c.checkpoints),
+          };
+        }),
+      ),
+    );
   }
   out.push('');
   return out.join('\n');

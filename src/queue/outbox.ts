@@ -28,7 +28,12 @@ export interface OutboxMessage {
 }
 
 /** Maps one committed change to zero, one or several messages. Must be deterministic (it may run again). */
-export type OutboxRoute = (change: ChangeRecord) => OutboxMessage | readonly OutboxMessage[] | undefined;
+/**
+ * Maps a committed change to its messages. It may look data up (a promise): the feed waits for
+ * it, in commit order; what it resolves to is published under ids of the change's position, so
+ * a replay after a crash publishes the same ids (deduped) — with what the lookup answers then.
+ */
+export type OutboxRoute = (change: ChangeRecord) => OutboxMessage | readonly OutboxMessage[] | undefined | Promise<OutboxMessage | readonly OutboxMessage[] | undefined>;
 
 export interface OutboxOptions {
   readonly store: Store;
@@ -78,7 +83,8 @@ export async function createOutbox(options: OutboxOptions): Promise<Outbox> {
       for (const rec of records) {
         const route = Object.hasOwn(routes, rec.name) ? routes[rec.name] : undefined;
         if (route === undefined) continue;
-        const r = route(rec);
+        const routed = route(rec);
+        const r = routed !== null && typeof routed === 'object' && typeof (routed as Promise<unknown>).then === 'function' ? await routed : (routed as OutboxMessage | readonly OutboxMessage[] | undefined);
         if (r === undefined) continue;
         const list: readonly OutboxMessage[] = Array.isArray(r) ? (r as readonly OutboxMessage[]) : [r as OutboxMessage];
         list.forEach((m, i) => {

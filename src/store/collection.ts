@@ -19,6 +19,8 @@ export interface StoreLimits {
   readonly batchOpsMax: number;
   /** Longest TTL, in ms. */
   readonly ttlMsMax: number;
+  /** Most ops in one `store.atomic` request (one local transaction on one shard, e.g. a stream job's checkpoint). */
+  readonly atomicOpsMax: number;
 }
 
 export const DEFAULT_LIMITS: StoreLimits = {
@@ -27,6 +29,7 @@ export const DEFAULT_LIMITS: StoreLimits = {
   pageMax: 1000,
   batchOpsMax: 1000,
   ttlMsMax: 10 * 365 * 24 * 3600 * 1000,
+  atomicOpsMax: 100_000,
 };
 
 export const DEFAULT_PAGE = 100;

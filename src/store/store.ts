@@ -260,7 +260,9 @@ export class Store {
   async atomic(ops: readonly StoreOp[]): Promise<readonly OpOutcome[]> {
     this.#checkOpen();
     requireArg(Array.isArray(ops) && ops.length > 0, 'ops', 'must be a non-empty array');
-    requireArg(ops.length <= this.limits.batchOpsMax, 'ops', `at most ${this.limits.batchOpsMax} ops per request (limits.batchOpsMax)`);
+    if (ops.length > this.limits.atomicOpsMax) {
+      throw ppError('PP_ERR_TOO_LARGE', { field: 'ops', message: `ops: at most ${this.limits.atomicOpsMax} ops per atomic request (limits.atomicOpsMax)`, data: { max: this.limits.atomicOpsMax, got: ops.length } });
+    }
     const shard = ops[0]!.shard;
     for (const o of ops) requireArg(o.shard === shard, 'ops', 'all ops of one atomic request must be on one shard');
     return submit(this.#ctx, shard, ops.map((o) => o.write));

@@ -127,6 +127,12 @@ describe('powerplant CLI (in process)', () => {
     expect(text).toMatch(/^s1\s+postgres\s+postgres:\/\/h\/db\?schema=x_1$/m);
     expect(text).toMatch(/^orders\s+table\s+userId, orderId\s+userId\s+hash: 16384 slots, epoch 1 \(s0 8190, s1 8194\)\s+recent\(userId, createdAt\)$/m);
     expect(text).toMatch(/^meta\s+kv\s+k\s+k\s+range over s0\s+-$/m);
+    const withStreams = renderStatus(
+      { streams: [{ job: 'shop_sales', topic: 'shop-sales', partitions: [{ partition: 0, lagRecords: 3 }, { partition: 2, lagRecords: 4 }], watermarkDelayMs: 65_000, counters: { recordsIn: 10, results: 2, late: 1, dead: 0, checkpoints: 5 } }] },
+      'http://x',
+    );
+    expect(withStreams).toMatch(/streams \(1\)/);
+    expect(withStreams).toMatch(/^shop_sales\s+shop-sales\s+0 2\s+7\s+65 s\s+10\s+2\s+1\s+0\s+5$/m);
     // An older node that reports less still gets a readable answer.
     expect(renderStatus({}, 'http://x')).toMatch(/nodes \(0\)\n {2}\(none reported\)/);
   });

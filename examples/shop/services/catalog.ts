@@ -96,7 +96,14 @@ export function catalogService(d: ShopDeps) {
         params: Type.Object({ id: AnyId }),
         result: Product,
         idempotent: true,
-        handler: (_ctx, { id }): ProductT | Promise<ProductT> => d.products.peek(id) ?? loadProduct(id),
+        handler: (_ctx, { id }): ProductT | Promise<ProductT> => {
+          const hit = d.products.peek(id);
+          if (hit !== undefined) {
+            d.views?.record(id);
+            return hit;
+          }
+          return d.views === undefined ? loadProduct(id) : loadProduct(id).then((p) => (d.views!.record(id), p));
+        },
       }),
       categories: action({
         params: Type.Object({}),

@@ -47,6 +47,8 @@ export interface ShopDeps {
   readonly payments: PaymentsConfig;
   /** Store credit a new user's wallet starts with, in cents. */
   readonly signUpCreditCents: number;
+  /** Catalog reads as view events for the stats jobs (stats.ts); absent when stats are off. */
+  readonly views?: { record(sku: string): void };
 }
 
 /**

@@ -23,7 +23,7 @@
  * is still running after `ackWaitMs` fails the attempt too (its signal is aborted, its slot freed
  * and the record redelivered). Only the current delivery of a record counts (see delivery.ts).
  */
-import { invariant, ppError } from '../../errors/index.js';
+import { invariant, ppError, requireArg } from '../../errors/index.js';
 import type { CommitEntry, QueueEngine, ReadFrom, StoredRecord } from '../engines/base.js';
 import { DeliveryImpl, type Delivery, type DeliveryOwner, type SettledBy } from './delivery.js';
 import { DueHeap, Fifo, S_DEAD, S_DONE, S_DROPPED, S_QUEUED, S_READY, S_RUNNING, type Entry } from './entry.js';
@@ -105,6 +105,9 @@ export const DISPATCH_SLICE_MS = 20;
 
 let memberSeq = 0;
 
+/** The chain key of every record under order 'partition' (a Map key no record key can equal: record keys are non-empty). */
+const PARTITION_CHAIN = '';
+
 export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   readonly topic: string;
   readonly group: string;
@@ -124,6 +127,10 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   readonly #heartbeatMs: number;
   readonly #sessionMs: number;
   readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #onAssign: ((partition: number) => Promise<number | undefined> | number | undefined) | undefined;
+  readonly #onRelease: ((partition: number) => void) | undefined;
+  /** order 'partition': every record of a partition is one chain (handled one at a time, in offset order). */
+  readonly #partitionOrder: boolean;
   readonly #workers = new Map<number, Worker>();
   readonly #ready = new Fifo<Entry>();
   /** Running deliveries in start order; ackWait is constant, so deadlines are in order too. */
@@ -168,6 +175,9 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     this.#heartbeatMs = o.heartbeatMs;
     this.#sessionMs = o.sessionTimeoutMs;
     this.#onError = o.onError;
+    this.#onAssign = o.onAssign;
+    this.#onRelease = o.onRelease;
+    this.#partitionOrder = o.order === 'partition';
   }
 
   async start(): Promise<void> {
@@ -296,9 +306,25 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
       await g.commit(this.topic, this.group, this.member, this.#sessionMs, [{ partition: p, committed: undefined, release: true }]);
       return;
     }
-    const from: ReadFrom = got.committed === undefined ? this.#from : { offset: got.committed };
+    let own: number | undefined;
+    if (this.#onAssign !== undefined) {
+      try {
+        own = await this.#onAssign(p);
+        requireArg(own === undefined || (Number.isSafeInteger(own) && own >= 0), 'onAssign', `must resolve to an offset >= 0 or undefined (got ${String(own)})`);
+      } catch (err) {
+        await g.commit(this.topic, this.group, this.member, this.#sessionMs, [{ partition: p, committed: undefined, release: true }]).catch(() => undefined);
+        throw err;
+      }
+      if (this.#closed) {
+        await g.commit(this.topic, this.group, this.member, this.#sessionMs, [{ partition: p, committed: undefined, release: true }]);
+        this.#released(p);
+        return;
+      }
+    }
+    const at = own ?? got.committed;
+    const from: ReadFrom = at === undefined ? this.#from : { offset: at };
     const reader = await this.#host.engine.openReader(this.topic, p, from);
-    const start = got.committed ?? (await this.#startOffset(p, from));
+    const start = at ?? (await this.#startOffset(p, from));
     const w = new Worker(this, p, reader, start, got.committed, got.attempts);
     w.leaseUntilMs = startMs + this.#sessionMs;
     this.#workers.set(p, w);
@@ -351,7 +377,16 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     w.drop();
     this.#workers.delete(w.partition);
     await w.reader.close();
+    this.#released(w.partition);
     this.#idle?.();
+  }
+
+  #released(p: number): void {
+    try {
+      this.#onRelease?.(p);
+    } catch (err) {
+      this.report(err);
+    }
   }
 
   // ---- dispatch ---------------------------------------------------------------------------------
@@ -361,7 +396,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
     w.window.push(e);
     // Delivered before by a member that crashed or released the partition: the count goes on.
     if (w.restored !== undefined) e.attempts = w.restoredAttempts(e.rec.offset);
-    const key = e.rec.key;
+    const key = this.#partitionOrder ? PARTITION_CHAIN : e.rec.key;
     if (key !== undefined) {
       const tail = w.keyTails.get(key);
       if (tail !== undefined && tail.state !== S_DONE && tail.state !== S_DROPPED) {
@@ -571,7 +606,7 @@ export class Member implements Subscription, WorkerOwner, DeliveryOwner {
   #finish(e: Entry): void {
     const w = e.worker;
     e.state = S_DONE;
-    const key = e.rec.key;
+    const key = this.#partitionOrder ? PARTITION_CHAIN : e.rec.key;
     if (key !== undefined && w.keyTails.get(key) === e) w.keyTails.delete(key);
     const next = e.chainNext;
     e.chainNext = undefined;

@@ -42,6 +42,22 @@ export interface SubscribeOptions<T = unknown> {
   readonly sessionTimeoutMs?: number;
   /** Errors that do not stop the subscription (dead letters dropped, commit failures, engine errors). */
   readonly onError?: (err: unknown) => void;
+  /**
+   * For a consumer that keeps its input offsets with its results (a stream job commits them in
+   * the same store transaction): called when this member takes a partition over, before its first
+   * record is read; resolves to the offset to read from, or undefined for the group's committed
+   * offset. A rejection gives the partition back (claimed again next heartbeat) and is reported
+   * through onError.
+   */
+  readonly onAssign?: (partition: number) => Promise<number | undefined> | number | undefined;
+  /**
+   * 'key' (default): records with the same key are handled one at a time in offset order, other
+   * records concurrently. 'partition': every record of a partition one at a time, in offset order
+   * (a consumer whose state depends on the partition's order, such as a stream job's watermark).
+   */
+  readonly order?: 'key' | 'partition';
+  /** Called once for each partition this member gives up (released, lost to another member, or closed), after its worker stopped. */
+  readonly onRelease?: (partition: number) => void;
   /** @deprecated use deliveriesMax */
   readonly maxDeliver?: number;
 }
@@ -73,6 +89,9 @@ export interface ResolvedSubscribeOptions {
   readonly heartbeatMs: number;
   readonly sessionTimeoutMs: number;
   readonly onError: ((err: unknown) => void) | undefined;
+  readonly onAssign: ((partition: number) => Promise<number | undefined> | number | undefined) | undefined;
+  readonly onRelease: ((partition: number) => void) | undefined;
+  readonly order: 'key' | 'partition';
 }
 
 const GROUP_RE = /^[A-Za-z0-9_-]{1,100}$/;
@@ -85,6 +104,9 @@ export function resolveSubscribeOptions(topic: string, options: SubscribeOptions
   const given = renamedOptions(options, { deliveriesMax: 'maxDeliver' });
   const o = { ...SUBSCRIBE_DEFAULTS, ...given, backoff: renamedBackoff(given.backoff ?? SUBSCRIBE_DEFAULTS.backoff) };
   if (options.sessionTimeoutMs === undefined && Number.isInteger(o.heartbeatMs)) o.sessionTimeoutMs = Math.max(SUBSCRIBE_DEFAULTS.sessionTimeoutMs, SESSION_HEARTBEATS * o.heartbeatMs);
+  requireArg(o.order === undefined || o.order === 'key' || o.order === 'partition', 'order', "must be 'key' or 'partition'");
+  requireArg(o.onAssign === undefined || typeof o.onAssign === 'function', 'onAssign', 'must be a function');
+  requireArg(o.onRelease === undefined || typeof o.onRelease === 'function', 'onRelease', 'must be a function');
   requireArg(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 10_000, 'concurrency', 'must be an integer in [1, 10000]');
   requireArg(Number.isInteger(o.ackWaitMs) && o.ackWaitMs >= 10 && o.ackWaitMs <= 86_400_000, 'ackWaitMs', 'must be an integer in [10, 86400000]');
   requireArg(Number.isInteger(o.deliveriesMax) && o.deliveriesMax >= 1 && o.deliveriesMax <= 1000, 'deliveriesMax', 'must be an integer in [1, 1000]');
@@ -106,6 +128,9 @@ export function resolveSubscribeOptions(topic: string, options: SubscribeOptions
     heartbeatMs: o.heartbeatMs,
     sessionTimeoutMs: o.sessionTimeoutMs,
     onError: o.onError,
+    onAssign: o.onAssign,
+    onRelease: o.onRelease,
+    order: o.order ?? 'key',
   };
 }
 
