@@ -79,6 +79,7 @@ const NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,47}$/;
 const FRESHNESS_SAMPLES = 8192;
 const WAITERS_MAX = 10_000;
 const WAIT_MS_MAX = 600_000;
+const WAIT_RECHECK_MS = 20;
 
 interface Waiter {
   readonly target: Positions;
@@ -242,6 +243,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
       w.reject(err);
     }
     this.#waiters.clear();
+    this.#checkWaiters();
     const sub = this.#sub;
     // Not awaited: the feed loop that called us waits for this handler before it can close.
     if (sub !== undefined) setImmediate(() => void sub.close());
@@ -454,7 +456,20 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
     return Math.max(this.#pos[shard] ?? 0, this.#sub?.positions()[shard] ?? 0);
   }
 
+  /**
+   * Re-checks waits while any are pending: positions also advance past records of other tables,
+   * which never reach the handler.
+   */
+  #waitTimer: NodeJS.Timeout | undefined;
+
   #checkWaiters(): void {
+    if (this.#waiters.size > 0 && this.#waitTimer === undefined) {
+      this.#waitTimer = setInterval(() => this.#checkWaiters(), WAIT_RECHECK_MS);
+      this.#waitTimer.unref();
+    } else if (this.#waiters.size === 0 && this.#waitTimer !== undefined) {
+      clearInterval(this.#waitTimer);
+      this.#waitTimer = undefined;
+    }
     for (const w of this.#waiters) {
       if (Object.entries(w.target).every(([s, p]) => this.#applied(s) >= p)) {
         clearTimeout(w.timer);
@@ -485,10 +500,12 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
         reject,
         timer: setTimeout(() => {
           this.#waiters.delete(w);
+          this.#checkWaiters();
           reject(ppError('PP_ERR_TIMEOUT', { message: `mirror ${this.name}: not caught up with ${JSON.stringify(positions)} after ${timeoutMs} ms` }));
         }, timeoutMs),
       };
       this.#waiters.add(w);
+      this.#checkWaiters();
     });
   }
 
@@ -549,6 +566,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
       w.reject(this.#error);
     }
     this.#waiters.clear();
+    this.#checkWaiters();
     await this.#sub?.close();
     this.#host.forget(this.name);
   }
