@@ -19,7 +19,8 @@ import {
   ConnectionPool,
   QUERY_DEFAULTS,
   checkLimits,
-  prepareSelect,
+  StatementCache,
+  bindParams,
   runPrepared,
   type Params,
   type QueryLimits,
@@ -64,6 +65,9 @@ export class Analytics implements MirrorHost {
   readonly #writer: DuckDBConnection;
   readonly #pool: ConnectionPool;
   readonly #readers: readonly DuckDBConnection[];
+  readonly #statements = new Map<DuckDBConnection, StatementCache>();
+  /** Bumped whenever the set of queryable tables or their views change (invalidates prepared statements). */
+  #generation = 0;
   readonly #limits: QueryLimits;
   readonly #mirrors = new Map<string, Mirror<Record<string, unknown>>>();
   readonly #opening = new Set<string>();
@@ -80,6 +84,7 @@ export class Analytics implements MirrorHost {
     this.#writer = writer;
     this.#readers = readers;
     this.#pool = new ConnectionPool(readers, queueMax);
+    for (const c of readers) this.#statements.set(c, new StatementCache());
     this.#limits = limits;
   }
 
@@ -146,6 +151,11 @@ export class Analytics implements MirrorHost {
 
   forget(name: string): void {
     this.#mirrors.delete(name);
+    this.#generation++;
+  }
+
+  viewChanged(): void {
+    this.#generation++;
   }
 
   // ---- mirrors -------------------------------------------------------------------------------
@@ -164,6 +174,7 @@ export class Analytics implements MirrorHost {
     try {
       const m = await Mirror.open(this, table, options);
       this.#mirrors.set(m.name, m as unknown as Mirror<Record<string, unknown>>);
+      this.#generation++;
       return m;
     } finally {
       this.#opening.delete(name);
@@ -200,7 +211,11 @@ export class Analytics implements MirrorHost {
     const m = this.#mirrorOf(mirror);
     return this.write(async (c) => {
       if (m.layout.by?.kind === 'time' && !m.layout.hasArchive) await ensureTomb(c, m);
-      return archivePartitions(c, m, this.archiveDir, options);
+      try {
+        return await archivePartitions(c, m, this.archiveDir, options);
+      } finally {
+        this.#generation++;
+      }
     });
   }
 
@@ -237,8 +252,9 @@ export class Analytics implements MirrorHost {
     return this.#track(async () => {
       const c = await this.#pool.acquire(deadline, options.signal);
       try {
-        const p = await prepareSelect(c, sql, params, this.#isTable);
-        return await runPrepared<R>(c, p, limits, deadline, options.signal, started);
+        const p = await this.#statements.get(c)!.get(c, sql, this.#generation, this.#isTable);
+        bindParams(p, params);
+        return await runPrepared<R>(c, p, limits, deadline, options.signal, started, true);
       } finally {
         this.#pool.release(c);
       }
@@ -292,6 +308,7 @@ export class Analytics implements MirrorHost {
     this.#pool.close();
     for (const c of this.#readers) c.interrupt();
     await Promise.allSettled([...this.#running]);
+    for (const s of this.#statements.values()) s.clear();
     for (const c of this.#readers) c.closeSync();
     this.#writer.closeSync();
     this.#instance.closeSync();

@@ -73,6 +73,8 @@ export interface MirrorHost {
   write<T>(fn: (c: DuckDBConnection) => Promise<T>): Promise<T>;
   /** Called when a mirror is closed (the host forgets it). */
   forget(name: string): void;
+  /** Called after a commit that replaced a mirror's view (a new partition, TTL filtering). */
+  viewChanged(): void;
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,47}$/;
@@ -338,6 +340,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
         this.#ttl = ttlBefore;
         throw err;
       }
+      if (created.length > 0 || (ttlSeen && !ttlBefore)) this.#host.viewChanged();
       this.#pos[shard] = last;
       this.#records += n;
       this.#batches++;
@@ -440,6 +443,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
         if (this.#ttl) await c.run(`UPDATE pp.mirrors SET ttl = true WHERE name = ${lit(this.name)}`);
         await c.run(viewSql(this.def, this.#columns, this.#layout, this.#ttl));
         await c.run('COMMIT');
+        this.#host.viewChanged();
         for (const s of this.#host.shards) {
           this.#pos[s] = h0[s] ?? 0;
           this.#exactAfter[s] = h1[s] ?? 0;

@@ -130,10 +130,10 @@ export function tableNames(c: DuckDBConnection, sql: string): readonly string[] 
 }
 
 /**
- * Checks `sql` is one SELECT over known tables and prepares it with `params` bound. `isTable`
- * answers whether a name (as written, unqualified or `main.`) is a mirrored table.
+ * Checks `sql` is one SELECT over known tables and prepares it (parameters not bound). `isTable`
+ * answers whether a name (as DuckDB gives it, views expanded) may be read.
  */
-export async function prepareSelect(c: DuckDBConnection, sql: unknown, params: Params | undefined, isTable: (name: string) => boolean): Promise<DuckDBPreparedStatement> {
+export async function prepareChecked(c: DuckDBConnection, sql: unknown, isTable: (name: string) => boolean): Promise<DuckDBPreparedStatement> {
   if (typeof sql !== 'string' || sql.trim() === '') throw invalid('sql: must be a non-empty string');
   if (sql.length > SQL_CHARS_MAX) throw invalid(`sql: longer than ${SQL_CHARS_MAX} chars`);
   let statements: number;
@@ -159,6 +159,12 @@ export async function prepareSelect(c: DuckDBConnection, sql: unknown, params: P
     p.destroySync();
     throw invalid('sql: only SELECT statements can be run as queries');
   }
+  return p;
+}
+
+/** `prepareChecked` with `params` bound (a statement of its own, destroyed after its run). */
+export async function prepareSelect(c: DuckDBConnection, sql: unknown, params: Params | undefined, isTable: (name: string) => boolean): Promise<DuckDBPreparedStatement> {
+  const p = await prepareChecked(c, sql, isTable);
   try {
     bindParams(p, params);
   } catch (err) {
@@ -166,6 +172,46 @@ export async function prepareSelect(c: DuckDBConnection, sql: unknown, params: P
     throw err;
   }
   return p;
+}
+
+export const STATEMENTS_CACHED_MAX = 64;
+
+/**
+ * The checked, prepared statements of one connection by SQL text, for the catalog generation they
+ * were checked under (a mirror opened, closed or given a new partition starts a new generation).
+ * Measured: checking and preparing a query over a 9-partition view is 1–3 ms of a 30 ms query.
+ */
+export class StatementCache {
+  readonly #byText = new Map<string, DuckDBPreparedStatement>();
+  #generation = -1;
+
+  async get(c: DuckDBConnection, sql: unknown, generation: number, isTable: (name: string) => boolean): Promise<DuckDBPreparedStatement> {
+    if (generation !== this.#generation) {
+      this.clear();
+      this.#generation = generation;
+    }
+    if (typeof sql === 'string') {
+      const hit = this.#byText.get(sql);
+      if (hit !== undefined) {
+        this.#byText.delete(sql);
+        this.#byText.set(sql, hit);
+        return hit;
+      }
+    }
+    const p = await prepareChecked(c, sql, isTable);
+    if (this.#byText.size >= STATEMENTS_CACHED_MAX) {
+      const oldest = this.#byText.keys().next().value as string;
+      this.#byText.get(oldest)!.destroySync();
+      this.#byText.delete(oldest);
+    }
+    this.#byText.set(sql as string, p);
+    return p;
+  }
+
+  clear(): void {
+    for (const p of this.#byText.values()) p.destroySync();
+    this.#byText.clear();
+  }
 }
 
 function checkScalar(v: unknown, field: string): Scalar {
@@ -224,7 +270,15 @@ function plain(v: unknown): unknown {
  * Runs a prepared SELECT: streams until `rowsMax` + 1 rows, interrupting the connection at the
  * deadline or on `signal`. Rows are objects keyed by column name.
  */
-export async function runPrepared<R>(c: DuckDBConnection, p: DuckDBPreparedStatement, limits: QueryLimits, deadlineMs: number, signal: AbortSignal | undefined, startedMs: number): Promise<QueryResult<R>> {
+export async function runPrepared<R>(
+  c: DuckDBConnection,
+  p: DuckDBPreparedStatement,
+  limits: QueryLimits,
+  deadlineMs: number,
+  signal: AbortSignal | undefined,
+  startedMs: number,
+  keep = false,
+): Promise<QueryResult<R>> {
   let why: 'time' | 'abort' | undefined;
   const interrupt = (w: 'time' | 'abort'): void => {
     why ??= w;
@@ -261,6 +315,6 @@ export async function runPrepared<R>(c: DuckDBConnection, p: DuckDBPreparedState
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-    p.destroySync();
+    if (!keep) p.destroySync();
   }
 }
