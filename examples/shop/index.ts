@@ -35,6 +35,7 @@ import { messagesService } from './services/messages.js';
 import { notifierService, type OrderCreatedEvent } from './services/notifier.js';
 import { ordersService } from './services/orders.js';
 import { usersService } from './services/users.js';
+import { openSales, salesRoutes, salesService, type Sales } from './services/sales.js';
 import { shopGateway } from './routes.js';
 
 // Registering the services' types makes ctx.call('catalog.get', …) type-checked everywhere.
@@ -78,6 +79,11 @@ export interface ShopOptions {
   gateway?: boolean;
   /** Write the seed data (idempotent). Default true. */
   seed?: boolean;
+  /**
+   * Columnar mirrors of orders and products (DuckDB, `<dataDir>/analytics.duckdb`) and the admin's
+   * `GET /admin/sales` on them (services/sales.ts). Default false (PP_ANALYTICS=1).
+   */
+  analytics?: boolean;
   /** HMAC key of session tokens (>= 16 bytes). Default: random per store, kept in its kv. */
   sessionSecret?: string;
   /** A logger or options for one. Default: warnings and errors only (PP_LOG_LEVEL overrides). */
@@ -133,6 +139,8 @@ export function shopOptionsFromEnv(env: Readonly<Record<string, string | undefin
   if (gateway !== undefined) o.gateway = gateway;
   const seed = bool('PP_SEED');
   if (seed !== undefined) o.seed = seed;
+  const analytics = bool('PP_ANALYTICS');
+  if (analytics !== undefined) o.analytics = analytics;
   return o;
 }
 
@@ -226,6 +234,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey };
     const factories = { users: usersService, catalog: catalogService, inventory: inventoryService, orders: ordersService, messages: messagesService, notifier: notifierService };
     const services = SERVICE_NAMES.filter(runs).map((s) => factories[s](deps));
+    let sales: Sales | undefined;
+    if (options.analytics === true) {
+      sales = await openSales(store, tables, dataDir);
+      closers.push(() => sales!.close());
+    }
 
     const seeded = await seeding;
 
@@ -233,7 +246,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       nodeId,
       namespace: ns,
       transport: options.nats ?? `inproc://${nodeId}`,
-      services,
+      services: sales === undefined ? services : [...services, salesService(sales)],
       logger: options.logger ?? { level: process.env.PP_LOG_LEVEL ?? 'warn' },
     });
     // Every record a consumer gives up on is logged and counted on this node (pp_queue_dead_letters_total).
@@ -267,7 +280,9 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
 
     let url = '';
     if (options.gateway !== false) {
-      const gateway: Gateway = createGateway(node, { ...shopGateway(sessionKey), status: () => ({ partitions: store.describe() }) });
+      const gw = shopGateway(sessionKey);
+      const routes = sales === undefined ? gw.routes : [...(gw.routes ?? []), ...salesRoutes()];
+      const gateway: Gateway = createGateway(node, { ...gw, routes, status: () => ({ partitions: store.describe() }) });
       closers.push(() => gateway.close());
       url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
     }
