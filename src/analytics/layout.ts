@@ -92,15 +92,21 @@ export class Layout {
     return false;
   }
 
-  /** The partition value (JSON) a row belongs to. */
-  valueOf(row: Readonly<Record<string, unknown>>): string {
+  /**
+   * The partition value (JSON) a row belongs to. `pending` holds the new key values of the batch
+   * being applied (their partitions are created later in it), so they count against `partitionsMax`.
+   */
+  valueOf(row: Readonly<Record<string, unknown>>, pending: Set<string>): string {
     const by = this.by;
     if (by === undefined) return '0';
     const v = row[by.column];
     if (v === undefined || v === null) return 'null';
     if (by.kind === 'time') return String(Math.floor((v as number) / by.everyMs) * by.everyMs);
     const s = JSON.stringify(v);
-    if (!this.#byValue.has(s) && this.#byValue.size >= this.partitionsMax - 1) return OVERFLOW;
+    if (!this.#byValue.has(s) && !pending.has(s)) {
+      if (this.#byValue.size + pending.size >= this.partitionsMax - 1) return OVERFLOW;
+      pending.add(s);
+    }
     return s;
   }
 
