@@ -5,7 +5,8 @@
  * A mirror is partitioned by a time column (`{ kind: 'time', column, everyMs }`: one partition per
  * bucket of `everyMs`) or a key column (`{ kind: 'key', column }`: one partition per distinct
  * value, up to `partitionsMax`; later values share an overflow partition), or not at all (one
- * partition). Each partition is its own DuckDB table, so its statistics (min/max per column)
+ * partition). Either kind has at most `partitionsMax` partitions: values past it share the overflow
+ * partition (still correct, only pruned by its own min/max). Each partition is its own DuckDB table, so its statistics (min/max per column)
  * cover only its rows: a query filtering on the partition column lets DuckDB's statistics
  * propagation replace every partition outside the filter by an empty scan, which `explain` shows.
  * An archived partition is a Parquet file read through the view; rows of it that were deleted or
@@ -101,8 +102,7 @@ export class Layout {
     if (by === undefined) return '0';
     const v = row[by.column];
     if (v === undefined || v === null) return 'null';
-    if (by.kind === 'time') return String(Math.floor((v as number) / by.everyMs) * by.everyMs);
-    const s = JSON.stringify(v);
+    const s = by.kind === 'time' ? String(Math.floor((v as number) / by.everyMs) * by.everyMs) : JSON.stringify(v);
     if (!this.#byValue.has(s) && !pending.has(s)) {
       if (this.#byValue.size + pending.size >= this.partitionsMax - 1) return OVERFLOW;
       pending.add(s);
@@ -132,7 +132,7 @@ export class Layout {
 
   /** The time range [lo, hi) of a time partition, undefined otherwise. */
   range(p: Partition): { lo: number; hi: number } | undefined {
-    if (this.by?.kind !== 'time' || p.value === 'null') return undefined;
+    if (this.by?.kind !== 'time' || p.value === 'null' || p.value === OVERFLOW) return undefined;
     const lo = Number(p.value);
     return { lo, hi: lo + this.by.everyMs };
   }

@@ -31,7 +31,7 @@ export interface MirrorOptions {
   /** The name of the mirrored table in SQL (default: the store table's name). */
   readonly as?: string;
   readonly partitionBy?: PartitionBy;
-  /** Key layouts: partitions before values share an overflow partition. Default 256. */
+  /** Most partitions; rows of later values (keys or time buckets) share an overflow partition. Default 256. */
   readonly partitionsMax?: number;
   /** Feed records per batch (one DuckDB transaction each). Default 4096, at most 10,000. */
   readonly batchMax?: number;
@@ -421,6 +421,11 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
       try {
         for (const p of this.#layout.partitions) {
           if (p.table !== undefined) await c.run(`DELETE FROM pp.${q(p.table)}`);
+          // The load holds every row: an archive would show its rows twice (its file stays on disk).
+          if (p.archive !== undefined) {
+            await c.run(`UPDATE pp.partitions SET archive = NULL WHERE mirror = ${lit(this.name)} AND ordinal = ${p.ordinal}`);
+            p.archive = undefined;
+          }
         }
         const appenders = new Map<string, DuckDBAppender>();
         try {

@@ -161,6 +161,19 @@ describe('analytics key partitions', () => {
   });
 });
 
+describe('analytics time partitions past partitionsMax', () => {
+  it('later buckets share the overflow partition and every row is still there', async () => {
+    const few = await a.mirror(t, { as: 'fewdays', partitionBy: { kind: 'time', column: 'createdAt', everyMs: DAY_MS }, partitionsMax: 3 });
+    await few.waitFor(await store.feed.heads());
+    expect(few.layout.partitions).toHaveLength(3);
+    expect(few.layout.partitions.map((p) => p.value)).toContain('*');
+    const r = await a.query<{ n: number; q: number }>('SELECT count(*) AS n, sum(qty) AS q FROM fewdays WHERE createdAt >= $1', [5 * DAY_MS]);
+    const want = all().filter((l) => l.createdAt >= 5 * DAY_MS);
+    expect(r.rows[0]).toEqual({ n: want.length, q: want.reduce((x, l) => x + l.qty, 0) });
+    await few.close();
+  });
+});
+
 describe('analytics archive', () => {
   it('moves old partitions to Parquet; they stay queryable, and later deletes and updates apply over them', async () => {
     const id = uniqueId('ar');
