@@ -104,7 +104,6 @@ export class Analytics implements MirrorHost {
     requireArg(Number.isInteger(concurrentMax) && concurrentMax >= 1 && concurrentMax <= CONCURRENT_MAX_LIMIT, 'query.concurrentMax', `must be an integer in [1, ${CONCURRENT_MAX_LIMIT}]`);
     requireArg(Number.isInteger(queueMax) && queueMax >= 0 && queueMax <= QUEUE_MAX_LIMIT, 'query.queueMax', `must be an integer in [0, ${QUEUE_MAX_LIMIT}]`);
     if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
-    mkdirSync(archiveDir, { recursive: true });
     const config: Record<string, string> = { threads: String(threads) };
     if (options.memoryLimit !== undefined) config.memory_limit = options.memoryLimit;
     const instance = await DuckDBInstance.create(memory ? ':memory:' : resolve(path), config);
@@ -138,6 +137,10 @@ export class Analytics implements MirrorHost {
 
   get shards(): readonly string[] {
     return this.#store.shards;
+  }
+
+  get pageMax(): number {
+    return this.#store.limits.pageMax;
   }
 
   write<T>(fn: (c: DuckDBConnection) => Promise<T>): Promise<T> {

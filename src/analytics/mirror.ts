@@ -69,6 +69,8 @@ export interface MirrorStats {
 export interface MirrorHost {
   readonly feed: ChangeFeed;
   readonly shards: readonly string[];
+  /** The store's largest page (a reload reads the table in pages of this size). */
+  readonly pageMax: number;
   /** Runs `fn` on the one writer connection, serialized with every other write. */
   write<T>(fn: (c: DuckDBConnection) => Promise<T>): Promise<T>;
   /** Called when a mirror is closed (the host forgets it). */
@@ -431,7 +433,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
         try {
           let cursor: string | undefined;
           do {
-            const page = await table.query({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+            const page = await table.query({ limit: this.#host.pageMax, ...(cursor === undefined ? {} : { cursor }) });
             for (const item of page.items) {
               const row = item.row as Record<string, unknown>;
               const bad = checkRow(this.name, this.#columns, this.#byName, row, 'snapshot', 0);
