@@ -24,7 +24,7 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import type { ChangeFeed, ChangeRecord, Positions, Subscription, Table } from '../store/index.js';
-import { appendKey, appendValue, checkRow, duckType, lit, q, tableColumnsSql, type ColumnDef, type TableDef } from './columns.js';
+import { appendKey, appendRows, appendValue, checkRow, duckType, lit, q, tableColumnsSql, type ColumnDef, type TableDef } from './columns.js';
 import { Layout, PARTITIONS_MAX_DEFAULT, PARTITIONS_MAX_LIMIT, checkPartitionBy, partitionTableSql, tombName, viewSql, type Partition, type PartitionBy } from './layout.js';
 
 export interface MirrorOptions {
@@ -332,7 +332,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
           }
           const a = await c.createAppender(p.table!, 'pp');
           try {
-            for (const r of list) this.#appendRow(a, r.row!, r.version, r.expiresAtMs);
+            appendRows(a, this.#columns, list.map((r) => ({ row: r.row!, version: r.version, expiresAtMs: r.expiresAtMs })));
             a.flushSync();
           } finally {
             a.closeSync();

@@ -3,6 +3,7 @@
  * (inserts, updates, deletes, TTL expiry), resumed from its own positions, evolved or stopped on a
  * shape change, loaded from the table when the feed no longer holds its start.
  */
+import { Type } from '@sinclair/typebox';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isPowerplantError } from '../../src/errors/index.js';
 import type { Analytics, Mirror } from '../../src/analytics/index.js';
@@ -139,6 +140,28 @@ describe.each(cases)('analytics mirror: $name', (c) => {
     await t.update('l298', { qty: 1 });
     await caughtUp(m, store);
     await expectSame(a, 'lines', t);
+  });
+
+  it('mirrors bytes, json and boolean columns, and composite keys', async () => {
+    const id = uniqueId('m');
+    const store = await c.openStore(id);
+    const t = await store.table('docs', {
+      schema: Type.Object({ owner: Type.String(), n: Type.Integer(), data: Type.Uint8Array(), meta: Type.Object({ a: Type.Integer() }), tags: Type.Optional(Type.Array(Type.String())), ok: Type.Boolean() }),
+      primaryKey: ['owner', 'n'],
+    });
+    const a = await c.openAnalytics(store, id);
+    const m = await a.mirror(t);
+    await t.insert({ owner: 'ann', n: 1, data: new Uint8Array([1, 2, 255]), meta: { a: 1 }, tags: ['x', 'y'], ok: true });
+    await t.insert({ owner: 'ann', n: 2, data: new Uint8Array([]), meta: { a: 2 }, ok: false });
+    await t.insert({ owner: 'bob', n: 1, data: new Uint8Array([9]), meta: { a: 3 }, ok: true });
+    await t.update({ owner: 'ann', n: 2 }, { meta: { a: 20 }, ok: true });
+    await m.waitFor(await t.delete({ owner: 'bob', n: 1 }).then(async () => store.feed.heads()));
+    const rows = (await a.query<{ owner: string; n: number; data: Uint8Array; meta: string; tags: string | null; ok: boolean }>('SELECT * FROM docs ORDER BY owner, n')).rows;
+    expect(rows.map((r) => ({ ...r, data: [...r.data], meta: JSON.parse(r.meta) as unknown, tags: r.tags === null ? null : (JSON.parse(r.tags) as unknown) }))).toEqual([
+      { owner: 'ann', n: 1, data: [1, 2, 255], meta: { a: 1 }, tags: ['x', 'y'], ok: true },
+      { owner: 'ann', n: 2, data: [], meta: { a: 20 }, tags: null, ok: true },
+    ]);
+    expect((await a.query("SELECT json_extract(meta, '$.a') AS a FROM docs WHERE ok ORDER BY n")).rows.map((r) => Number(r.a))).toEqual([1, 20]);
   });
 
   it('refuses bad options, naming them', async () => {
