@@ -584,7 +584,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
     return this.#ttl;
   }
 
-  /** Stops following (after the batch in progress). The DuckDB table stays queryable until the instance closes. */
+  /** Stops following (after the batch in progress). Its data stays in the DuckDB file; queries name only open mirrors. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     const wasRunning = this.#state === 'running';
