@@ -27,6 +27,9 @@ export type {
   ChangeRecord,
   Positions,
 } from './store/index.js';
+export * as tx from './tx/index.js';
+export { openTransactions, Transactions, Tx, defineWorkflow, openWorkflows, Workflows } from './tx/index.js';
+export type { TransactionsOptions, RunOptions, WorkflowContext, WorkflowDef, WorkflowHandle, WorkflowStatus, StepOptions } from './tx/index.js';
 export * as queue from './queue/index.js';
 export { openQueue, Queue, createOutbox } from './queue/index.js';
 export type { QueueOptions, TopicOptions, PublishOptions, PublishResult, Delivery } from './queue/index.js';

@@ -21,20 +21,23 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createCache, createGateway, createNode, createOutbox, openQueue, openStore, readThroughTable,
-  type ChangeRecord, type Gateway, type Logger, type RunningApp, type ServiceNode, type StartContext, type Store,
+  createCache, createGateway, createNode, createOutbox, openQueue, openStore, openTransactions, openWorkflows, readThroughTable,
+  type ChangeRecord, type Gateway, type Logger, type RunningApp, type ServiceNode, type StartContext, type Store, type Transactions, type Workflows,
 } from 'powerplant';
 import { sessionKey as makeSessionKey } from './auth.js';
 import { shopDetails } from './banner.js';
 import { DEFAULT_PREFERENCES, TABLES, type Preferences, type Product } from './schema.js';
 import { seedShop } from './seed.js';
 import { catalogService } from './services/catalog.js';
-import type { ShopDeps, ShopTables } from './services/deps.js';
+import { checkoutWorkflow, type NodeRef } from './services/checkout.js';
+import type { PaymentsConfig, ShopDeps, ShopTables } from './services/deps.js';
 import { inventoryService } from './services/inventory.js';
 import { messagesService } from './services/messages.js';
 import { notifierService, type OrderCreatedEvent } from './services/notifier.js';
 import { ordersService } from './services/orders.js';
+import { DEFAULT_PAYMENTS, paymentsService } from './services/payments.js';
 import { usersService } from './services/users.js';
+import { walletService } from './services/wallet.js';
 import { openSales, salesRoutes, salesService, type Sales } from './services/sales.js';
 import { shopGateway } from './routes.js';
 
@@ -49,10 +52,12 @@ declare module 'powerplant/service' {
     orders: ReturnType<typeof ordersService>;
     messages: ReturnType<typeof messagesService>;
     notifier: ReturnType<typeof notifierService>;
+    payments: ReturnType<typeof paymentsService>;
+    wallet: ReturnType<typeof walletService>;
   }
 }
 
-export const SERVICE_NAMES = ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier'] as const;
+export const SERVICE_NAMES = ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier', 'payments', 'wallet'] as const;
 export type ShopServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface ShopOptions {
@@ -88,6 +93,10 @@ export interface ShopOptions {
   sessionSecret?: string;
   /** A logger or options for one. Default: warnings and errors only (PP_LOG_LEVEL overrides). */
   logger?: Logger | { level?: string } | false;
+  /** The simulated payment provider (services/payments.ts). Default: instant, never fails. */
+  payments?: Partial<PaymentsConfig>;
+  /** Store credit of a new user's wallet, cents. Default 10,000. */
+  signUpCreditCents?: number;
 }
 
 export interface Shop {
@@ -95,6 +104,9 @@ export interface Shop {
   readonly url: string;
   readonly node: ServiceNode;
   readonly store: Store;
+  /** The platform's transactions and workflows this node opened on the store. */
+  readonly txs: Transactions;
+  readonly workflows: Workflows;
   /** How long startShop took, and whether it wrote seed data. */
   readonly startup: { readonly ms: number; readonly seeded: boolean };
   stop(): Promise<void>;
@@ -141,6 +153,23 @@ export function shopOptionsFromEnv(env: Readonly<Record<string, string | undefin
   if (seed !== undefined) o.seed = seed;
   const analytics = bool('PP_ANALYTICS');
   if (analytics !== undefined) o.analytics = analytics;
+  const rate = (k: string): number | undefined => {
+    const v = get(k);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > 1) throw new RangeError(`${k} must be a number in [0, 1] (got '${v}')`);
+    return n;
+  };
+  const payments: { -readonly [K in keyof PaymentsConfig]?: PaymentsConfig[K] } = {};
+  const latencyMs = int('PP_PAYMENTS_LATENCY_MS', 0, 60_000);
+  if (latencyMs !== undefined) payments.latencyMs = latencyMs;
+  const pseed = int('PP_PAYMENTS_SEED', 0, 2 ** 31 - 1);
+  if (pseed !== undefined) payments.seed = pseed;
+  for (const [k, key] of [['PP_PAYMENTS_DECLINE_RATE', 'declineRate'], ['PP_PAYMENTS_TIMEOUT_RATE', 'timeoutRate'], ['PP_PAYMENTS_CRASH_RATE', 'crashRate']] as const) {
+    const v = rate(k);
+    if (v !== undefined) payments[key] = v;
+  }
+  if (Object.keys(payments).length > 0) o.payments = payments;
   return o;
 }
 
@@ -178,7 +207,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const store = await openStore({ engine: storeUrl, shards: options.shards ?? 4 });
     closers.push(() => store.close());
     const T = TABLES;
-    const [users, emails, categories, productsTable, productTerms, inventory, orders, orderKeys, inbox, notifications] = await Promise.all([
+    const [users, emails, categories, productsTable, productTerms, inventory, orders, wallets, transfers, payments, inbox, notifications] = await Promise.all([
       store.table('users', T.users),
       store.table('emails', T.emails),
       store.table('categories', T.categories),
@@ -186,11 +215,18 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       store.table('productTerms', T.productTerms),
       store.table('inventory', T.inventory),
       store.table('orders', T.orders),
-      store.table('orderKeys', T.orderKeys),
+      store.table('wallets', T.wallets),
+      store.table('transfers', T.transfers),
+      store.table('payments', T.payments),
       store.table('inbox', T.inbox),
       store.table('notifications', T.notifications),
     ]);
-    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, orderKeys, inbox, notifications };
+    const tables: ShopTables = { users, emails, categories, products: productsTable, productTerms, inventory, orders, wallets, transfers, payments, inbox, notifications };
+    // The platform's transactions and workflows on the same store (their tables on every shard).
+    const txs = await openTransactions(store);
+    closers.push(() => txs.close());
+    const workflows = await openWorkflows(store, txs, { owner: nodeId, pollMs: 10 });
+    closers.push(() => workflows.close());
     const [meta, preferences] = await Promise.all([store.kv<unknown>('meta'), store.kv<Preferences>('preferences')]);
 
     // Seeding runs while the rest starts (it only needs the tables).
@@ -231,8 +267,28 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     const topics = { orderCreated: `${ns}-order-created`, messages: `${ns}-messages` };
     await Promise.all([queue.createTopic(topics.orderCreated, { partitions: 4 }), queue.createTopic(topics.messages, { partitions: 4 })]);
 
-    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey };
-    const factories = { users: usersService, catalog: catalogService, inventory: inventoryService, orders: ordersService, messages: messagesService, notifier: notifierService };
+    const paymentsConfig: PaymentsConfig = { ...DEFAULT_PAYMENTS, ...options.payments };
+    for (const k of ['declineRate', 'timeoutRate', 'crashRate'] as const) {
+      if (!(paymentsConfig[k] >= 0 && paymentsConfig[k] <= 1)) throw new RangeError(`payments.${k} must be in [0, 1]`);
+    }
+    const signUpCreditCents = options.signUpCreditCents ?? 10_000;
+    if (!Number.isInteger(signUpCreditCents) || signUpCreditCents < 0) throw new RangeError('signUpCreditCents must be an integer >= 0');
+    const deps: ShopDeps = { namespace: ns, store, tables, preferences, products, pages, queue, topics, sessionKey, txs, workflows, payments: paymentsConfig, signUpCreditCents };
+    // The checkout workflow calls services through this node (set once it exists); every node
+    // running orders registers it, so any of them resumes a checkout whose node died.
+    const nodeRef: NodeRef = { node: undefined };
+    const checkout = checkoutWorkflow(deps, nodeRef);
+    if (runs('orders')) workflows.register(checkout);
+    const factories = {
+      users: usersService,
+      catalog: catalogService,
+      inventory: inventoryService,
+      orders: (x: ShopDeps) => ordersService(x, checkout),
+      messages: messagesService,
+      notifier: notifierService,
+      payments: paymentsService,
+      wallet: walletService,
+    };
     const services = SERVICE_NAMES.filter(runs).map((s) => factories[s](deps));
     let sales: Sales | undefined;
     if (options.analytics === true) {
@@ -251,6 +307,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     });
     // Every record a consumer gives up on is logged and counted on this node (pp_queue_dead_letters_total).
     queue.instrument({ logger: node.logger, metrics: node.metrics });
+    nodeRef.node = node;
     await node.start();
     closers.push(() => node.stop());
 
@@ -266,8 +323,9 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
         name: `${ns}-orders`,
         pollIntervalMs: 50,
         routes: {
+          // The checkout's capture step sets paidAt (the row's second version): then the order is made.
           orders: (c) => {
-            if (c.op !== 'put' || c.version !== 1 || c.row === undefined) return undefined;
+            if (c.op !== 'put' || c.version !== 2 || c.row === undefined || (c.row as { paidAt?: number }).paidAt === undefined) return undefined;
             const r = c.row as { userId: string; orderId: string; totalCents: number; createdAt: number };
             const message: OrderCreatedEvent = { userId: r.userId, orderId: r.orderId, totalCents: r.totalCents, createdAt: r.createdAt };
             return { topic: topics.orderCreated, key: r.userId, message };
@@ -282,7 +340,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     if (options.gateway !== false) {
       const gw = shopGateway(sessionKey);
       const routes = sales === undefined ? gw.routes : [...(gw.routes ?? []), ...salesRoutes()];
-      const gateway: Gateway = createGateway(node, { ...gw, routes, status: () => ({ partitions: store.describe() }) });
+      const gateway: Gateway = createGateway(node, {
+        ...gw,
+        routes,
+        status: async () => ({ partitions: store.describe(), workflows: { counts: await workflows.counts(), running: await workflows.list({ limit: 20 }), transactions: txs.stats() } }),
+      });
       closers.push(() => gateway.close());
       url = await gateway.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
     }
@@ -296,6 +358,8 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       url,
       node,
       store,
+      txs,
+      workflows,
       startup: { ms: Math.round(performance.now() - t0), seeded },
       stop() {
         stopping ??= (async () => {

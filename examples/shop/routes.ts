@@ -19,7 +19,7 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { ppError, routeFor, type GatewayOptions, type GatewayRoute, type ParamsOf } from 'powerplant';
 import { bearerToken, verifyToken, type TokenPayload } from './auth.js';
-import { Order, Preferences, Product, Session, Stock, User } from './schema.js';
+import { Order, Preferences, Product, Session, Stock, Transfer, User, Wallet } from './schema.js';
 import { CategoryList, CategoryPage, SearchResult } from './services/catalog.js';
 import { MessagePage } from './services/messages.js';
 import { NotificationPage } from './services/notifier.js';
@@ -127,6 +127,15 @@ export function shopRoutes(): GatewayRoute<TokenPayload>[] {
       params: (req, me) => ({ ...bodyOf<'messages.send'>(req), from: me.uid }),
     }),
     route({ method: 'GET', url: '/messages', action: 'messages.inbox', auth: 'required', resultSchema: MessagePage, params: (req, me) => ({ userId: me.uid, ...pageParams(req) }) }),
+    route({ method: 'GET', url: '/wallet', action: 'wallet.get', auth: 'required', resultSchema: Wallet, params: (_req, me) => ({ userId: me.uid }) }),
+    route({
+      method: 'POST', url: '/wallet/transfers', action: 'wallet.transfer', auth: 'required', status: 201, resultSchema: Transfer,
+      params: (req, me) => {
+        const body = bodyOf<'wallet.transfer'>(req);
+        // No id from the client: one per HTTP request, so retries inside the platform stay exactly-once.
+        return { ...body, transferId: body.transferId === undefined ? randomUUID() : body.transferId, userId: me.uid };
+      },
+    }),
     route({ method: 'GET', url: '/notifications', action: 'notifier.list', auth: 'required', resultSchema: NotificationPage, params: (req, me) => ({ userId: me.uid, ...pageParams(req) }) }),
   ];
 }

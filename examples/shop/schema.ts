@@ -22,6 +22,8 @@ export function Text(bounds: { minLength?: number; maxLength: number }) {
 
 export const UserId = Type.String({ pattern: '^u[0-9a-f]{12}$' });
 export const OrderId = Type.String({ pattern: '^o[0-9a-f]{20}$' });
+/** A checkout attempt (its workflow id): the order id, then `.<attempt>` from the second attempt on. */
+export const PaymentId = Type.String({ pattern: '^o[0-9a-f]{20}(\\.[0-9]{1,6})?$' });
 export const MessageId = Type.String({ pattern: '^m[0-9a-f]{20}$' });
 /** Product ids / SKUs and category ids from a client: any short token; unknown ones are 404. */
 export const AnyId = Text({ minLength: 1, maxLength: 64 });
@@ -90,6 +92,8 @@ export type Notification = Static<typeof Notification>;
 
 export const Session = Type.Object({ token: Type.String(), userId: Type.String(), expiresAt: EpochMs });
 export const Stock = Type.Object({ sku: Type.String(), available: Type.Integer() });
+export const Wallet = Type.Object({ userId: Type.String(), balanceCents: Type.Integer() });
+export const Transfer = Type.Object({ transferId: Type.String(), from: Type.String(), to: Type.String(), amountCents: Type.Integer(), balanceCents: Type.Integer(), createdAt: EpochMs });
 
 /** `{items, cursor?}` — cursor absent on the last page. */
 export function PageOf<T extends TSchema>(item: T) {
@@ -119,10 +123,13 @@ export const CategoryRow = Category;
 export const ProductRow = Product;
 /** One row per (lower-cased name word, product): search reads a prefix range of `term`. */
 export const TermRow = Type.Object({ term: Type.String(), productId: Type.String() });
-/** Stock of one SKU; `recent` = the last RECENT_MAX order ops applied (`+o…` reserve, `-o…` release), for idempotency. */
+/**
+ * Stock of one SKU. Reservations are steps of the checkout workflow (services/checkout.ts), each
+ * applied once by the platform's transactions; `recent` (the per-SKU idempotency window of earlier
+ * versions) is no longer written and stays only so stores made by them still open.
+ */
 export const StockRow = Type.Object({ sku: Type.String(), available: Type.Integer(), recent: Type.Array(Type.String()) });
 export type StockRow = Static<typeof StockRow>;
-export const RECENT_MAX = 64;
 export const OrderRow = Type.Object({
   userId: Type.String(),
   orderId: Type.String(),
@@ -130,24 +137,29 @@ export const OrderRow = Type.Object({
   totalCents: Type.Integer(),
   status: Type.Literal('placed'),
   createdAt: Type.Integer(),
+  /** When the payment was captured (the checkout's last step); the order-created event follows it. */
+  paidAt: Type.Optional(Type.Integer()),
 });
 export type OrderRow = Static<typeof OrderRow>;
-/**
- * One per (user, idempotency key), next to the user's orders: binds the key to its request's items
- * (`fingerprint`, SHA-256 of the canonical items) and decides, by compare-and-set, how attempt
- * `attempt` of the order ends: 'open' (reserving) -> 'placing' (all reserved: the order row will be
- * written) or 'aborting' (its reservations are being given back) -> 'aborted' (given back; a retry
- * opens attempt + 1). See services/orders.ts.
- */
-export const OrderKeyRow = Type.Object({
-  userId: Type.String(),
+/** A user's store credit, in cents (never negative). */
+export const WalletRow = Type.Object({ userId: Type.String(), balanceCents: Type.Integer() });
+export type WalletRow = Static<typeof WalletRow>;
+/** A credit transfer, recorded in the same transaction as the two balances (its id makes a retry a replay). */
+export const TransferRow = Type.Object({ userId: Type.String(), transferId: Type.String(), toUserId: Type.String(), amountCents: Type.Integer(), createdAt: Type.Integer() });
+export type TransferRow = Static<typeof TransferRow>;
+/** The simulated payment provider's record of one order's payment (services/payments.ts). */
+export const PaymentRow = Type.Object({
+  /** The checkout attempt's workflow id: `<orderId>` or `<orderId>.<attempt>`. */
+  paymentId: Type.String(),
   orderId: Type.String(),
-  fingerprint: Type.String(),
-  attempt: Type.Integer(),
-  /** 'open' | 'placing' | 'aborting' | 'aborted' (a plain string column: the store has no enums). */
+  userId: Type.String(),
+  amountCents: Type.Integer(),
+  /** authorized | captured | voided | declined */
   state: Type.String(),
+  authId: Type.String(),
+  updatedAt: Type.Integer(),
 });
-export type OrderKeyRow = Static<typeof OrderKeyRow>;
+export type PaymentRow = Static<typeof PaymentRow>;
 /** The recipient's inbox (partitioned by recipient). */
 export const InboxRow = Type.Object({ userId: Type.String(), messageId: Type.String(), from: Type.String(), to: Type.String(), text: Type.String(), sentAt: Type.Integer() });
 export type InboxRow = Static<typeof InboxRow>;
@@ -170,7 +182,9 @@ export const TABLES = {
   productTerms: { schema: TermRow, primaryKey: ['term', 'productId'] },
   inventory: { schema: StockRow, primaryKey: ['sku'] },
   orders: { schema: OrderRow, primaryKey: ['userId', 'orderId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] } },
-  orderKeys: { schema: OrderKeyRow, primaryKey: ['userId', 'orderId'], partitionKey: ['userId'] },
+  wallets: { schema: WalletRow, primaryKey: ['userId'] },
+  transfers: { schema: TransferRow, primaryKey: ['userId', 'transferId'], partitionKey: ['userId'] },
+  payments: { schema: PaymentRow, primaryKey: ['paymentId'] },
   inbox: { schema: InboxRow, primaryKey: ['userId', 'messageId'], partitionKey: ['userId'], indexes: { recent: ['userId', 'sentAt'] } },
   notifications: { schema: NotificationRow, primaryKey: ['userId', 'id'], partitionKey: ['userId'], indexes: { recent: ['userId', 'createdAt'] } },
 } as const;

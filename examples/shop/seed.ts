@@ -18,6 +18,8 @@ import type { ShopTables } from './services/deps.js';
 
 const SEED_MARK = 'seed:v1';
 const BATCH_MAX = 1000;
+/** Store credit of each seeded user's wallet, cents. */
+export const SEED_CREDIT_CENTS = 100_000;
 
 function chunks<T>(xs: readonly T[], n = BATCH_MAX): T[][] {
   const out: T[][] = [];
@@ -61,7 +63,23 @@ async function seedUserAccounts(t: ShopTables): Promise<void> {
     missing.map(async (u) => ({ userId: u.userId, email: u.email, name: u.name, bio: '', createdAt: now, passwordHash: await hashPassword(u.password), role: u.role })),
   );
   await t.users.batch(rows.map((row) => ({ op: 'upsert' as const, row })));
+  await seedWallets(t, rows.map((r) => r.userId));
   await t.emails.batch(rows.map((r) => ({ op: 'upsert' as const, row: { email: r.email, userId: r.userId } })));
+}
+
+/** Wallets of the seeded users: inserted only where missing (a seeder never resets a balance). */
+async function seedWallets(t: ShopTables, userIds: readonly string[]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const have = await t.wallets.getMany(userIds);
+    const missing = userIds.filter((_, i) => have[i] === undefined);
+    if (missing.length === 0) return;
+    try {
+      await t.wallets.batch(missing.map((userId) => ({ op: 'insert' as const, row: { userId, balanceCents: SEED_CREDIT_CENTS } })));
+      return;
+    } catch (err) {
+      if (!isPowerplantError(err, 'PP_ERR_CONFLICT') || attempt >= 5) throw err;
+    }
+  }
 }
 
 /** Seeds unless the marker says it was done. Resolves whether this call wrote anything. */

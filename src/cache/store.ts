@@ -60,6 +60,11 @@ export interface ReadThrough<K, V> {
   /** Writes through the store, then invalidates the key everywhere (the feed does it too). */
   put(key: K, value: V, options?: KvPutOptions): Promise<WriteResult>;
   delete(key: K): Promise<boolean>;
+  /**
+   * Drops the key everywhere now, for a write made another way (a transaction, a batch): the
+   * feed would drop it too, a poll interval later.
+   */
+  invalidate(key: K): Promise<void>;
   /** Stops following the feed. */
   close(): Promise<void>;
 }
@@ -79,6 +84,9 @@ export async function readThroughKv<V>(cache: Cache<V>, kv: Kv<V>, feed: ChangeF
       const r = await kv.delete(key);
       await cache.delete(key);
       return r;
+    },
+    invalidate: async (key) => {
+      await cache.delete(key);
     },
     close: () => sub.close(),
   };
@@ -107,6 +115,9 @@ export async function readThroughTable<T extends Record<string, unknown>>(
       const r = await table.delete(key);
       await cache.delete(keyOf(key));
       return r;
+    },
+    invalidate: async (key) => {
+      await cache.delete(keyOf(key));
     },
     close: () => sub.close(),
   };

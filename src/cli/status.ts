@@ -77,6 +77,14 @@ export interface StatusDoc {
   nodes?: StatusNode[];
   services?: StatusService[];
   partitions?: StatusPartitions;
+  /** An application using src/tx reports its workflows and transactions here. */
+  workflows?: StatusWorkflows;
+}
+
+export interface StatusWorkflows {
+  counts?: Record<string, number>;
+  running?: { id?: string; name?: string; owner?: string; createdMs?: number; updatedMs?: number }[];
+  transactions?: { committed?: { none?: number; local?: number; twoPc?: number }; aborts?: number; failed?: number; recovery?: { committed?: number; aborted?: number; skipped?: number } };
 }
 
 export interface StatusIo {
@@ -298,6 +306,23 @@ export function renderStatus(doc: StatusDoc, base: string): string {
           })),
         ),
       );
+    }
+  }
+  const w = doc.workflows;
+  if (w !== undefined && w !== null && typeof w === 'object') {
+    const counts = w.counts ?? {};
+    out.push('');
+    out.push(`workflows: ${Object.entries(counts).map(([k, v]) => `${k} ${String(v)}`).join(', ') || 'none'}`);
+    const running = arr(w.running);
+    const now = Date.now();
+    if (running.length > 0) {
+      out.push(formatTable(running.map((r) => ({ id: dash(r.id), workflow: dash(r.name), owner: dash(r.owner), 'age s': typeof r.createdMs === 'number' ? ((now - r.createdMs) / 1000).toFixed(1) : '-' }))));
+    }
+    const t = w.transactions;
+    if (t !== undefined && t !== null && typeof t === 'object') {
+      const c = t.committed ?? {};
+      const r = t.recovery ?? {};
+      out.push(`transactions: ${c.local ?? 0} one-shard, ${c.twoPc ?? 0} two-phase, ${c.none ?? 0} read-only; ${t.aborts ?? 0} aborted attempts, ${t.failed ?? 0} failed; recovery committed ${r.committed ?? 0}, aborted ${r.aborted ?? 0}, skipped ${r.skipped ?? 0}`);
     }
   }
   out.push('');

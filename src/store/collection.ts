@@ -49,6 +49,16 @@ export interface WriteResult {
   readonly position: number;
 }
 
+/**
+ * One write (or condition) built and validated by a table or kv handle, not yet submitted, with
+ * the shard it belongs to. `store.atomic` submits several of one shard as one request; the tx
+ * layer builds its prepares and commits from them.
+ */
+export interface StoreOp {
+  readonly shard: number;
+  readonly write: WriteOp;
+}
+
 /** Submits one atomic request to a shard's group committer; throws the request's typed error. */
 export async function submit(ctx: ShardContext, shard: number, ops: readonly WriteOp[]): Promise<readonly OpOutcome[]> {
   ctx.checkOpen();

@@ -6,7 +6,7 @@
 export { Store, openStore, type StoreOptions, type TableSpec, type SweepOptions, type StoreStats, type StoreDescription } from './store.js';
 export { Kv, type KvEntry, type KvPutEntry, type KvPutOptions, type KvScanItem, type KvScanOptions } from './kv.js';
 export { Table, type Versioned, type TableWriteOptions, type KeyOf, type Query, type RangeBounds, type Page, type TableOp } from './table.js';
-export { DEFAULT_LIMITS, type StoreLimits, type WriteResult } from './collection.js';
+export { DEFAULT_LIMITS, type StoreLimits, type WriteResult, type StoreOp } from './collection.js';
 export { ChangeFeed, type ChangeRecord, type Positions, type SubscribeOptions, type Subscription } from './feed.js';
 export { GROUP_COMMIT_DEFAULTS, type GroupCommitOptions } from './group-commit.js';
 export type { PartitionConfig, PartitionDescription } from './router.js';
@@ -21,4 +21,5 @@ export {
   type PostgresWriteStats,
   type ShardEngine,
   type Migration,
+  type OpOutcome,
 } from './engines/index.js';

@@ -15,6 +15,7 @@ import {
   submit,
   submitAcross,
   type ShardContext,
+  type StoreOp,
   type WriteResult,
 } from './collection.js';
 import { pack, unpack } from './codec.js';
@@ -137,6 +138,31 @@ export class Kv<V = unknown> {
     const exp = expiryOf(options.ttlMs, this.#ctx.limits, nowMs);
     const k = [key];
     return { table: this.def, kind: 'upsert', key: k, values: [key, v], expiresAtMs: exp, keyJson: keyJson(k), doc: v, ...(version === undefined ? {} : { expectVersion: version }) };
+  }
+
+  /** A put or delete as a `StoreOp` (validated, not submitted), for `store.atomic` and transactions. */
+  writeOp(op: { readonly op: 'put'; readonly key: string; readonly value: V; readonly version?: number; readonly ttlMs?: number } | { readonly op: 'delete'; readonly key: string; readonly version?: number }): StoreOp {
+    requireArg(typeof op === 'object' && op !== null, 'op', 'must be an object');
+    if (op.op === 'put') return { shard: this.#shardOf(op.key), write: this.#putOp(op.key, op.value, op, Date.now(), '') };
+    requireArg(op.op === 'delete', 'op', "must be 'put' or 'delete'");
+    this.#checkKey(op.key);
+    const version = checkVersion(op.version);
+    const k = [op.key];
+    return { shard: this.#shardOf(op.key), write: { table: this.def, kind: 'delete', key: k, keyJson: keyJson(k), ...(version === undefined ? {} : { expectVersion: version }) } };
+  }
+
+  /** A condition for `store.atomic`: the entry's live version is `version` (0 = absent). */
+  checkOp(key: string, version: number): StoreOp {
+    this.#checkKey(key);
+    requireArg(Number.isSafeInteger(version) && version >= 0, 'version', 'must be an integer >= 0');
+    const k = [key];
+    return { shard: this.#shardOf(key), write: { table: this.def, kind: 'check', key: k, keyJson: keyJson(k), expectVersion: version } };
+  }
+
+  /** The shard index and canonical key string of a key (validated). */
+  locate(key: string): { shard: number; keyJson: string } {
+    this.#checkKey(key);
+    return { shard: this.#shardOf(key), keyJson: keyJson([key]) };
   }
 
   /** Writes the value. With `version`: compare-and-set (PP_ERR_CONFLICT on mismatch). */

@@ -6,9 +6,10 @@ import { randomBytes } from 'node:crypto';
 import type { Static, TObject } from '@sinclair/typebox';
 import { ppError, requireArg } from '../errors/index.js';
 import { renamedOptions } from '../util/index.js';
-import { DEFAULT_LIMITS, type ShardContext, type StoreLimits } from './collection.js';
+import { DEFAULT_LIMITS, submit, type ShardContext, type StoreLimits, type StoreOp } from './collection.js';
+import { feedDocOfValues, pack, unpack } from './codec.js';
 import { CURSOR_SECRET_BYTES_MAX, CURSOR_SECRET_BYTES_MIN, CursorCodec } from './cursor.js';
-import type { Migration, ShardEngine } from './engines/base.js';
+import { keyJson as keyJsonFn, type Migration, type OpOutcome, type ShardEngine, type WriteOp } from './engines/base.js';
 import { createEngines, type EngineOptions } from './engines/index.js';
 import { ChangeFeed } from './feed.js';
 import { GroupCommitter, type GroupCommitOptions } from './group-commit.js';
@@ -246,6 +247,57 @@ export class Store {
     this.#handles.set(def.physical, { def, router, handle: handle as Promise<Table<Record<string, unknown>>> });
     handle.catch(() => this.#handles.delete(def.physical));
     return handle;
+  }
+
+  // ---- atomic requests (the tx layer's building blocks) ------------------------------------------
+
+  /**
+   * Submits ops of ONE shard (from `table.writeOp` / `checkOp`, `kv.writeOp` / `checkOp`, any
+   * tables) as one atomic request through the shard's group committer: every check holds and
+   * every write applies, or nothing does (the first failing op's typed error is thrown).
+   * Outcomes in op order.
+   */
+  async atomic(ops: readonly StoreOp[]): Promise<readonly OpOutcome[]> {
+    this.#checkOpen();
+    requireArg(Array.isArray(ops) && ops.length > 0, 'ops', 'must be a non-empty array');
+    requireArg(ops.length <= this.limits.batchOpsMax, 'ops', `at most ${this.limits.batchOpsMax} ops per request (limits.batchOpsMax)`);
+    const shard = ops[0]!.shard;
+    for (const o of ops) requireArg(o.shard === shard, 'ops', 'all ops of one atomic request must be on one shard');
+    return submit(this.#ctx, shard, ops.map((o) => o.write));
+  }
+
+  /**
+   * A put (insert/upsert) or delete as bytes, for durable intents (tx prepares, recovery): the
+   * table, the shard, the kind and the encoded values. Conditions are not kept: an intent is
+   * applied unconditionally once its transaction committed.
+   */
+  encodeOp(op: StoreOp): Buffer {
+    const w = op.write;
+    requireArg(w.kind === 'insert' || w.kind === 'upsert' || w.kind === 'delete', 'op', 'only puts and deletes can be encoded');
+    return pack([w.table.physical, op.shard, w.kind === 'delete' ? 'd' : 'u', w.key, w.values ?? null, w.expiresAtMs ?? null]);
+  }
+
+  /**
+   * The op of `encodeOp`'s bytes, as an unconditional upsert or delete. Its table must have been
+   * opened in this process (`store.table` / `store.kv`): PP_ERR_NOT_FOUND otherwise.
+   */
+  decodeOp(bytes: Uint8Array): StoreOp {
+    const [physical, shard, kind, key, values, exp] = unpack(Buffer.from(bytes)) as [string, number, 'u' | 'd', WriteOp['key'], WriteOp['values'] | null, number | null];
+    const def = this.#handles.get(physical)?.def;
+    if (def === undefined) throw ppError('PP_ERR_NOT_FOUND', { message: `${physical} is not open in this process (open it with store.table / store.kv first)`, data: { table: physical } });
+    requireArg(Number.isInteger(shard) && shard >= 0 && shard < this.shards.length, 'op', 'shard out of range');
+    const keyJsonOf = (k: WriteOp['key']): string => keyJsonFn(k);
+    if (kind === 'd') return { shard, write: { table: def, kind: 'delete', key, keyJson: keyJsonOf(key) } };
+    const vals = values!;
+    const doc = def.kind === 'kv' ? (vals[1] as Buffer) : feedDocOfValues(def, vals);
+    return { shard, write: { table: def, kind: 'upsert', key, values: vals, expiresAtMs: exp, keyJson: keyJsonOf(key), doc } };
+  }
+
+  /** The shard name of a shard index. */
+  shardName(index: number): string {
+    const s = this.shards[index];
+    requireArg(s !== undefined, 'shard', `no shard ${index}`);
+    return s;
   }
 
   /**

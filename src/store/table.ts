@@ -16,6 +16,7 @@ import {
   submit,
   submitAcross,
   type ShardContext,
+  type StoreOp,
   type WriteResult,
 } from './collection.js';
 import { decodeRow, feedDoc, feedDocOfValues } from './codec.js';
@@ -326,6 +327,34 @@ export class Table<T extends Record<string, unknown>> {
     const b = this.#buildOp(op, Date.now());
     const [o] = await submit(this.#ctx, b.shard, [b.op]);
     return { version: o!.version, shard: this.#ctx.engines[b.shard]!.shard, position: o!.position };
+  }
+
+  // ---- building blocks for atomic requests (src/tx) -----------------------------------------------
+
+  /** The write as a `StoreOp` (validated, not submitted), for `store.atomic` and transactions. */
+  writeOp(op: TableOp<T>): StoreOp {
+    const b = this.#buildOp(op, Date.now());
+    return { shard: b.shard, write: b.op };
+  }
+
+  /** A condition for `store.atomic`: the row's live version is `version` (0 = no live row). */
+  checkOp(key: KeyOf<T>, version: number): StoreOp {
+    requireArg(Number.isSafeInteger(version) && version >= 0, 'version', 'must be an integer >= 0');
+    const k = this.#encodeKey(key);
+    return { shard: this.#shardOfKey(k), write: { table: this.def, kind: 'check', key: k, keyJson: keyJson(k), expectVersion: version } };
+  }
+
+  /** The shard index and canonical key string of a primary key (validated). */
+  locate(key: KeyOf<T>): { shard: number; keyJson: string } {
+    const k = this.#encodeKey(key);
+    return { shard: this.#shardOfKey(k), keyJson: keyJson(k) };
+  }
+
+  /** The row's primary key as an object, from a full row. */
+  keyOfRow(row: T): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const c of this.def.primaryKey) out[c] = row[c];
+    return out;
   }
 
   // ---- writes -------------------------------------------------------------------------------------

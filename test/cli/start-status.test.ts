@@ -60,7 +60,7 @@ describe('powerplant start (the shop) and status', () => {
     const st = await runBin(['status', '--url', url]);
     expect(st.err).toBe('');
     expect(st.code).toBe(0);
-    for (const svc of ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier']) expect(st.out).toMatch(new RegExp(`^${svc}\\s+\\d+\\s+1\\s`, 'm'));
+    for (const svc of ['users', 'catalog', 'inventory', 'orders', 'messages', 'notifier', 'payments', 'wallet']) expect(st.out).toMatch(new RegExp(`^${svc}\\s+\\d+\\s+1\\s`, 'm'));
     expect(st.out).toMatch(/partitions: 2 shards/);
     expect(st.out).toMatch(/^s0\s+sqlite\s/m);
     expect(st.out).toMatch(/^s1\s+sqlite\s/m);
@@ -68,11 +68,14 @@ describe('powerplant start (the shop) and status', () => {
     expect(st.out).toMatch(/^orders\s+table\s+.*\s+userId\s+hash: /m);
     expect(st.out).toMatch(/^inventory\s+table\s+sku\s+sku\s+hash: /m);
     expect(st.out).toMatch(/\(this one\)\s+\S+\s+running\s+alive/);
+    // The workflows and transactions the shop runs on (src/tx).
+    expect(st.out).toMatch(/^workflows: running \d+, completed \d+, failed \d+, compensated \d+, cancelled \d+$/m);
+    expect(st.out).toMatch(/^transactions: \d+ one-shard, \d+ two-phase/m);
 
     const js = await runBin(['status', '--url', url, '--json']);
     expect(js.code).toBe(0);
     const doc = JSON.parse(js.out) as { services: { name: string }[]; partitions: { shards: unknown[] } };
-    expect(doc.services.map((x) => x.name).sort()).toEqual(['catalog', 'inventory', 'messages', 'notifier', 'orders', 'users']);
+    expect(doc.services.map((x) => x.name).sort()).toEqual(['catalog', 'inventory', 'messages', 'notifier', 'orders', 'payments', 'users', 'wallet']);
     expect(doc.partitions.shards).toHaveLength(2);
 
     // SIGTERM stops it gracefully (exit code 0).

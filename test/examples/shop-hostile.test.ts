@@ -181,45 +181,21 @@ for (const { engines, run } of CASES) {
         }
       });
 
-      it('reservations are idempotent per (order, attempt) whatever the quantity; a release gives back what is held, once, and refuses a late reservation of that attempt', async () => {
+      it('a checkout is a workflow: each step recorded once, the stock and the payment exactly what the order holds', async () => {
+        const { orderIdOf } = await import('../../examples/shop/services/orders.js');
         const sku = freshSku();
         const s0 = await available(sku);
-        const call = (name: string, params: unknown): Promise<{ available: number; applied: boolean; held: boolean }> =>
-          shop.shop.node.callDynamic(name, params) as Promise<{ available: number; applied: boolean; held: boolean }>;
-        const orderId = `o${'a'.repeat(20)}`;
-        expect(await call('inventory.reserve', { sku, qty: 5, orderId, attempt: 1 })).toMatchObject({ applied: true, held: true, available: s0 - 5 });
-        expect(await call('inventory.reserve', { sku, qty: 50, orderId, attempt: 1 })).toMatchObject({ applied: false, held: true, available: s0 - 5 });
-        expect(await call('inventory.release', { sku, orderId, attempt: 1 })).toMatchObject({ applied: true, held: false, available: s0 });
-        expect(await call('inventory.release', { sku, orderId, attempt: 1 })).toMatchObject({ applied: false, held: false, available: s0 });
-        expect(await call('inventory.reserve', { sku, qty: 5, orderId, attempt: 1 })).toMatchObject({ applied: false, held: false, available: s0 });
-        // A release that arrives before its reservation: nothing to give back, and the reservation is refused.
-        expect(await call('inventory.release', { sku, orderId, attempt: 2 })).toMatchObject({ applied: false, held: false, available: s0 });
-        expect(await call('inventory.reserve', { sku, qty: 5, orderId, attempt: 2 })).toMatchObject({ applied: false, held: false, available: s0 });
-        // A new attempt of the same order reserves again.
-        expect(await call('inventory.reserve', { sku, qty: 3, orderId, attempt: 3 })).toMatchObject({ applied: true, held: true, available: s0 - 3 });
-        expect(await available(sku)).toBe(s0 - 3);
-      });
-
-      it('a request finds its key mid-way (a node died while aborting or placing an attempt) and finishes that work: stock exact', async () => {
-        const orderKeys = await shop.shop.store.table('orderKeys', TABLES.orderKeys);
-        const { orderIdOf, fingerprintOf } = await import('../../examples/shop/services/orders.js');
-        for (const state of ['open', 'aborting', 'aborted', 'placing'] as const) {
-          const sku = freshSku();
-          const s0 = await available(sku);
-          const items = [{ sku, qty: 4 }];
-          const key = `midway-${engines}-${state}`;
-          const orderId = orderIdOf(user.userId, key);
-          // Attempt 1 reserved its stock, then its node died in `state`.
-          await shop.shop.node.callDynamic('inventory.reserve', { sku, qty: 4, orderId, attempt: 1 });
-          if (state === 'aborted') await shop.shop.node.callDynamic('inventory.release', { sku, orderId, attempt: 1 });
-          await orderKeys.insert({ userId: user.userId, orderId, fingerprint: fingerprintOf(items), attempt: 1, state });
-          const r = await place(user.token, items, key);
-          expectStatus(r, 201);
-          expect((r.body as Order).orderId).toBe(orderId);
-          expect(await available(sku), state).toBe(s0 - 4);
-          expectStatus(await place(user.token, items, key), 201);
-          expect(await available(sku), state).toBe(s0 - 4);
-        }
+        const key = `wf-${engines}`;
+        const r = await place(user.token, [{ sku, qty: 4 }], key);
+        expectStatus(r, 201);
+        expectStatus(await place(user.token, [{ sku, qty: 4 }], key), 201);
+        const orderId = orderIdOf(user.userId, key);
+        const st = await shop.shop.node.callDynamic('payments.get', { paymentId: orderId });
+        expect(st).toMatchObject({ orderId, state: 'captured', amountCents: (r.body as Order).totalCents });
+        const wf = await shop.shop.workflows.status(orderId);
+        expect(wf.state).toBe('completed');
+        expect(wf.steps.map((x) => `${x.name}:${x.state}`)).toEqual(['reserve:done', 'authorize:done', 'write:done', 'capture:done']);
+        expect(await available(sku)).toBe(s0 - 4);
       });
 
       it('keeps stock exact under any interleaving of concurrent orders with shared and different keys and bodies, on scarce stock (property, seeded)', async () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { startShop, type Shop } from '../../examples/shop/index.js';
+import { startShop, type Shop, type ShopOptions } from '../../examples/shop/index.js';
 import { TABLES } from '../../examples/shop/schema.js';
 import { openQueue } from '../../src/queue/index.js';
 import { dropSchemas, PG_BASE } from '../store/helpers.js';
@@ -25,6 +25,8 @@ export interface OrderItem { sku: string; qty: number; priceCents: number }
 export interface Order { orderId: string; userId: string; items: OrderItem[]; totalCents: number; status: string; createdAt: number }
 export interface Message { messageId: string; from: string; to: string; text: string; sentAt: number }
 export interface Notification { id: string; kind: string; orderId: string; totalCents: number; createdAt: number }
+export interface Wallet { userId: string; balanceCents: number }
+export interface Transfer { transferId: string; from: string; to: string; amountCents: number; balanceCents: number; createdAt: number }
 export interface Page<T> { items: T[]; cursor?: string }
 export interface ErrorBody { error: { code: string; message: string; requestId: string; field?: string } }
 
@@ -257,7 +259,7 @@ export const SHOP_NATS = 'nats://127.0.0.1:4222';
  * PostgreSQL (its own schemas) + Redis (its own key prefix) + NATS (its own topics), all removed
  * again by stop().
  */
-export async function startTestShop(tag: string, o: { engines?: ShopEngines } = {}): Promise<TestShop> {
+export async function startTestShop(tag: string, o: { engines?: ShopEngines; payments?: ShopOptions['payments'] } = {}): Promise<TestShop> {
   const dataDir = mkdtempSync(join(tmpdir(), `pp-shop-${tag}-`));
   const secret = `test-secret-${tag}-${process.pid}`;
   const pg = o.engines === 'postgres';
@@ -266,6 +268,7 @@ export async function startTestShop(tag: string, o: { engines?: ShopEngines } = 
     dataDir,
     port: 0,
     sessionSecret: secret,
+    ...(o.payments === undefined ? {} : { payments: o.payments }),
     ...(pg ? { store: `${PG_BASE}?schema=${ns}`, shards: 2, redis: SHOP_REDIS, nats: SHOP_NATS, namespace: ns } : {}),
   });
   return {

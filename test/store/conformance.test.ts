@@ -440,6 +440,67 @@ describe.each(cases)('store conformance: $name', (engine) => {
     });
   });
 
+  describe('atomic requests across tables (the tx layer\'s building block)', () => {
+    it('checks and writes of several tables on one shard apply together or not at all', async () => {
+      const s = await open({ shards: 1 });
+      const orders = await s.table('atomic_orders', orderSpec);
+      const kv = await s.kv<number>('atomic_kv');
+      await kv.put('stock', 5);
+      const stock = await kv.get('stock');
+      const out = await s.atomic([
+        kv.checkOp('stock', stock!.version),
+        kv.writeOp({ op: 'put', key: 'stock', value: 4 }),
+        orders.writeOp({ op: 'insert', row: { user: 'u', id: 1, total: 3, paid: false } }),
+        orders.checkOp({ user: 'u', id: 2 }, 0),
+      ]);
+      expect(out.map((o) => o.applied)).toEqual([false, true, true, false]);
+      expect(out[1]!.position).toBeGreaterThan(0);
+      expect(out[2]!.position).toBeGreaterThan(out[1]!.position);
+      // A stale check fails the whole request with a typed conflict naming what it found.
+      const err = await s
+        .atomic([kv.writeOp({ op: 'put', key: 'stock', value: 3 }), orders.writeOp({ op: 'upsert', row: { user: 'u', id: 3, total: 1, paid: false } }), kv.checkOp('stock', stock!.version)])
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'PP_ERR_CONFLICT', data: { expectedVersion: stock!.version } });
+      expect((await kv.get('stock'))!.value).toBe(4);
+      expect(await orders.get({ user: 'u', id: 3 })).toBeUndefined();
+      // "must not exist" checks: the inserted order now exists.
+      await expectCode(s.atomic([orders.checkOp({ user: 'u', id: 1 }, 0), kv.writeOp({ op: 'put', key: 'x', value: 1 })]), 'PP_ERR_CONFLICT');
+      expect(await kv.get('x')).toBeUndefined();
+      // A request of checks alone writes no change record.
+      const head = await s.feed.heads();
+      await s.atomic([orders.checkOp({ user: 'u', id: 1 }, 1)]);
+      expect(await s.feed.heads()).toEqual(head);
+    });
+
+    it('refuses ops of two shards in one request, and bad versions', async () => {
+      const s = await open();
+      const kv = await s.kv<number>('atomic_kv2');
+      const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+      const shards = new Set(keys.map((k) => kv.locate(k).shard));
+      expect(shards.size).toBeGreaterThan(1);
+      const a = keys.find((k) => kv.locate(k).shard === 0)!;
+      const b = keys.find((k) => kv.locate(k).shard !== 0)!;
+      await expectCode(s.atomic([kv.writeOp({ op: 'put', key: a, value: 1 }), kv.writeOp({ op: 'put', key: b, value: 1 })]), 'PP_ERR_INVALID_ARGUMENT');
+      await expectCode(s.atomic([]), 'PP_ERR_INVALID_ARGUMENT');
+      expect(() => kv.checkOp(a, -1)).toThrow(/version/);
+      expect(await kv.get(a)).toBeUndefined();
+    });
+
+    it('encodes a put or delete and decodes it back to the same unconditional write', async () => {
+      const s = await open({ shards: 2 });
+      const orders = await s.table('atomic_enc', orderSpec);
+      const row = { user: 'v', id: 7, total: 2.5, paid: true, tags: ['x'], blob: new Uint8Array([1, 2, 3]) };
+      const put = s.decodeOp(s.encodeOp(orders.writeOp({ op: 'insert', row })));
+      expect(put.write.kind).toBe('upsert');
+      await s.atomic([put]);
+      expect((await orders.get({ user: 'v', id: 7 }))!.row).toEqual({ ...row, blob: Buffer.from([1, 2, 3]) });
+      await s.atomic([s.decodeOp(s.encodeOp(orders.writeOp({ op: 'delete', key: { user: 'v', id: 7 } })))]);
+      expect(await orders.get({ user: 'v', id: 7 })).toBeUndefined();
+      const other = await open({ shards: 2 });
+      await expectCode(Promise.resolve().then(() => other.decodeOp(s.encodeOp(orders.writeOp({ op: 'insert', row })))), 'PP_ERR_NOT_FOUND');
+    });
+  });
+
   describe('the change feed (group commit: group-commit.test.ts)', () => {
     it('every committed write appears once, in position order per shard, with its row', async () => {
       const s = await open();

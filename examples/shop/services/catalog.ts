@@ -149,15 +149,19 @@ export function catalogService(d: ShopDeps) {
             throw ppError('PP_ERR_NOT_FOUND', { field: 'params.categoryId', message: `params.categoryId: no category '${p.categoryId}'` });
           }
           const row: ProductT = { id: p.id, categoryId: p.categoryId, name: p.name, description: p.description, priceCents: p.priceCents };
-          // Write through the read-through (store, then drop the key on every node; the feed does too).
-          await d.products.put(p.id, row);
-          const oldTerms = nameTerms(before.name);
-          const newTerms = nameTerms(row.name);
-          const ops = [
-            ...oldTerms.filter((t) => !newTerms.includes(t)).map((term) => ({ op: 'delete' as const, key: { term, productId: p.id } })),
-            ...newTerms.filter((t) => !oldTerms.includes(t)).map((term) => ({ op: 'upsert' as const, row: { term, productId: p.id } })),
-          ];
-          if (ops.length > 0) await tables.productTerms.batch(ops);
+          // One transaction: the product and its search terms change together (never a product
+          // findable by its old name, or a new name not findable). The cache drops the key on
+          // every node from the change feed; this node drops it at once below.
+          await d.txs.run(async (tx) => {
+            const cur = await tx.get(tables.products, p.id);
+            if (cur === undefined) throw ppError('PP_ERR_NOT_FOUND', { field: 'params.id', message: `params.id: no product '${p.id}'` });
+            tx.upsert(tables.products, row);
+            const oldTerms = nameTerms(cur.row.name);
+            const newTerms = nameTerms(row.name);
+            for (const term of oldTerms) if (!newTerms.includes(term)) tx.delete(tables.productTerms, { term, productId: p.id });
+            for (const term of newTerms) if (!oldTerms.includes(term)) tx.upsert(tables.productTerms, { term, productId: p.id });
+          });
+          await d.products.invalidate(p.id);
           // This node at once; the others when the products change reaches them through the feed.
           pages.clearLocal();
           return row;

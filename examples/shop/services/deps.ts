@@ -6,10 +6,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import { consumer, isPowerplantError, ppError, type Cache, type KeyOf, type Kv, type Queue, type ReadThrough, type service, type Store, type Table } from 'powerplant';
+import { consumer, isPowerplantError, ppError, type Cache, type KeyOf, type Kv, type Queue, type ReadThrough, type service, type Store, type Table, type Transactions, type Workflows } from 'powerplant';
 import { Cursor, DEFAULT_LIMIT, Limit, UserId } from '../schema.js';
 import type {
-  CategoryRow, EmailRow, InboxRow, NotificationRow, OrderKeyRow, OrderRow, Preferences, Product, ProductRow, StockRow, TermRow, UserRow,
+  CategoryRow, EmailRow, InboxRow, NotificationRow, OrderRow, PaymentRow, Preferences, Product, ProductRow, StockRow, TermRow, TransferRow, UserRow, WalletRow,
 } from '../schema.js';
 
 export interface ShopTables {
@@ -20,7 +20,9 @@ export interface ShopTables {
   productTerms: Table<Static<typeof TermRow>>;
   inventory: Table<StockRow>;
   orders: Table<OrderRow>;
-  orderKeys: Table<OrderKeyRow>;
+  wallets: Table<WalletRow>;
+  transfers: Table<TransferRow>;
+  payments: Table<PaymentRow>;
   inbox: Table<InboxRow>;
   notifications: Table<NotificationRow>;
 }
@@ -37,6 +39,27 @@ export interface ShopDeps {
   readonly queue: Queue;
   readonly topics: { readonly orderCreated: string; readonly messages: string };
   readonly sessionKey: KeyObject;
+  /** The platform's transactions (sign-up, product updates, wallet transfers, checkout steps). */
+  readonly txs: Transactions;
+  /** The platform's durable workflows (checkout). */
+  readonly workflows: Workflows;
+  /** The simulated payment provider's behaviour (services/payments.ts). */
+  readonly payments: PaymentsConfig;
+  /** Store credit a new user's wallet starts with, in cents. */
+  readonly signUpCreditCents: number;
+}
+
+/**
+ * How the simulated payment provider behaves, decided per (seed, orderId, call) so a run is
+ * reproducible: a share of authorizations declined, a share of calls that time out (nothing
+ * recorded), a share that "crash" after recording (the answer is lost; a retry finds the record).
+ */
+export interface PaymentsConfig {
+  readonly latencyMs: number;
+  readonly declineRate: number;
+  readonly timeoutRate: number;
+  readonly crashRate: number;
+  readonly seed: number;
 }
 
 /** A cursor the store rejected (forged, malformed, from another listing) as a 400 naming `params.cursor`, with the store's reason. */

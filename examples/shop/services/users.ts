@@ -1,8 +1,9 @@
 /**
  * users: sign-up, sign-in (scrypt, HMAC session tokens), profile, preferences.
  *
- * Sign-up claims the email first (an insert into `emails`: a taken email is PP_ERR_CONFLICT, so two
- * concurrent sign-ups of one email cannot both win, on any number of nodes), then writes the user.
+ * Sign-up is one platform transaction: the email claim (`emails`, so a taken email is
+ * PP_ERR_CONFLICT and two concurrent sign-ups of one email cannot both win, on any number of
+ * nodes), the user row and the user's wallet commit together or not at all.
  * Tokens are verified statelessly at the gateway edge (routes.ts); this service only issues them.
  * The /me actions (me, update, get/putPreferences) take the token's user id and answer 401 when
  * that user does not exist: a validly signed token for no user is no session (not a 404).
@@ -56,17 +57,17 @@ export function usersService(d: ShopDeps) {
           const email = normalizeEmail(p.email);
           const passwordHash = await hashPassword(p.password);
           const userId = 'u' + randomBytes(6).toString('hex');
+          const row: UserRow = { userId, email: p.email, name: p.name, bio: '', createdAt: Date.now(), passwordHash, role: 'user' };
+          // One transaction: the email claim, the user and the wallet commit together or not at
+          // all (a taken email writes nothing; two sign-ups of one email cannot both commit).
           try {
-            await emails.insert({ email, userId });
+            await d.txs.run(async (tx) => {
+              await tx.insert(emails, { email, userId });
+              await tx.insert(users, row);
+              await tx.insert(d.tables.wallets, { userId, balanceCents: d.signUpCreditCents });
+            });
           } catch (err) {
             if (isPowerplantError(err, 'PP_ERR_CONFLICT')) throw ppError('PP_ERR_CONFLICT', { field: 'params.email', message: 'params.email: already taken' });
-            throw err;
-          }
-          const row: UserRow = { userId, email: p.email, name: p.name, bio: '', createdAt: Date.now(), passwordHash, role: 'user' };
-          try {
-            await users.insert(row);
-          } catch (err) {
-            await emails.delete(email).catch(() => undefined); // give the email back
             throw err;
           }
           return publicUser(row);

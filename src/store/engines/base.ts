@@ -23,7 +23,13 @@
 import type { PowerplantError } from '../../errors/index.js';
 import type { SqlValue, TableDef } from '../schema.js';
 
-export type OpKind = 'insert' | 'upsert' | 'update' | 'delete';
+/**
+ * `check` writes nothing: it is a condition of its request (the row's live version must equal
+ * `expectVersion`, 0 = no live row), so a request can be made conditional on rows it does not
+ * write (the tx layer's read validation and lock checks). A passing check has outcome
+ * { applied: false, version: 0, position: 0 } and no change record.
+ */
+export type OpKind = 'insert' | 'upsert' | 'update' | 'delete' | 'check';
 
 /** One write on one row. Built and validated by the kv/table layer; engines trust it. */
 export interface WriteOp {

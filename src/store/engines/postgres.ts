@@ -54,6 +54,7 @@ import {
   upsertManyLiteral,
   upsertManyWithFeedLiteral,
   batchStatements,
+  checkWithFeedLiteral,
   writeWithFeedLiteral,
   type Dialect,
   type Tpl,
@@ -519,7 +520,7 @@ export class PostgresShard implements ShardEngine {
       for (const op of st.ops) {
         const rec = byKey === undefined ? rows[0] : byKey.get(op.keyJson);
         if (rec === undefined) {
-          invariant(op.kind === 'delete' && op.expectVersion === undefined, 'only an unconditional delete may leave no record');
+          invariant(op.kind === 'check' || (op.kind === 'delete' && op.expectVersion === undefined), 'only a check or an unconditional delete may leave no record');
           outcomes.push({ applied: false, version: 0, position: 0 });
         } else {
           outcomes.push({ applied: true, version: rec.ver, position: rec.pos });
@@ -532,6 +533,7 @@ export class PostgresShard implements ShardEngine {
 
   /** One op's statement together with its outbox record (one-trip batches hold no update). */
   #oneWithFeed(feed: string, op: WriteOp, nowMs: number): string {
+    if (op.kind === 'check') return checkWithFeedLiteral(this.#d, feed, op, nowMs);
     const st = opStatement(this.#tpls, op, nowMs);
     return writeWithFeedLiteral(renderLiterals(st.tpl, st.params), feed, op, nowMs);
   }
@@ -585,7 +587,7 @@ export class PostgresShard implements ShardEngine {
           const op = st.ops[0]!;
           const one = opStatement(this.#tpls, op, nowMs);
           sql += `${renderLiterals(one.tpl, one.params)};`;
-          if (op.kind === 'insert' || op.kind === 'update' || op.expectVersion !== undefined) {
+          if (op.kind === 'insert' || op.kind === 'update' || (op.kind !== 'check' && op.expectVersion !== undefined)) {
             // The row as this op found it (it changed nothing if it failed), read right after it in
             // the same message: a later write of the batch to the same key cannot hide the version
             // that conflicted (the same answer SQLite gives, probing after the failed op).
@@ -614,7 +616,7 @@ export class PostgresShard implements ShardEngine {
         for (const s of slots) {
           if (s.verdict !== 'failed' || failedReqs.has(s.req)) continue;
           failedReqs.add(s.req);
-          results[s.req] = { ok: false, error: failure(s.op, s.probe, nowMs) };
+          results[s.req] = { ok: false, error: failure(s.op, s.op.kind === 'check' ? s.row : s.probe, nowMs) };
           // A failed request of several ops may have written some of them in this pass (SQLite
           // rolls them back before the next request runs): verdicts after it are not final; the
           // next pass, without it, decides them.

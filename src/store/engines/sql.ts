@@ -262,6 +262,8 @@ export function opStatement(c: TplCache, op: WriteOp, nowMs: number): OpStatemen
       if (withVersion) params.push(op.expectVersion!);
       return { tpl, params };
     }
+    case 'check':
+      return probeStatement(c, op);
     case 'delete': {
       const withVersion = op.expectVersion !== undefined;
       const tpl = c.get(`d|${def.physical}|${withVersion ? 1 : 0}`, () => deleteTpl(d, def, withVersion));
@@ -285,6 +287,11 @@ export function isLive(row: RawRow, nowMs: number): boolean {
  * (the op's condition did not hold: the request must not apply).
  */
 export function judge(op: WriteOp, row: RawRow | undefined, nowMs: number): 'ok' | 'noop' | 'failed' {
+  if (op.kind === 'check') {
+    // The probe's row, live or not: a passing check changes nothing and records nothing.
+    const actual = row !== undefined && isLive(row, nowMs) ? (row._v as number) : 0;
+    return actual === op.expectVersion ? 'noop' : 'failed';
+  }
   if (op.kind === 'delete') {
     if (row === undefined) return op.expectVersion === undefined ? 'noop' : 'failed';
     return op.expectVersion !== undefined || isLive(row, nowMs) ? 'ok' : 'noop';
@@ -297,6 +304,9 @@ export function failure(op: WriteOp, probe: RawRow | undefined, nowMs: number): 
   const actual = probe !== undefined && isLive(probe, nowMs) ? (probe._v as number) : 0;
   const name = op.table.kind === 'kv' ? `${op.table.name}/${String(op.key[0])}` : `${op.table.name} ${JSON.stringify(op.key)}`;
   const data = { table: op.table.name, expectedVersion: op.expectVersion ?? (op.kind === 'insert' ? 0 : null), actualVersion: actual };
+  if (op.kind === 'check') {
+    return ppError('PP_ERR_CONFLICT', { message: `${name}: expected ${op.expectVersion === 0 ? 'no row' : `version ${op.expectVersion}`}, found ${actual === 0 ? 'none' : `version ${actual}`}`, data });
+  }
   if (op.kind === 'insert' || op.expectVersion === 0) {
     return ppError('PP_ERR_CONFLICT', { message: `${name} already exists (version ${actual})`, data });
   }
@@ -504,6 +514,21 @@ export function writeWithFeedLiteral(write: string, feed: string, op: WriteOp, t
     `WITH w AS (${write}) INSERT INTO ${feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(op.table.physical)}, ${feedOp(op)}, ${pgLiteral(op.keyJson)}, ` +
     `${doc === null ? 'NULL::bytea' : pgLiteral(doc)}, ${ver}, CAST(${pgLiteral(del ? null : (op.expiresAtMs ?? null))} AS BIGINT), ${ts}${from} RETURNING "pos", "ver"`
   );
+}
+
+/**
+ * PostgreSQL only: a `check` op on the one-trip path. It writes nothing when the condition holds;
+ * when it does not, it appends a record with a NULL version, which pp_feed's NOT NULL constraint
+ * refuses: the same abort signal as a failed write (`writeWithFeedLiteral`), so a batch of
+ * checks and writes still goes to the server in one message. Returns "pos", "ver" (no rows).
+ */
+export function checkWithFeedLiteral(d: Dialect, feed: string, op: WriteOp, ts: number): string {
+  const def = op.table;
+  const where = def.primaryKey.map((c, i) => `${q(c)} = ${pgLiteral(op.key[i]!)}`).join(' AND ');
+  const liveRow = `SELECT 1 FROM ${d.table(def.physical)} WHERE ${where} AND ("_exp" IS NULL OR "_exp" > ${ts})`;
+  const v = op.expectVersion ?? 0;
+  const failed = v === 0 ? `EXISTS (${liveRow})` : `NOT EXISTS (${liveRow} AND "_v" = ${v})`;
+  return `INSERT INTO ${feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(def.physical)}, 1, ${pgLiteral(op.keyJson)}, NULL, NULL, NULL, ${ts} WHERE ${failed} RETURNING "pos", "ver"`;
 }
 
 /**

@@ -282,7 +282,8 @@ export class SqliteShard implements ShardEngine {
 
   async commit(requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[]> {
     const results = this.commitSync(requests, nowMs);
-    if (this.#walFd !== undefined && results.some((r) => r.ok)) await this.#sync();
+    // A batch that wrote nothing (deletes of missing rows, checks alone) has nothing to make durable.
+    if (this.#walFd !== undefined && results.some((r) => r.ok && r.outcomes.some((o) => o.applied))) await this.#sync();
     return results;
   }
 
