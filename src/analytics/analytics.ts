@@ -252,6 +252,7 @@ export class Analytics implements MirrorHost {
     checkLimits(options, '');
     const limits: QueryLimits = { rowsMax: options.rowsMax ?? this.#limits.rowsMax, timeoutMs: options.timeoutMs ?? this.#limits.timeoutMs };
     const deadline = Date.now() + limits.timeoutMs;
+    if (options.signal?.aborted === true) throw ppError('PP_ERR_ABORTED', { message: 'the query was cancelled' });
     return this.#track(async () => {
       const c = await this.#pool.acquire(deadline, options.signal);
       try {

@@ -81,6 +81,7 @@ describe('analytics query', () => {
     const p = a.query(slow, undefined, { signal: ac.signal, timeoutMs: 60_000 });
     setTimeout(() => ac.abort(), 100);
     await expectCode(p, 'PP_ERR_ABORTED');
+    await expectCode(a.query('SELECT 1 AS x', undefined, { signal: AbortSignal.abort() }), 'PP_ERR_ABORTED');
     // the connections are usable again
     expect((await a.query<{ n: number }>('SELECT count(*) AS n FROM lines')).rows[0]!.n).toBe(N);
     await expectCode(async () => a.query('SELECT 1', undefined, { rowsMax: 0 }), 'PP_ERR_INVALID_ARGUMENT', 'rowsMax');
