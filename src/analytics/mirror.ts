@@ -24,7 +24,7 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { isPowerplantError, ppError, requireArg, type PowerplantError } from '../errors/index.js';
 import type { ChangeFeed, ChangeRecord, Positions, Subscription, Table } from '../store/index.js';
-import { appendKey, appendRows, appendValue, checkRow, duckType, lit, q, tableColumnsSql, type ColumnDef, type TableDef } from './columns.js';
+import { appendKey, appendRows, checkRow, duckType, lit, q, tableColumnsSql, type AppendRow, type ColumnDef, type TableDef } from './columns.js';
 import { Layout, PARTITIONS_MAX_DEFAULT, PARTITIONS_MAX_LIMIT, checkPartitionBy, partitionTableSql, tombName, viewSql, type Partition, type PartitionBy } from './layout.js';
 
 export interface MirrorOptions {
@@ -371,15 +371,6 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
     }
   }
 
-  #appendRow(a: DuckDBAppender, row: Readonly<Record<string, unknown>>, version: number, exp: number | null): void {
-    const cols = this.#columns;
-    for (let i = 0; i < cols.length; i++) appendValue(a, cols[i]!, row[cols[i]!.name]);
-    a.appendBigInt(BigInt(version));
-    if (exp === null) a.appendNull();
-    else a.appendBigInt(BigInt(exp));
-    a.endRow();
-  }
-
   async #createPartition(c: DuckDBConnection, value: string, existing: Partition | undefined): Promise<Partition> {
     const p = existing ?? this.#layout.add(value);
     if (existing !== undefined) p.table = `${this.name}__p${p.ordinal}`;
@@ -434,6 +425,7 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
           let cursor: string | undefined;
           do {
             const page = await table.query({ limit: this.#host.pageMax, ...(cursor === undefined ? {} : { cursor }) });
+            const byValue = new Map<string, AppendRow[]>();
             for (const item of page.items) {
               const row = item.row as Record<string, unknown>;
               const bad = checkRow(this.name, this.#columns, this.#byName, row, 'snapshot', 0);
@@ -450,8 +442,13 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
                 appenders.set(v, a);
               }
               if (item.expiresAtMs !== null) this.#ttl = true;
-              this.#appendRow(a, row, item.version, item.expiresAtMs);
-              this.#appended++;
+              let list = byValue.get(v);
+              if (list === undefined) byValue.set(v, (list = []));
+              list.push({ row, version: item.version, expiresAtMs: item.expiresAtMs });
+            }
+            for (const [v, list] of byValue) {
+              appendRows(appenders.get(v)!, this.#columns, list);
+              this.#appended += list.length;
             }
             cursor = page.cursor;
           } while (cursor !== undefined);
@@ -603,6 +600,12 @@ export class Mirror<T extends Record<string, unknown> = Record<string, unknown>>
 
 /** A record key as a map key: JSON, bytes by their content. */
 function keyString(key: readonly unknown[]): string {
+  // One string or number column (most tables): the value itself, tagged by type (1 and "1" differ).
+  if (key.length === 1) {
+    const k = key[0];
+    if (typeof k === 'string') return `s${k}`;
+    if (typeof k === 'number') return `n${k}`;
+  }
   return JSON.stringify(key, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
 }
 
