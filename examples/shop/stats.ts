@@ -15,6 +15,7 @@
  * once into the tables; windows close on event time, so the current minute shows once later
  * orders (or views) move event time past it.
  */
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { action, createJob, createOutbox, defineService, sliding, tumbling, type Queue, type Store } from 'powerplant';
 import type { MetricsRegistry } from 'powerplant/observe';
@@ -201,7 +202,12 @@ export async function startShopStats(o: { store: Store; queue: Queue; ns: string
     },
     ...(o.onError === undefined ? {} : { onError: o.onError }),
   });
-  const jobName = (s: string): string => `${o.ns.replace(/[^A-Za-z0-9_]/g, '_')}_${s}`.replace(/^[^A-Za-z]/, 'j').slice(0, 40);
+  // `<ns>_<job>` when it fits a job name (33 characters, a letter first), else `<job>_<hash of ns>`:
+  // never truncated, so two jobs of one namespace never share a name.
+  const jobName = (s: string): string => {
+    const plain = `${o.ns.replace(/[^A-Za-z0-9_]/g, '_')}_${s}`;
+    return /^[A-Za-z]/.test(plain) && plain.length <= 33 ? plain : `${s}_${createHash('sha256').update(o.ns).digest('hex').slice(0, 16)}`;
+  };
   const lateness = { outOfOrdernessMs: Math.min(5000, minuteMs / 4), allowedLatenessMs: minuteMs };
 
   const common = { store: o.store, queue: o.queue, ...(o.onError === undefined ? {} : { onError: o.onError }), ...(o.metrics === undefined ? {} : { metrics: o.metrics }) };

@@ -51,7 +51,8 @@ export const JOB_DEFAULTS = { checkpointIntervalMs: 200, checkpointRecordsMax: 2
  */
 export const CHECKPOINT_WRITES_MAX = 20_000;
 
-const JOB_NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
+/** A job's tables are `pp_stream_<job>` and `pp_stream_<job>_dead`: the name fits the store's 48-character table names. */
+const JOB_NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,32}$/;
 
 export interface PartitionStatus {
   readonly partition: number;

@@ -75,7 +75,7 @@ describe('powerplant start (the shop) and status', () => {
     const js = await runBin(['status', '--url', url, '--json']);
     expect(js.code).toBe(0);
     const doc = JSON.parse(js.out) as { services: { name: string }[]; partitions: { shards: unknown[] } };
-    expect(doc.services.map((x) => x.name).sort()).toEqual(['catalog', 'inventory', 'messages', 'notifier', 'orders', 'payments', 'users', 'wallet']);
+    expect(doc.services.map((x) => x.name).sort()).toEqual(['catalog', 'inventory', 'messages', 'notifier', 'orders', 'payments', 'stats', 'users', 'wallet']);
     expect(doc.partitions.shards).toHaveLength(2);
 
     // SIGTERM stops it gracefully (exit code 0).

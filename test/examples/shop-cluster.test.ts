@@ -1,6 +1,6 @@
 /**
  * Fault test of the reference backend: the shop on PostgreSQL + Redis + NATS as THREE node
- * processes (each runs all eight services and a gateway; they share the store, the cache's L2, the
+ * processes (each runs all nine services (stats included) and a gateway; they share the store, the cache's L2, the
  * transport and the JetStream queue), a steady load of order placements and reads spread over the
  * three gateways, and one node SIGKILLed in the middle of it.
  *
@@ -204,9 +204,9 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       if (r.status !== 200) return false;
       const doc = r.body as StatusDoc;
       const alive = (doc.nodes ?? []).filter((x) => x.status === 'alive').map((x) => x.nodeId);
-      return ids.every((id) => alive.includes(id)) && (doc.services ?? []).length === 8 && (doc.services ?? []).every((s) => (s.instances ?? []).length === 3);
+      return ids.every((id) => alive.includes(id)) && (doc.services ?? []).length === 9 && (doc.services ?? []).every((s) => (s.instances ?? []).length === 3);
     };
-    await waitUntil(async () => (await Promise.all(nodes.map(formed))).every(Boolean), 30_000, 'three nodes with eight services each, seen from every gateway');
+    await waitUntil(async () => (await Promise.all(nodes.map(formed))).every(Boolean), 30_000, 'three nodes with nine services each, seen from every gateway');
     const startedMs = performance.now() - t0;
 
     // `powerplant status` reads the running cluster: three alive nodes, three instances of each
