@@ -4,13 +4,16 @@
  * schemas for validation and response serialization, one better-sqlite3 database (see db.ts), and
  * lru-cache in front of product reads and category pages. Messages go straight into the
  * recipient's inbox table and the order-created notification is written in the order's
- * transaction (no queue: there is only one process). See README.md in this folder.
+ * transaction (no queue: there is only one process). A checkout reserves stock in one
+ * transaction, talks to the simulated payment provider (payments.ts), then writes the order or
+ * gives the stock back in a second one. See README.md in this folder.
  */
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { bearerToken, DUMMY_PASSWORD_HASH, hashPassword, issueToken, sessionKey, verifyPassword, verifyToken, type TokenPayload } from '../../examples/shop/auth.js';
-import { openShopDb, type OrderRow, type ProductRow, type UserRow } from './db.js';
+import { openShopDb, SIGN_UP_CREDIT_CENTS, type CheckoutRow, type OrderRow, type ProductRow, type UserRow } from './db.js';
+import { PaymentDeclined, paymentsConfig, ProviderLost, ProviderTimeout, SimulatedProvider, type PaymentsConfig, type PaymentState } from './payments.js';
 import * as S from './schemas.js';
 
 declare module 'fastify' {
@@ -62,6 +65,8 @@ export interface PeerOptions {
   /** Entries in each cache (products; category pages). Default 10,000 and 2,000. */
   productCacheMax?: number;
   pageCacheMax?: number;
+  /** The simulated payment provider (payments.ts; server.ts reads PP_PAYMENTS_*). Default: instant, never fails. */
+  payments?: Partial<PaymentsConfig>;
 }
 
 export interface Peer {
@@ -70,7 +75,28 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
+/** Attempts of each provider call (the first and its retries) when it times out or its answer is lost. */
+const AUTHORIZE_ATTEMPTS = 4;
+const CAPTURE_ATTEMPTS = 6;
+const VOID_ATTEMPTS = 3;
+const RETRY_BACKOFF_MS = 20;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `fn`, tried again (after a growing pause) while the provider times out or loses its answer. */
+async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof ProviderTimeout || e instanceof ProviderLost) || i >= attempts) throw e;
+      await sleep(RETRY_BACKOFF_MS * i);
+    }
+  }
+}
+
 export async function startPeer(options: PeerOptions): Promise<Peer> {
+  const provider = new SimulatedProvider(paymentsConfig(options.payments));
   const { q, sessionSecret } = await openShopDb(options.dataDir);
   const key = sessionKey(sessionSecret);
   const products = new LRUCache<string, ProductRow>({ max: options.productCacheMax ?? 10_000 });
@@ -122,6 +148,12 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 
   // --- users -------------------------------------------------------------------------------------
 
+  /** One transaction: the user (its email is UNIQUE: the claim) and its wallet. */
+  const signUp = q.db.transaction((userId: string, email: string, name: string, hash: string) => {
+    q.insertUser.run(userId, email, name, 'user', hash, Date.now());
+    q.insertWallet.run(userId, SIGN_UP_CREDIT_CENTS);
+  });
+
   app.post<{ Body: { email: string; password: string; name: string } }>('/users',
     { schema: { body: S.signUpBody, response: { 201: S.userSchema } } },
     async (req, reply) => {
@@ -130,7 +162,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       const hash = await hashPassword(password);
       const userId = newId('u', 6);
       try {
-        q.insertUser.run(userId, email, name, 'user', hash, Date.now());
+        signUp(userId, email, name, hash);
       } catch (e) {
         // Two sign-ups of one email raced across the hash's await.
         if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new HttpError(409, 'PP_ERR_CONFLICT', 'email already registered', 'params.email');
@@ -248,11 +280,15 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 
   type Item = { sku: string; qty: number };
   const canonicalItems = (items: readonly Item[]): string => JSON.stringify(items.map((i) => [i.sku, i.qty]).sort());
+  const orderRow = (c: CheckoutRow, seq: number): OrderRow =>
+    ({ seq, order_id: c.order_id, user_id: c.user_id, items: c.items, total_cents: c.total_cents, created_at: c.created_at });
+
   /**
-   * One transaction: the idempotency check, the stock reservations (a throw rolls back the earlier
-   * ones), the order row and its notification. With synchronous = FULL the commit is one fsync.
+   * Step 1, one transaction: the idempotency check (an order of this key is the answer), price and
+   * existence of every SKU, the stock reservations (a throw rolls back the earlier ones) and the
+   * pending checkout row. With synchronous = FULL the commit is one fsync.
    */
-  const placeOrder = q.db.transaction((uid: string, items: Item[], idempotencyKey: string | undefined): OrderRow => {
+  const reserve = q.db.transaction((uid: string, items: Item[], idempotencyKey: string | undefined): { order: OrderRow } | { checkout: CheckoutRow } => {
     if (idempotencyKey !== undefined) {
       const prev = q.orderByKey.get(uid, idempotencyKey);
       if (prev !== undefined) {
@@ -260,7 +296,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
         if (canonicalItems(JSON.parse(prev.items) as Item[]) !== canonicalItems(items)) {
           throw new HttpError(409, 'PP_ERR_CONFLICT', 'params.idempotencyKey: already used for an order with other items', 'params.idempotencyKey');
         }
-        return prev;
+        return { order: prev };
       }
     }
     const prices = items.map((it, i) => {
@@ -272,14 +308,90 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       if (q.reserve.run(it.qty, it.sku, it.qty).changes === 0) throw new HttpError(409, 'PP_ERR_CONFLICT', `not enough stock of ${it.sku}`, `params.items.${i}.qty`);
     });
     const lines = items.map((it, i) => ({ sku: it.sku, qty: it.qty, priceCents: prices[i] as number }));
-    const total = lines.reduce((a, l) => a + l.qty * l.priceCents, 0);
-    const orderId = newId('o', 10);
-    const now = Date.now();
-    const itemsJson = JSON.stringify(lines);
-    const { seq } = q.insertOrder.get(orderId, uid, idempotencyKey ?? null, itemsJson, total, now) as { seq: number };
-    q.insertNotification.run(newId('n', 10), uid, orderId, total, now);
-    return { seq, order_id: orderId, user_id: uid, items: itemsJson, total_cents: total, created_at: now };
+    const c: CheckoutRow = {
+      order_id: newId('o', 10), user_id: uid, idempotency_key: idempotencyKey ?? null,
+      items: JSON.stringify(lines), total_cents: lines.reduce((a, l) => a + l.qty * l.priceCents, 0), created_at: Date.now(),
+    };
+    q.insertCheckout.run(c.order_id, c.user_id, c.idempotency_key, c.items, c.total_cents, c.created_at);
+    return { checkout: c };
   });
+
+  /** Step 3 (the payment is captured), one transaction: the order row and its notification; the checkout is done. */
+  const complete = q.db.transaction((c: CheckoutRow): OrderRow => {
+    const { seq } = q.insertOrder.get(c.order_id, c.user_id, c.idempotency_key, c.items, c.total_cents, c.created_at) as { seq: number };
+    q.insertNotification.run(newId('n', 10), c.user_id, c.order_id, c.total_cents, Date.now());
+    q.deleteCheckout.run(c.order_id);
+    return orderRow(c, seq);
+  });
+
+  /** The undo of step 1, one transaction: the stock given back and the checkout gone (its key may be tried again). */
+  const giveBack = q.db.transaction((c: CheckoutRow): void => {
+    for (const l of JSON.parse(c.items) as Item[]) q.release.run(l.qty, l.sku);
+    q.deleteCheckout.run(c.order_id);
+  });
+
+  // Checkouts a crash interrupted between the two transactions: their stock goes back. (The
+  // provider's records were in the dead process's memory, as a lapsed authorization would be.)
+  q.db.transaction(() => {
+    for (const c of q.checkouts.all()) giveBack(c);
+  })();
+
+  /** Voids the payment (best effort: a provider that never answers is logged); the state it ends in. */
+  async function voidPayment(paymentId: string): Promise<PaymentState | undefined> {
+    try {
+      return await withRetries(VOID_ATTEMPTS, () => provider.void(paymentId));
+    } catch (e) {
+      app.log.warn({ err: e, paymentId }, 'payment void failed');
+      return undefined;
+    }
+  }
+
+  /**
+   * A checkout: reserve (step 1), authorize then capture the payment (step 2: the payment id is the
+   * order id, so retries are idempotent), write the order (step 3). When step 2 fails: void, give
+   * the stock back, 402.
+   */
+  async function checkout(uid: string, items: Item[], idempotencyKey: string | undefined): Promise<OrderRow> {
+    const r = reserve(uid, items, idempotencyKey);
+    if ('order' in r) return r.order;
+    const c = r.checkout;
+    try {
+      await withRetries(AUTHORIZE_ATTEMPTS, () => provider.authorize(c.order_id, c.total_cents));
+      await withRetries(CAPTURE_ATTEMPTS, () => provider.capture(c.order_id));
+    } catch (e) {
+      // A declined payment has nothing to void. Otherwise an authorization (or a capture whose
+      // answer was lost) may have gone through: void it; if it was captured after all, the order stands.
+      if (e instanceof PaymentDeclined || (await voidPayment(c.order_id)) !== 'captured') {
+        giveBack(c);
+        if (e instanceof PaymentDeclined) throw new HttpError(402, 'PP_ERR_PAYMENT_DECLINED', e.message);
+        if (e instanceof ProviderTimeout || e instanceof ProviderLost) {
+          throw new HttpError(402, 'PP_ERR_PAYMENT_DECLINED', 'the payment could not be completed (the provider did not answer)');
+        }
+        throw e;
+      }
+    }
+    return complete(c);
+  }
+
+  /** The running checkout of each (user, idempotency key): one at a time per key. */
+  const running = new Map<string, Promise<OrderRow>>();
+
+  /**
+   * With a key, a request waits for the key's running checkout, whose outcome decides: its order
+   * (replayed, or 409 for other items, by `reserve`), or, when it failed, a checkout of its own.
+   */
+  async function placeOrder(uid: string, items: Item[], idempotencyKey: string | undefined): Promise<OrderRow> {
+    if (idempotencyKey === undefined) return checkout(uid, items, undefined);
+    const k = `${uid}\n${idempotencyKey}`;
+    for (let other = running.get(k); other !== undefined; other = running.get(k)) await other.catch(() => undefined);
+    const p = checkout(uid, items, idempotencyKey);
+    running.set(k, p);
+    try {
+      return await p;
+    } finally {
+      if (running.get(k) === p) running.delete(k);
+    }
+  }
 
   app.post<{ Body: { items: Item[]; idempotencyKey?: string } }>('/orders',
     { ...auth, schema: { body: S.placeOrderBody, response: { 201: S.orderSchema } } },
@@ -287,7 +399,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       const { uid } = caller(req);
       const { items, idempotencyKey } = req.body;
       if (new Set(items.map((i) => i.sku)).size !== items.length) throw invalid('params.items', 'skus must be distinct');
-      return reply.code(201).send(orderOut(placeOrder(uid, items, idempotencyKey)));
+      return reply.code(201).send(orderOut(await placeOrder(uid, items, idempotencyKey)));
     });
 
   app.get<{ Querystring: PageQuery }>('/orders',
@@ -333,6 +445,50 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       const { uid } = caller(req);
       const { limit, cursor } = req.query;
       return page(q.notificationsPage.all(uid, cursor === undefined ? FIRST_SEQ : Number(cursor), limit + 1), limit, bySeq, same);
+    });
+
+  // --- wallet ------------------------------------------------------------------------------------
+
+  app.get('/wallet', { ...auth, schema: { response: { 200: S.walletSchema } } }, async (req) => {
+    const { uid } = caller(req);
+    const w = q.wallet.get(uid);
+    if (w === undefined) throw new HttpError(401, 'PP_ERR_UNAUTHORIZED', 'user no longer exists');
+    return { userId: uid, balanceCents: w.balance_cents };
+  });
+
+  type TransferOut = { transferId: string; from: string; to: string; amountCents: number; balanceCents: number; createdAt: number };
+  /**
+   * One transaction: both balances and the transfer row. A transferId the sender used before is
+   * the first transfer's answer (nothing moves) if it was to the same user for the same amount.
+   */
+  const transfer = q.db.transaction((uid: string, toUserId: string, amountCents: number, transferId: string): TransferOut => {
+    const from = q.wallet.get(uid);
+    if (from === undefined) throw new HttpError(401, 'PP_ERR_UNAUTHORIZED', 'user no longer exists');
+    const done = q.transfer.get(uid, transferId);
+    if (done !== undefined) {
+      if (done.to_user_id !== toUserId || done.amount_cents !== amountCents) {
+        throw new HttpError(409, 'PP_ERR_CONFLICT', 'params.transferId: already used for another transfer', 'params.transferId');
+      }
+      return { transferId, from: uid, to: toUserId, amountCents, balanceCents: from.balance_cents, createdAt: done.created_at };
+    }
+    if (q.wallet.get(toUserId) === undefined) throw notFound(`user ${toUserId}`, 'params.toUserId');
+    if (from.balance_cents < amountCents) {
+      throw new HttpError(409, 'PP_ERR_CONFLICT', `params.amountCents: ${amountCents} exceeds the balance (${from.balance_cents})`, 'params.amountCents');
+    }
+    const { balance_cents: balanceCents } = q.addToWallet.get(-amountCents, uid) as { balance_cents: number };
+    q.addToWallet.run(amountCents, toUserId);
+    const createdAt = Date.now();
+    q.insertTransfer.run(uid, transferId, toUserId, amountCents, createdAt);
+    return { transferId, from: uid, to: toUserId, amountCents, balanceCents, createdAt };
+  });
+
+  app.post<{ Body: { toUserId: string; amountCents: number; transferId?: string } }>('/wallet/transfers',
+    { ...auth, schema: { body: S.transferBody, response: { 201: S.transferSchema } } },
+    async (req, reply) => {
+      const { uid } = caller(req);
+      const { toUserId, amountCents, transferId } = req.body;
+      if (toUserId === uid) throw invalid('params.toUserId', 'a transfer goes to another user');
+      return reply.code(201).send(transfer(uid, toUserId, amountCents, transferId ?? newId('t', 10)));
     });
 
   app.get('/health', async () => ({ status: 'ok' }));

@@ -38,12 +38,30 @@ CREATE TABLE IF NOT EXISTS notifications (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL, kind TEXT NOT NULL,
   order_id TEXT NOT NULL, total_cents INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications (user_id, seq);
+CREATE TABLE IF NOT EXISTS wallets (user_id TEXT PRIMARY KEY, balance_cents INTEGER NOT NULL CHECK (balance_cents >= 0));
+CREATE TABLE IF NOT EXISTS transfers (
+  user_id TEXT NOT NULL, transfer_id TEXT NOT NULL, to_user_id TEXT NOT NULL, amount_cents INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, PRIMARY KEY (user_id, transfer_id));
+-- A checkout between its stock reservation and its outcome (the order row, or the stock given
+-- back): at most one per idempotency key. Rows left by a crash are undone at start.
+CREATE TABLE IF NOT EXISTS checkouts (
+  order_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, idempotency_key TEXT, items TEXT NOT NULL,
+  total_cents INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS checkouts_by_key ON checkouts (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 `;
+
+/** Store credit of a seeded user's wallet, and of a new user's (CONTRACT.md), cents. */
+export const SEED_CREDIT_CENTS = 100_000;
+export const SIGN_UP_CREDIT_CENTS = 10_000;
+/** Marks a seeded data file (v2: with wallets; a v1 file gets the seeded users' wallets). */
+const SEED_MARK = 'seeded:v2';
 
 export interface UserRow { user_id: string; email: string; name: string; bio: string; role: 'user' | 'admin'; password_hash: string; created_at: number }
 export interface ProductRow { id: string; categoryId: string; name: string; description: string; priceCents: number }
 export interface OrderRow { seq: number; order_id: string; user_id: string; items: string; total_cents: number; created_at: number }
 export interface MessageRow { seq: number; messageId: string; from: string; to: string; text: string; sentAt: number }
+export interface CheckoutRow { order_id: string; user_id: string; idempotency_key: string | null; items: string; total_cents: number; created_at: number }
+export interface TransferRow { user_id: string; transfer_id: string; to_user_id: string; amount_cents: number; created_at: number }
 export interface NotificationRow { seq: number; id: string; kind: string; orderId: string; totalCents: number; createdAt: number }
 
 const PRODUCT_COLUMNS = 'id, category_id AS categoryId, name, description, price_cents AS priceCents';
@@ -108,6 +126,20 @@ function prepare(db: Db) {
     notificationsPage: st<[string, number, number], NotificationRow>(
       'SELECT seq, id, kind, order_id AS orderId, total_cents AS totalCents, created_at AS createdAt FROM notifications ' +
       'WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
+    insertCheckout: st<[string, string, string | null, string, number, number]>(
+      'INSERT INTO checkouts (order_id, user_id, idempotency_key, items, total_cents, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    checkoutByKey: st<[string, string], CheckoutRow>('SELECT * FROM checkouts WHERE user_id = ? AND idempotency_key = ?'),
+    checkouts: st<[], CheckoutRow>('SELECT * FROM checkouts'),
+    deleteCheckout: st<[string]>('DELETE FROM checkouts WHERE order_id = ?'),
+    release: st<[number, string]>('UPDATE stock SET available = available + ? WHERE sku = ?'),
+    wallet: st<[string], { balance_cents: number }>('SELECT balance_cents FROM wallets WHERE user_id = ?'),
+    insertWallet: st<[string, number]>('INSERT INTO wallets (user_id, balance_cents) VALUES (?, ?)'),
+    insertWalletIfNew: st<[string, number]>('INSERT OR IGNORE INTO wallets (user_id, balance_cents) VALUES (?, ?)'),
+    addToWallet: st<[number, string], { balance_cents: number }>(
+      'UPDATE wallets SET balance_cents = balance_cents + ? WHERE user_id = ? RETURNING balance_cents'),
+    transfer: st<[string, string], TransferRow>('SELECT * FROM transfers WHERE user_id = ? AND transfer_id = ?'),
+    insertTransfer: st<[string, string, string, number, number]>(
+      'INSERT INTO transfers (user_id, transfer_id, to_user_id, amount_cents, created_at) VALUES (?, ?, ?, ?, ?)'),
     insertMessage: st<[string, string, string, string, number]>(
       'INSERT INTO messages (message_id, to_id, from_id, text, sent_at) VALUES (?, ?, ?, ?, ?)'),
     messagesPage: st<[string, number, number], MessageRow>(
@@ -127,7 +159,7 @@ export async function openShopDb(dataDir: string): Promise<{ q: ShopDb; sessionS
   const q = prepare(db);
   q.setMeta.run('session_secret', randomBytes(32).toString('base64url'));
   const sessionSecret = Buffer.from((q.meta.get('session_secret') as { value: string }).value, 'base64url');
-  if (q.meta.get('seeded') === undefined) await seed(q);
+  if (q.meta.get(SEED_MARK) === undefined) await seed(q);
   return { q, sessionSecret };
 }
 
@@ -145,7 +177,11 @@ async function seed(q: ShopDb): Promise<void> {
       }
       q.insertStockIfNew.run(p.id, STOCK_PER_SKU);
     }
-    for (const u of users) q.insertUserIfNew.run(u.userId, u.email, u.name, u.role, u.hash, now);
-    q.setMeta.run('seeded', String(now));
+    for (const u of users) {
+      q.insertUserIfNew.run(u.userId, u.email, u.name, u.role, u.hash, now);
+      // Only where missing: a seeder never resets a balance.
+      q.insertWalletIfNew.run(u.userId, SEED_CREDIT_CENTS);
+    }
+    q.setMeta.run(SEED_MARK, String(now));
   })();
 }

@@ -138,3 +138,26 @@ export const sendMessageBody = {
 
 export const messageIdSchema = { type: 'object', required: ['messageId'], properties: { messageId: { type: 'string' } } } as const;
 export const inventorySchema = { type: 'object', required: ['sku', 'available'], properties: { sku: { type: 'string' }, available: { type: 'integer' } } } as const;
+
+export const USER_ID = '^u[0-9a-f]{12}$';
+
+export const walletSchema = { type: 'object', required: ['userId', 'balanceCents'], properties: { userId: { type: 'string' }, balanceCents: { type: 'integer' } } } as const;
+
+export const transferBody = {
+  type: 'object',
+  required: ['toUserId', 'amountCents'],
+  properties: {
+    toUserId: { type: 'string', pattern: USER_ID },
+    amountCents: { type: 'integer', minimum: 1, maximum: 100_000_000 },
+    transferId: str(1, 64),
+  },
+} as const;
+
+export const transferSchema = {
+  type: 'object',
+  required: ['transferId', 'from', 'to', 'amountCents', 'balanceCents', 'createdAt'],
+  properties: {
+    transferId: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
+    amountCents: { type: 'integer' }, balanceCents: { type: 'integer' }, createdAt: { type: 'integer' },
+  },
+} as const;

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createCache, createGateway, createNode, createOutbox, openQueue, openStore, openTransactions, openWorkflows, readThroughTable,
+  createCache, createGateway, createNode, createOutbox, openQueue, openStore, openTransactions, openWorkflows, readThroughTable, tx,
   type ChangeRecord, type Gateway, type Logger, type RunningApp, type ServiceNode, type StartContext, type Store, type Transactions, type Workflows,
 } from 'powerplant';
 import { sessionKey as makeSessionKey } from './auth.js';
@@ -346,8 +346,12 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
 
     let url = '';
     if (options.gateway !== false) {
+      // The platform's Idempotency-Key header on every POST/PUT/PATCH route (CONTRACT.md), keys
+      // scoped per user (per client address before sign-in).
+      const idempotencyKeys = await tx.openIdempotency(store);
       const gateway: Gateway = createGateway(node, {
         ...shopGateway(sessionKey),
+        idempotency: { keys: idempotencyKeys, scope: (req, me) => (me === undefined ? `ip:${req.ip}` : me.uid) },
         status: async () => ({
           partitions: store.describe(),
           workflows: { counts: await workflows.counts(), running: await workflows.list({ limit: 20 }), transactions: txs.stats() },

@@ -15,7 +15,7 @@
  * as what the action declares (bodyOf, int) without being checked here: the types make the route's
  * OWN fields (the caller's id, path ids) and the action's name a tsc error when wrong.
  */
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, randomUUID, type KeyObject } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { ppError, routeFor, type GatewayOptions, type GatewayRoute, type ParamsOf } from 'powerplant';
 import { bearerToken, verifyToken, type TokenPayload } from './auth.js';
@@ -66,6 +66,12 @@ function pageParams(req: Request): { limit?: number; cursor?: string } {
 
 const pathId = (req: Request): string => (req.params as { id: string }).id;
 
+/** The Idempotency-Key header when it fits an action's key (1..64 characters), else undefined. */
+function headerKey(req: Request): string | undefined {
+  const h = req.headers['idempotency-key'];
+  return typeof h === 'string' && h.length >= 1 && h.length <= 64 ? h : undefined;
+}
+
 /**
  * The gateway's auth hook: the verified token payload, undefined without an Authorization header,
  * PP_ERR_UNAUTHORIZED naming `headers.authorization` for a header that is not a valid session token.
@@ -89,7 +95,8 @@ const route = routeFor<TokenPayload>();
 export function shopRoutes(): GatewayRoute<TokenPayload>[] {
   return [
     route({ method: 'POST', url: '/users', action: 'users.signUp', status: 201, resultSchema: User, params: (req) => bodyOf<'users.signUp'>(req) }),
-    route({ method: 'POST', url: '/sessions', action: 'users.signIn', status: 201, resultSchema: Session, params: (req) => bodyOf<'users.signIn'>(req) }),
+    // A session token is never stored for replay: the header is not honoured here.
+    route({ method: 'POST', url: '/sessions', action: 'users.signIn', status: 201, resultSchema: Session, idempotency: false, params: (req) => bodyOf<'users.signIn'>(req) }),
     route({ method: 'GET', url: '/me', action: 'users.me', auth: 'required', resultSchema: User, params: (_req, me) => ({ userId: me.uid }) }),
     route({ method: 'PATCH', url: '/me', action: 'users.update', auth: 'required', resultSchema: User, params: (req, me) => ({ ...bodyOf<'users.update'>(req), userId: me.uid }) }),
     route({ method: 'GET', url: '/me/preferences', action: 'users.getPreferences', auth: 'required', resultSchema: Preferences, params: (_req, me) => ({ userId: me.uid }) }),
@@ -124,8 +131,9 @@ export function shopRoutes(): GatewayRoute<TokenPayload>[] {
       method: 'POST', url: '/orders', action: 'orders.place', auth: 'required', status: 201, resultSchema: Order,
       params: (req, me) => {
         const body = bodyOf<'orders.place'>(req);
-        // No key from the client: one per HTTP request, so retries inside the platform stay idempotent.
-        return { ...body, idempotencyKey: body.idempotencyKey === undefined ? randomUUID() : body.idempotencyKey, userId: me.uid };
+        // The body's key, else the Idempotency-Key header's (so a retry after a timeout reaches the
+        // same checkout), else one per HTTP request (retries inside the platform stay idempotent).
+        return { ...body, idempotencyKey: body.idempotencyKey ?? headerKey(req) ?? randomUUID(), userId: me.uid };
       },
     }),
     route({ method: 'GET', url: '/orders', action: 'orders.list', auth: 'required', resultSchema: OrderPage, params: (req, me) => ({ userId: me.uid, ...pageParams(req) }) }),
@@ -141,8 +149,9 @@ export function shopRoutes(): GatewayRoute<TokenPayload>[] {
       method: 'POST', url: '/wallet/transfers', action: 'wallet.transfer', auth: 'required', status: 201, resultSchema: Transfer,
       params: (req, me) => {
         const body = bodyOf<'wallet.transfer'>(req);
-        // No id from the client: one per HTTP request, so retries inside the platform stay exactly-once.
-        return { ...body, transferId: body.transferId === undefined ? randomUUID() : body.transferId, userId: me.uid };
+        // The body's id, else one derived from the Idempotency-Key header, else one per HTTP request.
+        const h = headerKey(req);
+        return { ...body, transferId: body.transferId ?? (h === undefined ? randomUUID() : `k${createHash('sha256').update(h).digest('hex').slice(0, 32)}`), userId: me.uid };
       },
     }),
     route({ method: 'GET', url: '/notifications', action: 'notifier.list', auth: 'required', resultSchema: NotificationPage, params: (req, me) => ({ userId: me.uid, ...pageParams(req) }) }),

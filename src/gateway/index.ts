@@ -39,12 +39,14 @@ import type { Clock } from '../resilience/index.js';
 import type { ServiceNode } from '../service/index.js';
 import { renamedOptions } from '../util/index.js';
 import { edgeServerFactory, type EdgeRefusal } from './edge.js';
+import { checkIdempotencyOptions, RouteKeys, type GatewayIdempotencyOptions } from './idempotency.js';
 import { checkLimit, ClientBuckets } from './rate-limit.js';
 import { redactLocations } from './redact.js';
 import type { GatewayRoute, RouteRateLimit } from './routes.js';
 
 export { route, routeFor } from './routes.js';
 export { redactLocations, redactLocation } from './redact.js';
+export { REPLAYED_HEADER, type GatewayIdempotencyOptions, type RouteIdempotency } from './idempotency.js';
 export type { GatewayRoute, TypedRoute, RouteBase, RouteAuth, RouteRateLimit, HttpMethod, NoExtraKeys } from './routes.js';
 
 /** Resolves the caller of a request (see GatewayOptions.auth). */
@@ -68,6 +70,12 @@ export interface GatewayOptions<P = unknown> {
    * default; a route's own `rateLimit` overrides the numbers or turns it off for that route.
    */
   rateLimit?: RateLimitOptions<P>;
+  /**
+   * Idempotency keys (the `Idempotency-Key` header, gateway/idempotency.ts): `{ keys: await
+   * openIdempotency(store) }`. Off by default; when set, POST / PUT / PATCH / DELETE routes honour
+   * the header unless a route says `idempotency: false` (a route may also make it 'required').
+   */
+  idempotency?: GatewayIdempotencyOptions<P>;
   /** Default: the node's logger. */
   logger?: Logger;
   /** One JSON line per request (method, url, status, ms, request id). Default false. */
@@ -254,6 +262,8 @@ export function createGateway<P = unknown>(node: ServiceNode, given: GatewayOpti
     checkLimit(rl.ratePerSec, rl.burst, 'rateLimit');
     requireArg(rl.clientsMax === undefined || (Number.isInteger(rl.clientsMax) && rl.clientsMax >= 1), 'rateLimit.clientsMax', 'must be an integer >= 1');
   }
+  const idem = options.idempotency;
+  if (idem !== undefined) checkIdempotencyOptions(idem as GatewayIdempotencyOptions<never>);
   const clientsMax = rl?.clientsMax ?? DEFAULT_CLIENTS_MAX;
   const clientKey = rl?.key ?? defaultClientKey;
   // Registered with the first limited route, so a gateway without limits shows no empty families.
@@ -277,6 +287,10 @@ export function createGateway<P = unknown>(node: ServiceNode, given: GatewayOpti
     const authorize = r.authorize;
     if (r.rateLimit !== undefined && r.rateLimit !== false) checkLimit(r.rateLimit.ratePerSec, r.rateLimit.burst, `routes[${i}].rateLimit`);
     const limit: RouteRateLimit | undefined = r.rateLimit === false ? undefined : (r.rateLimit ?? rl);
+    const idemMode = r.idempotency ?? (idem !== undefined && r.method !== 'GET' ? 'optional' : false);
+    requireArg(idemMode === false || idemMode === 'optional' || idemMode === 'required', `routes[${i}].idempotency`, "must be 'optional', 'required' or false");
+    requireArg(idemMode === false || idem !== undefined, `routes[${i}].idempotency`, 'needs the gateway\'s `idempotency` option (GatewayOptions.idempotency: { keys })');
+    const keys = idemMode === false ? undefined : new RouteKeys<P>(idem!, r.method, idemMode);
     const buckets = limit === undefined ? undefined : new ClientBuckets(limit.ratePerSec, limit.burst, clientsMax, rl?.clock, limitMetrics().evicted.labels(label));
     const limitedSeries = buckets === undefined ? undefined : limitMetrics().limited.labels(label);
     // The call's options carry the request id, so they are built per request (a small object:
@@ -305,7 +319,9 @@ export function createGateway<P = unknown>(node: ServiceNode, given: GatewayOpti
         } catch (e) {
           throw isPowerplantError(e) ? e : ppError('PP_ERR_VALIDATION', { field: 'params', message: 'request cannot be mapped to params' });
         }
-        out = node.dispatch(action, params, { timeoutMs, requestId: req.id });
+        out = keys === undefined
+          ? node.dispatch(action, params, { timeoutMs, requestId: req.id })
+          : keys.call(req, reply, principal, () => node.dispatch(action, params, { timeoutMs, requestId: req.id }));
       } catch (e) {
         return sendError(req, reply, e, label);
       }

@@ -56,6 +56,12 @@ export interface RouteBase {
    * for this route even when the gateway has none); false: never limited. Default: the gateway's.
    */
   rateLimit?: RouteRateLimit | false;
+  /**
+   * The `Idempotency-Key` header (see gateway/idempotency.ts): 'optional' (honoured when sent),
+   * 'required' (400 without one), false (ignored). Default: 'optional' for POST, PUT, PATCH and
+   * DELETE when the gateway has `idempotency`, false for GET and on a gateway without it.
+   */
+  idempotency?: 'optional' | 'required' | false;
 }
 
 /** A route in its dynamic form: any action name, params unchecked until the action validates them. */

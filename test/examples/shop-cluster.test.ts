@@ -21,6 +21,8 @@
  *     and its reservation step commits once, with its checkpoint.
  *  4. Every acknowledged order's notification (order-created event: outbox -> JetStream -> the
  *     notifier's consumer group) arrives, once: bounded wait, then no order notified twice.
+ *  6. Every checkout workflow ends (the victim's are taken over by survivors), and the payments
+ *     reconcile exactly: one captured payment per acknowledged order, none left authorized.
  *  5. The survivors keep serving: no request to a surviving gateway ever answers 500; and of the
  *     requests sent to survivors after both survivors dropped the victim from their registries
  *     (the failure detector's verdict, observed through GET /status), at least 99% succeed.
@@ -40,6 +42,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/index.js';
 import { statusCommand } from '../../src/cli/status.js';
 import { openQueue } from '../../src/queue/index.js';
+import { openStore } from '../../src/store/index.js';
+import { openTransactions, openWorkflows } from '../../src/tx/index.js';
+import { TABLES } from '../../examples/shop/schema.js';
 import { killChildren, startChild, type RunningChild } from '../helpers/child.js';
 import { needEngine } from '../helpers/engines.js';
 import { deleteKeysWithPrefix } from '../helpers/redis.js';
@@ -64,8 +69,10 @@ const ORDER_SHARE = 0.5;
 const REQUEST_TIMEOUT_MS = 20_000;
 /** Attempts of one placement (first included) within the load; the rest is the recovery pass. */
 const PLACE_ATTEMPTS_MAX = 6;
-/** Before the kill: orders acknowledged through each gateway. */
-const WARMUP_ACKS_PER_GATEWAY = 10;
+/** Checkouts the load places in all: the kill lands in the middle of them (issue 12). */
+const CHECKOUTS_MIN = Number(process.env.PP_FAULT_CHECKOUTS ?? 1000);
+/** Before the kill: orders acknowledged through each gateway (about half of CHECKOUTS_MIN in all). */
+const WARMUP_ACKS_PER_GATEWAY = Math.max(10, Math.floor(CHECKOUTS_MIN / 6));
 /** After the verdict: requests to survivors that must complete before the load stops. */
 const AFTER_VERDICT_REQUESTS_MIN = 300;
 const AFTER_VERDICT_MS_MIN = 3_000;
@@ -182,6 +189,7 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
   }
 
   it('loses no acknowledged order, keeps stock exact, notifies every order, and keeps serving', async () => {
+    let checkouts: Record<string, unknown> = {};
     const t0 = performance.now();
     // The first node seeds; the others start once it is ready (seeding is idempotent, but this
     // keeps three processes from seeding at once on a small machine).
@@ -313,7 +321,7 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     try {
       // Warm-up: every gateway has acknowledged orders.
       const ackedVia = (g: number): number => attempts.filter((a) => a.gateway === g && a.kind === 'place' && a.status === 201).length;
-      await waitUntil(() => [0, 1, 2].every((g) => ackedVia(g) >= WARMUP_ACKS_PER_GATEWAY), 60_000, 'orders acknowledged through every gateway before the kill');
+      await waitUntil(() => [0, 1, 2].every((g) => ackedVia(g) >= WARMUP_ACKS_PER_GATEWAY), 120_000, 'orders acknowledged through every gateway before the kill');
 
       // The kill.
       const victim = 1;
@@ -343,9 +351,9 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       // Keep going after the verdict.
       const afterVerdict = (): Attempt[] => attempts.filter((a) => a.gateway !== victim && a.sentMs >= verdictMs);
       await waitUntil(
-        () => afterVerdict().length >= AFTER_VERDICT_REQUESTS_MIN && performance.now() - verdictMs >= AFTER_VERDICT_MS_MIN,
-        60_000,
-        `${AFTER_VERDICT_REQUESTS_MIN} requests to the survivors after the verdict`,
+        () => afterVerdict().length >= AFTER_VERDICT_REQUESTS_MIN && performance.now() - verdictMs >= AFTER_VERDICT_MS_MIN && placements.filter(acked).length >= CHECKOUTS_MIN,
+        120_000,
+        `${AFTER_VERDICT_REQUESTS_MIN} requests to the survivors after the verdict and ${CHECKOUTS_MIN} checkouts in all`,
       );
       stopLoad = true;
       await loadDone;
@@ -430,6 +438,35 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
       }
       const notifWaitMs = performance.now() - notifWaitStart;
 
+      // 6. Every checkout ended (the victim's were taken over by a survivor when their leases
+      //    lapsed): none is left running, and the payments reconcile exactly with the orders —
+      //    one captured payment per acknowledged order for its total, nothing left authorized.
+      const store = await openStore({ engine: `${PG_BASE}?schema=${ns}`, shards: 2, sweep: { intervalMs: 0 } });
+      try {
+        const txs = await openTransactions(store, { recoverIntervalMs: 0 });
+        const wf = await openWorkflows(store, txs, { recoverIntervalMs: 0 });
+        let counts: Record<string, number> = {};
+        await waitUntil(async () => (counts = await wf.counts()).running === 0, 60_000, 'every checkout workflow ended');
+        expect(counts.completed).toBeGreaterThanOrEqual(placements.length);
+        const payments = await store.table('payments', TABLES.payments);
+        const rows: { orderId: string; state: string; amountCents: number }[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await payments.query({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+          rows.push(...page.items.map((i) => i.row));
+          cursor = page.cursor;
+        } while (cursor !== undefined);
+        const captured = rows.filter((r) => r.state === 'captured');
+        const ackedIds = placements.map((p) => p.acks[0]!).sort();
+        expect(captured.map((r) => r.orderId).sort(), 'one captured payment per acknowledged order').toEqual(ackedIds);
+        expect(rows.filter((r) => r.state === 'authorized'), 'no payment left authorized').toEqual([]);
+        checkouts = { workflows: counts, payments: rows.length, captured: captured.length };
+        await wf.close();
+        await txs.close();
+      } finally {
+        await store.close();
+      }
+
       // 5. The survivors kept serving.
       const toSurvivors = attempts.filter((a) => a.gateway !== victim);
       const fivehundreds = toSurvivors.filter((a) => a.status === 500);
@@ -451,11 +488,12 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
           `${retried} needed a retry with their key (${unackedAfterLoad} after the load, in the recovery pass); ${attempts.length} requests; ` +
           `victim dropped ${((verdictMs - killMs) / 1000).toFixed(2)} s after SIGKILL (survivors: ${[...droppedAt.values()].map((t) => ((t - killMs) / 1000).toFixed(2)).join(', ')} s); ` +
           `kill->verdict window: ${windowOk}/${window.length} ok at survivors; after: ${afterOk}/${after.length} ok (${(successAfter * 100).toFixed(2)} %); ` +
-          `${inFlightAtKill.length} requests were in flight to the victim (${inFlightOk} answered before it died); notifications complete ${(notifWaitMs / 1000).toFixed(1)} s after the checks began`,
+          `${inFlightAtKill.length} requests were in flight to the victim (${inFlightOk} answered before it died); notifications complete ${(notifWaitMs / 1000).toFixed(1)} s after the checks began; ` +
+          `checkouts: ${JSON.stringify(checkouts)}`,
       );
     } finally {
       stopLoad = true;
       await loadDone;
     }
-  }, 180_000);
+  }, 400_000);
 });

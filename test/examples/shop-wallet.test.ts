@@ -93,6 +93,32 @@ describe.each(engineCases)('examples/shop on transactions and workflows (%s)', (
     expect(await wallet(s.body.token)).toBe(10_000);
   });
 
+  it('honours the Idempotency-Key header: a replay answers the first result (marked replayed), another body under the key is 409', async () => {
+    const [a, b] = await twoShards('idem');
+    const key = { 'idempotency-key': `msg-${engines}-1` };
+    const m1 = await http.post<{ messageId: string }>('/messages', { to: b.user.userId, text: 'hello once' }, { token: a.token, headers: key });
+    expectStatus(m1, 202);
+    const m2 = await http.post<{ messageId: string }>('/messages', { to: b.user.userId, text: 'hello once' }, { token: a.token, headers: key });
+    expectStatus(m2, 202);
+    expect(m2.body.messageId).toBe(m1.body.messageId);
+    expect(m2.headers.get('idempotent-replayed')).toBe('true');
+    expectError(await http.post('/messages', { to: b.user.userId, text: 'something else' }, { token: a.token, headers: key }), 409, 'PP_ERR_CONFLICT', 'headers.idempotency-key');
+    // An order keyed by the header alone: one order, stock taken once.
+    const s0 = (await http.get<{ available: number }>('/inventory/p00077')).body.available;
+    const okey = { 'idempotency-key': `order-${engines}-1` };
+    const o1 = await http.post<Order>('/orders', { items: [{ sku: 'p00077', qty: 2 }] }, { token: a.token, headers: okey });
+    const o2 = await http.post<Order>('/orders', { items: [{ sku: 'p00077', qty: 2 }] }, { token: a.token, headers: okey });
+    expectStatus(o1, 201);
+    expectStatus(o2, 201);
+    expect(o2.body.orderId).toBe(o1.body.orderId);
+    expect((await http.get<{ available: number }>('/inventory/p00077')).body.available).toBe(s0 - 2);
+    // A transfer keyed by the header: moved once.
+    const tkey = { 'idempotency-key': `xfer-${engines}-1` };
+    const before = await wallet(a.token);
+    for (let i = 0; i < 2; i++) expectStatus(await http.post('/wallet/transfers', { toUserId: b.user.userId, amountCents: 5 }, { token: a.token, headers: tkey }), 201);
+    expect(await wallet(a.token)).toBe(before - 5);
+  });
+
   it('a product update changes the product and its search terms together', async () => {
     const admin = await http.post<{ token: string }>('/sessions', { email: 'admin@example.com', password: 'admin-password' });
     expectStatus(admin, 201);

@@ -6,7 +6,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openTransactions } from '../../src/tx/index.js';
+import { defineWorkflow, openTransactions, openWorkflows } from '../../src/tx/index.js';
 import { killChildren, runUntilKilled } from '../helpers/child.js';
 import { needEngine } from '../helpers/engines.js';
 import { postgresCase, sqliteCase, type EngineCase } from '../store/helpers.js';
@@ -58,6 +58,48 @@ describe.each(cases)('coordinator SIGKILLed during two-phase commit: $name', (en
       const b = await tx.get(wallets, users[2]!);
       await tx.update(wallets, users[2]!, { balance: b!.row.balance + 1 });
     });
+    await txs.close();
+  });
+});
+
+describe.each(cases)('the node running workflows SIGKILLed: $name', (engine) => {
+  it('another node takes the workflows over when their leases lapse and finishes them; every step applied once', async () => {
+    const id = `wfcrash_${Date.now().toString(36)}`;
+    const store = await engine.open({ shards: 2 }, id);
+    const counters = await store.table('counters', { schema: Type.Object({ id: Type.String(), n: Type.Integer() }), primaryKey: ['id'] });
+    const n = 20;
+    await runUntilKilled('test/tx/fixtures/workflow-child.ts', [engine.url(id), String(n)], (line) => line === `started ${n}`);
+    const txs = await openTransactions(store, { recoverIntervalMs: 0 });
+    const wf = await openWorkflows(store, txs, { owner: 'survivor', recoverIntervalMs: 0, pollMs: 5 });
+    wf.register(
+      defineWorkflow({
+        name: 'three',
+        async run(ctx, wid: string) {
+          for (let s = 0; s < 3; s++) {
+            await ctx.step(`s${s}`, async (tx) => {
+              const c = await tx.get(counters, wid);
+              await tx.upsert(counters, { id: wid, n: (c?.row.n ?? 0) + 1 });
+            });
+          }
+          return wid;
+        },
+      }),
+    );
+    expect((await wf.counts()).running).toBe(n);
+    // The child's leases (300 ms) lapse; then one pass takes every workflow over.
+    let taken = 0;
+    for (let i = 0; i < 100 && taken < n; i++) {
+      taken += await wf.recover();
+      if (taken < n) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(taken).toBe(n);
+    for (let i = 0; i < n; i++) expect(await wf.result(`w${i}`, { timeoutMs: 30_000 })).toBe(`w${i}`);
+    // Step s0 ran in the child, s1 (the child died inside it, uncommitted) and s2 here: 3 each.
+    for (let i = 0; i < n; i++) expect((await counters.get(`w${i}`))!.row.n).toBe(3);
+    const st = await wf.status('w0');
+    expect(st).toMatchObject({ state: 'completed', owner: 'survivor', takeovers: 1 });
+    expect(st.steps.map((s) => s.name)).toEqual(['s0', 's1', 's2']);
+    await wf.close();
     await txs.close();
   });
 });
