@@ -8,7 +8,7 @@
  *     query per step (its checkpoint is a separate commit after the write; ours commits the
  *     checkpoint and the write together).
  *  2. Transfers between two wallets: both on one shard (one local commit) vs on two shards (two-
- *     phase commit), PostgreSQL, 2 shards, 64 concurrent, random pairs of 2,000 wallets.
+ *     phase commit), PostgreSQL, 2 shards, 64 concurrent, random pairs of 20,000 wallets.
  *  3. The same workflow on the embedded default (SQLite), 64 concurrent.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -126,15 +126,17 @@ async function dbosPeer(): Promise<Peer> {
 }
 
 const Wallet = Type.Object({ user: Type.String(), balance: Type.Integer() });
+/** Wallets per shard: enough that two random transfers rarely touch the same wallet. */
+const WALLETS_PER_SHARD = 10_000;
 
 async function transfers(store: Store, ms: number, rounds: number): Promise<{ single: number; twoPc: number }> {
   const wallets = await store.table('bench_wallets', { schema: Wallet, primaryKey: ['user'] });
   const txs = await openTransactions(store, { recoverIntervalMs: 0 });
   const byShard: string[][] = store.shards.map(() => []);
-  for (let i = 0; byShard.some((b) => b.length < 1000); i++) {
+  for (let i = 0; byShard.some((b) => b.length < WALLETS_PER_SHARD); i++) {
     const u = `w${i}`;
     const b = byShard[wallets.locate(u).shard]!;
-    if (b.length < 1000) b.push(u);
+    if (b.length < WALLETS_PER_SHARD) b.push(u);
   }
   for (const list of byShard) for (let i = 0; i < list.length; i += 200) await wallets.batch(list.slice(i, i + 200).map((user) => ({ op: 'upsert' as const, row: { user, balance: 1_000_000 } })));
   let seed = 1;
@@ -149,10 +151,10 @@ async function transfers(store: Store, ms: number, rounds: number): Promise<{ si
   const single = (): Promise<number> =>
     rate(() => {
       const s = rnd(2);
-      const i = rnd(1000);
-      return move(byShard[s]![i]!, byShard[s]![(i + 1 + rnd(999)) % 1000]!);
+      const i = rnd(WALLETS_PER_SHARD);
+      return move(byShard[s]![i]!, byShard[s]![(i + 1 + rnd(WALLETS_PER_SHARD - 1)) % WALLETS_PER_SHARD]!);
     }, 64, ms);
-  const cross = (): Promise<number> => rate(() => move(byShard[0]![rnd(1000)]!, byShard[1]![rnd(1000)]!), 64, ms);
+  const cross = (): Promise<number> => rate(() => move(byShard[0]![rnd(WALLETS_PER_SHARD)]!, byShard[1]![rnd(WALLETS_PER_SHARD)]!), 64, ms);
   const r = await versus(single, cross, rounds);
   await txs.close();
   return { single: r.ours, twoPc: r.peer };

@@ -51,6 +51,9 @@ export type {
 export * as gateway from './gateway/index.js';
 export { createGateway, route, routeFor } from './gateway/index.js';
 export type { Gateway, GatewayOptions, GatewayRoute } from './gateway/index.js';
+export * as analytics from './analytics/index.js';
+export { openAnalytics, Analytics } from './analytics/index.js';
+export type { AnalyticsOptions, MirrorOptions, QueryResult } from './analytics/index.js';
 export * as observe from './observe/index.js';
 export { createLogger } from './observe/index.js';
 export type { Logger } from './observe/index.js';

@@ -38,6 +38,7 @@ import { ordersService } from './services/orders.js';
 import { DEFAULT_PAYMENTS, paymentsService } from './services/payments.js';
 import { usersService } from './services/users.js';
 import { walletService } from './services/wallet.js';
+import { openSales, salesRoutes, salesService, type Sales } from './services/sales.js';
 import { shopGateway } from './routes.js';
 import { ViewRecorder, startShopStats, statsService, statsTables, statsTopics, type StatsOptions } from './stats.js';
 
@@ -87,6 +88,11 @@ export interface ShopOptions {
   gateway?: boolean;
   /** Write the seed data (idempotent). Default true. */
   seed?: boolean;
+  /**
+   * Columnar mirrors of orders and products (DuckDB, `<dataDir>/analytics.duckdb`) and the admin's
+   * `GET /admin/sales` on them (services/sales.ts). Default false (PP_ANALYTICS=1).
+   */
+  analytics?: boolean;
   /** HMAC key of session tokens (>= 16 bytes). Default: random per store, kept in its kv. */
   sessionSecret?: string;
   /** A logger or options for one. Default: warnings and errors only (PP_LOG_LEVEL overrides). */
@@ -149,6 +155,8 @@ export function shopOptionsFromEnv(env: Readonly<Record<string, string | undefin
   if (gateway !== undefined) o.gateway = gateway;
   const seed = bool('PP_SEED');
   if (seed !== undefined) o.seed = seed;
+  const analytics = bool('PP_ANALYTICS');
+  if (analytics !== undefined) o.analytics = analytics;
   const rate = (k: string): number | undefined => {
     const v = get(k);
     if (v === undefined) return undefined;
@@ -296,6 +304,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       wallet: walletService,
     };
     const services = [...SERVICE_NAMES.filter(runs).map((s) => factories[s](deps)), ...(statsT === undefined ? [] : [statsService(statsT, statsOptions)])];
+    let sales: Sales | undefined;
+    if (options.analytics === true) {
+      sales = await openSales(store, tables, dataDir);
+      closers.push(() => sales!.close());
+    }
 
     const seeded = await seeding;
 
@@ -303,7 +316,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       nodeId,
       namespace: ns,
       transport: options.nats ?? `inproc://${nodeId}`,
-      services,
+      services: sales === undefined ? services : [...services, salesService(sales)],
       logger: options.logger ?? { level: process.env.PP_LOG_LEVEL ?? 'warn' },
     });
     // Every record a consumer gives up on is logged and counted on this node (pp_queue_dead_letters_total).
@@ -349,8 +362,11 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       // The platform's Idempotency-Key header on every POST/PUT/PATCH route (CONTRACT.md), keys
       // scoped per user (per client address before sign-in).
       const idempotencyKeys = await tx.openIdempotency(store);
+      const gw = shopGateway(sessionKey);
+      const routes = sales === undefined ? gw.routes : [...(gw.routes ?? []), ...salesRoutes()];
       const gateway: Gateway = createGateway(node, {
-        ...shopGateway(sessionKey),
+        ...gw,
+        routes,
         idempotency: { keys: idempotencyKeys, scope: (req, me) => (me === undefined ? `ip:${req.ip}` : me.uid) },
         status: async () => ({
           partitions: store.describe(),

@@ -55,6 +55,7 @@ import {
   upsertManyWithFeedLiteral,
   batchStatements,
   checkWithFeedLiteral,
+  checksWithFeedLiteral,
   writeWithFeedLiteral,
   type Dialect,
   type Tpl,
@@ -482,10 +483,12 @@ export class PostgresShard implements ShardEngine {
   /** The one-round-trip path; undefined when some request's condition failed (rolled back). */
   async #commitOneTrip(c: pg.Client, requests: readonly WriteRequest[], nowMs: number): Promise<RequestResult[] | undefined> {
     const feed = this.#meta('pp_feed');
-    const stmts = batchStatements(requests, requests.map((_, i) => i), UPSERT_ROWS_MAX);
+    const stmts = batchStatements(requests, requests.map((_, i) => i), UPSERT_ROWS_MAX, true);
     let sql = `BEGIN;SELECT pg_advisory_xact_lock(${this.#lockKey});`;
     for (const st of stmts) {
-      sql += st.ops.length === 1 ? `${this.#oneWithFeed(feed, st.ops[0]!, nowMs)};` : `${upsertManyWithFeedLiteral(this.#d, st.ops[0]!.table, feed, st.ops, nowMs)};`;
+      if (st.ops.length === 1) sql += `${this.#oneWithFeed(feed, st.ops[0]!, nowMs)};`;
+      else if (st.ops[0]!.kind === 'check') sql += `${checksWithFeedLiteral(this.#d, feed, st.ops, nowMs)};`;
+      else sql += `${upsertManyWithFeedLiteral(this.#d, st.ops[0]!.table, feed, st.ops, nowMs)};`;
     }
     sql += 'COMMIT';
     let res: pg.QueryResult<{ pos: number; ver: number; key?: string }>[];

@@ -448,21 +448,23 @@ export interface BatchStatement {
 }
 
 /**
- * PostgreSQL only: the statements of a batch (the requests `live`, in order). Runs of
- * unconditional single-op upserts on one table with distinct keys, at most `rowsMax`, become one
- * multi-row statement (same effect: no two touch the same row, none can fail); every other op is
- * a statement of its own. Statements, and the ops within each, keep the batch's op order.
+ * PostgreSQL only: the statements of a batch (the requests `live`, in order). Runs of consecutive
+ * unconditional upserts on one table with distinct keys, at most `rowsMax` — within a request or
+ * across requests — become one multi-row statement (same effect: no two touch the same row, none
+ * can fail). With `mergeChecks` (the one-trip path, where any failed condition aborts the whole
+ * message anyway) runs of consecutive checks become one statement too. Every other op is a
+ * statement of its own. Statements, and the ops within each, keep the batch's op order.
  */
-export function batchStatements(requests: readonly WriteRequest[], live: readonly number[], rowsMax: number): BatchStatement[] {
+export function batchStatements(requests: readonly WriteRequest[], live: readonly number[], rowsMax: number, mergeChecks = false): BatchStatement[] {
   const out: BatchStatement[] = [];
-  let run: { ops: WriteOp[]; reqs: number[]; keys: Set<string> } | undefined;
+  let run: { kind: 'upsert' | 'check'; ops: WriteOp[]; reqs: number[]; keys: Set<string> } | undefined;
   for (const r of live) {
-    const ops = requests[r]!.ops;
-    for (const op of ops) {
-      if (ops.length === 1 && op.kind === 'upsert' && op.expectVersion === undefined) {
-        if (run !== undefined && (run.ops[0]!.table !== op.table || run.keys.has(op.keyJson) || run.ops.length >= rowsMax)) run = undefined;
+    for (const op of requests[r]!.ops) {
+      const kind = op.kind === 'upsert' && op.expectVersion === undefined ? 'upsert' : mergeChecks && op.kind === 'check' ? 'check' : undefined;
+      if (kind !== undefined) {
+        if (run !== undefined && (run.kind !== kind || (kind === 'upsert' && (run.ops[0]!.table !== op.table || run.keys.has(op.keyJson))) || run.ops.length >= rowsMax)) run = undefined;
         if (run === undefined) {
-          run = { ops: [], reqs: [], keys: new Set() };
+          run = { kind, ops: [], reqs: [], keys: new Set() };
           out.push(run);
         }
         run.ops.push(op);
@@ -475,6 +477,22 @@ export function batchStatements(requests: readonly WriteRequest[], live: readonl
     }
   }
   return out;
+}
+
+/**
+ * PostgreSQL only: several `check` ops in one statement on the one-trip path (see
+ * `checkWithFeedLiteral`): it appends a NULL-version record — the abort signal — when ANY of them
+ * fails, and nothing otherwise.
+ */
+export function checksWithFeedLiteral(d: Dialect, feed: string, ops: readonly WriteOp[], ts: number): string {
+  const failed = ops.map((op) => {
+    const def = op.table;
+    const where = def.primaryKey.map((c, i) => `${q(c)} = ${pgLiteral(op.key[i]!)}`).join(' AND ');
+    const liveRow = `SELECT 1 FROM ${d.table(def.physical)} WHERE ${where} AND ("_exp" IS NULL OR "_exp" > ${ts})`;
+    const v = op.expectVersion ?? 0;
+    return v === 0 ? `EXISTS (${liveRow})` : `NOT EXISTS (${liveRow} AND "_v" = ${v})`;
+  });
+  return `INSERT INTO ${feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(ops[0]!.table.physical)}, 1, ${pgLiteral(ops[0]!.keyJson)}, NULL, NULL, NULL, ${ts} WHERE ${failed.join(' OR ')} RETURNING "pos", "ver", "key"`;
 }
 
 /**
