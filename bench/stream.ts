@@ -21,6 +21,8 @@
  * event time = now and measures, per result, its commit time minus the append time of the record
  * that produced it.
  *
+ * Checkpoints every second (CHECKPOINT_MS below; the jobs' default is 200 ms).
+ *
  * `npm run bench -- stream [--n=200000] [--peer-n=20000] [--partitions=4] [--skew=2000] [--live-rate=5000]`
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -43,6 +45,13 @@ type Bid = Extract<Ev, { t: 'b' }>;
 const BASE_TS = 1_700_000_000_000;
 const Q5 = sliding(10_000, 2_000);
 const Q7 = tumbling(10_000);
+/**
+ * The jobs' checkpoint interval, for the throughput runs and the live latency phase alike. 1 s
+ * instead of the default 200 ms: q5 rewrites every changed auction's windows per checkpoint, and
+ * 5× fewer checkpoints measured +30–50 % q5 events/s here (29.8k → 39.2k, 32.2k → 48.9k); the
+ * price is result latency (p99 about the interval).
+ */
+const CHECKPOINT_MS = 1000;
 
 function arg(args: string[], name: string, dflt: number): number {
   const a = args.find((x) => x.startsWith(`--${name}=`));
@@ -85,7 +94,7 @@ const Q7Row = Type.Object({ part: Type.Integer(), start: Type.Integer(), price: 
 
 async function q5Job(store: Store, q: Queue, topic: string, name: string, onLatency?: (ms: number) => void): Promise<Job> {
   const t = await store.table(`${name}_q5`, { schema: Q5Row, primaryKey: ['auction', 'start'], partitionKey: ['auction'] });
-  const job = createJob(name, { store, queue: q, ...(onLatency === undefined ? {} : { onResultLatencyMs: onLatency }) });
+  const job = createJob(name, { store, queue: q, checkpointIntervalMs: CHECKPOINT_MS, ...(onLatency === undefined ? {} : { onResultLatencyMs: onLatency }) });
   job
     .from<Ev>(topic, { timestamp: (e) => e.ts })
     .filter((e): e is Bid => e.t === 'b')
@@ -99,7 +108,7 @@ async function q5Job(store: Store, q: Queue, topic: string, name: string, onLate
 
 async function q7Job(store: Store, q: Queue, topic: string, name: string): Promise<Job> {
   const t = await store.table(`${name}_q7`, { schema: Q7Row, primaryKey: ['part', 'start'], partitionKey: ['part'] });
-  const job = createJob(name, { store, queue: q });
+  const job = createJob(name, { store, queue: q, checkpointIntervalMs: CHECKPOINT_MS });
   job
     .from<Ev>(topic, { timestamp: (e) => e.ts })
     .filter((e) => e.t === 'b')
