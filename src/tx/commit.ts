@@ -14,7 +14,8 @@
  *  2. Validate, after every prepare: for each row read but not written, one check request per
  *     shard (version unchanged, no lock row). Validating after all locks are held is what makes
  *     two transactions that each read what the other writes unable to both commit.
- *  3. Decide, on the coordinator shard (the lowest shard written): ONE local request inserting the
+ *  3. Decide, on the coordinator shard (the lowest shard written, or the one `tx.coordinateOn`
+ *     names): ONE local request inserting the
  *     decision record `commit` (insert-if-absent) AND applying the coordinator's own writes and
  *     removing its lock rows. The transaction is committed exactly when this commits.
  *  4. Apply, on every other shard, in parallel: its writes + removal of its lock rows (each
@@ -54,7 +55,7 @@ export function lockKeyOf(keyJson: string): string {
   return keyJson.length <= 256 ? keyJson : `h:${createHash('sha256').update(keyJson).digest('base64url')}`;
 }
 
-function lockPk(store: Store, shard: number, physical: string, keyJson: string): { shard: string; tbl: string; key: string } {
+export function lockPk(store: Store, shard: number, physical: string, keyJson: string): { shard: string; tbl: string; key: string } {
   return { shard: store.shardName(shard), tbl: physical, key: lockKeyOf(keyJson) };
 }
 
@@ -118,7 +119,8 @@ export async function commitTx(ctx: CommitContext, tx: Tx): Promise<TxCommitInfo
 async function twoPhase(ctx: CommitContext, tx: Tx, writeShards: readonly number[]): Promise<TxCommitInfo> {
   const { store, sys } = ctx;
   const txId = randomBytes(12).toString('base64url');
-  const coord = writeShards[0]!;
+  const coord = tx.coordinator !== undefined && writeShards.includes(tx.coordinator) ? tx.coordinator : writeShards[0]!;
+  const others = writeShards.filter((s) => s !== coord);
   const createdMs = Date.now();
   const writesBy = byShard(tx.writes.values());
   const step = async (name: string): Promise<void> => {
@@ -196,7 +198,7 @@ async function twoPhase(ctx: CommitContext, tx: Tx, writeShards: readonly number
   // 4. apply on the other shards
   const pending: string[] = [];
   await Promise.all(
-    writeShards.slice(1).map(async (s) => {
+    others.map(async (s) => {
       try {
         await applyWithRetry(store, applyOps(s));
         await step(`applied:${store.shardName(s)}`);

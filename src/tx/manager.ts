@@ -13,7 +13,7 @@
 import { PowerplantError, ppError, requireArg } from '../errors/index.js';
 import { backoffDelayMs } from '../resilience/index.js';
 import type { Store } from '../store/index.js';
-import { commitTx, type CommitContext, type TxCommitInfo } from './commit.js';
+import { commitTx, lockPk, type CommitContext, type TxCommitInfo } from './commit.js';
 import { recoverOnce, type RecoveryReport } from './recovery.js';
 import { openSystemTables, type SystemTables } from './system.js';
 import { Tx } from './transaction.js';
@@ -101,7 +101,7 @@ export class Transactions {
     const o = { ...this.#defaults, ...options };
     checkRunOptions(o, this.store);
     for (let attempt = 0; ; attempt++) {
-      const tx = new Tx({ keysMax: o.keysMax, deadlineMs: Date.now() + o.timeoutMs });
+      const tx = new Tx({ keysMax: o.keysMax, deadlineMs: Date.now() + o.timeoutMs }, this.#isLocked);
       try {
         const result = await fn(tx);
         tx.end();
@@ -121,6 +121,9 @@ export class Transactions {
       }
     }
   }
+
+  readonly #isLocked = async (shard: number, physical: string, keyJson: string): Promise<boolean> =>
+    (await this.#ctx.sys.locks.get(lockPk(this.store, shard, physical, keyJson))) !== undefined;
 
   /** One recovery pass now (the background timer runs the same). */
   recover(): Promise<RecoveryReport> {

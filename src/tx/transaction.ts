@@ -61,10 +61,26 @@ export class Tx {
   readonly reads = new Map<string, ReadEntry>();
   readonly writes = new Map<string, WriteEntry>();
   readonly #limits: TxLimits;
+  readonly #isLocked: ((shard: number, physical: string, keyJson: string) => Promise<boolean>) | undefined;
   #done = false;
 
-  constructor(limits: TxLimits) {
+  /** `isLocked`: whether a cross-shard commit holds the row (its write not applied yet). */
+  constructor(limits: TxLimits, isLocked?: (shard: number, physical: string, keyJson: string) => Promise<boolean>) {
     this.#limits = limits;
+    this.#isLocked = isLocked;
+  }
+
+  /**
+   * A row that is not what the caller expects (absent for an update, present for an insert) may be
+   * a committed cross-shard write whose apply is still on its way: then the attempt aborts (and is
+   * retried) instead of failing for good.
+   */
+  async #surprise(handle: Handle, key: unknown): Promise<void> {
+    if (this.#isLocked === undefined) return;
+    const { shard, keyJson } = locate(handle, key);
+    if (await this.#isLocked(shard, handle.def.physical, keyJson)) {
+      throw ppError('PP_ERR_TX_ABORTED', { message: `${handle.def.name} ${keyJson} is being committed by another transaction`, data: { reason: 'locked', table: handle.def.name } });
+    }
   }
 
   #checkLive(): void {
@@ -77,6 +93,21 @@ export class Tx {
     if (n > this.#limits.keysMax) {
       throw ppError('PP_ERR_TX_TOO_LARGE', { message: `a transaction touches at most ${this.#limits.keysMax} rows (tx keysMax)`, data: { max: this.#limits.keysMax } });
     }
+  }
+
+  /** The shard whose local commit decides a cross-shard commit (see `coordinateOn`). */
+  coordinator: number | undefined;
+
+  /**
+   * Makes the shard of this row the coordinator of a cross-shard commit, when the transaction
+   * writes there: its rows become visible in the very local commit that decides the transaction,
+   * so a reader that sees them knows the whole transaction committed (a workflow's checkpoint).
+   * Default: the lowest shard written.
+   */
+  coordinateOn<T extends Record<string, unknown>>(table: Table<T>, key: KeyOf<T>): void;
+  coordinateOn<V>(kv: Kv<V>, key: string): void;
+  coordinateOn(handle: Handle, key: unknown): void {
+    this.coordinator = locate(handle, key).shard;
   }
 
   /** Marks the attempt finished; later calls on this handle throw. */
@@ -145,6 +176,7 @@ export class Tx {
   async insert<T extends Record<string, unknown>>(table: Table<T>, row: T, options: { ttlMs?: number } = {}): Promise<void> {
     const current = await this.get(table, table.keyOfRow(row) as KeyOf<T>);
     if (current !== undefined) {
+      await this.#surprise(table, table.keyOfRow(row));
       throw ppError('PP_ERR_CONFLICT', { message: `${table.name} ${table.locate(table.keyOfRow(row) as KeyOf<T>).keyJson} already exists`, data: { table: table.name } });
     }
     this.upsert(table, row, options);
@@ -161,6 +193,7 @@ export class Tx {
   async update<T extends Record<string, unknown>>(table: Table<T>, key: KeyOf<T>, patch: Partial<T>, options: { ttlMs?: number } = {}): Promise<T> {
     requireArg(typeof patch === 'object' && patch !== null && !Array.isArray(patch), 'patch', 'must be an object');
     const current = await this.get(table, key);
+    if (current === undefined) await this.#surprise(table, key);
     if (current === undefined) throw ppError('PP_ERR_NOT_FOUND', { message: `${table.name} ${table.locate(key).keyJson} not found`, data: { table: table.name } });
     for (const k of Object.keys(patch)) {
       if (table.def.primaryKey.includes(k)) requireArg(false, `patch.${k}`, 'primary-key columns cannot be updated (delete and insert instead)');

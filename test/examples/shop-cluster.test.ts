@@ -50,6 +50,7 @@ import { needEngine } from '../helpers/engines.js';
 import { deleteKeysWithPrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 import { dropSchemas, PG_BASE } from '../store/helpers.js';
+import { SHOP_TOPICS } from '../helpers/shop-http.js';
 
 const engines = await Promise.all([needEngine('postgres'), needEngine('redis'), needEngine('nats')]);
 const run = engines.every(Boolean);
@@ -153,7 +154,7 @@ describe.runIf(run)('examples/shop: three nodes on PostgreSQL + Redis + NATS, on
     killChildren();
     const q = await openQueue({ engine: NATS });
     try {
-      await Promise.allSettled([q.deleteTopic(`${ns}-order-created`), q.deleteTopic(`${ns}-messages`)]);
+      await Promise.allSettled(SHOP_TOPICS.map((t) => q.deleteTopic(`${ns}-${t}`)));
     } finally {
       await q.close();
     }

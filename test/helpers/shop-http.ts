@@ -252,6 +252,8 @@ export type ShopEngines = 'embedded' | 'postgres';
 
 export const SHOP_REDIS = 'redis://127.0.0.1:6379';
 export const SHOP_NATS = 'nats://127.0.0.1:4222';
+/** Every queue topic a shop namespace makes (`<ns>-<topic>`): a test's stop() deletes them all. */
+export const SHOP_TOPICS = ['order-created', 'messages', 'sales', 'product-events'] as const;
 
 /**
  * Starts the shop on a free port with a known session secret: on the embedded default (SQLite
@@ -285,7 +287,7 @@ export async function startTestShop(tag: string, o: { engines?: ShopEngines; pay
       if (!pg) return;
       const q = await openQueue({ engine: SHOP_NATS });
       try {
-        await Promise.allSettled([q.deleteTopic(`${ns}-order-created`), q.deleteTopic(`${ns}-messages`)]);
+        await Promise.allSettled(SHOP_TOPICS.map((t) => q.deleteTopic(`${ns}-${t}`)));
       } finally {
         await q.close();
       }

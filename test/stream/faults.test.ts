@@ -57,8 +57,10 @@ async function killLoop(storeUrl: string, queueUrl: string, sessionMs: number): 
     expect(atKill.reduce((a, b) => a + b, 0)).toBeLessThan(N * kills);
     const progress = child.output().split('\n').filter((l) => l.startsWith('progress')).map((l) => Number(l.split(' ')[1]));
     console.log(`records read by each killed run: ${atKill.join(', ')}; by the last: ${Math.max(...progress)}`);
-    // Records read more than once in total (after a kill, from the last checkpoint) — counted once below.
-    expect(atKill.reduce((a, b) => a + b, 0) + Math.max(0, ...progress)).toBeGreaterThan(N);
+    // Every record was read at least once across the runs (more when a kill landed between a read
+    // and its checkpoint: re-read from the checkpoint, counted once below; exactly N when every kill
+    // landed right after a checkpoint, which a loaded machine makes likely).
+    expect(atKill.reduce((a, b) => a + b, 0) + Math.max(0, ...progress)).toBeGreaterThanOrEqual(N);
     child.proc.kill('SIGKILL');
     await child.exited;
     const errs = child.output().split('\n').filter((l) => l.startsWith('job error') || l.startsWith('unhandled'));

@@ -150,7 +150,11 @@ export class Context implements WorkflowContext {
       async (tx) => {
         await this.#guard(tx, attempt++);
         const out = await fn(tx);
-        tx.upsert(this.#env.tables.steps, { wf: this.id, seq, name, kind, state: 'done', output: encodeValue(out, `step "${name}" result`), attempts, startedMs, endedMs: Date.now() });
+        const key = { wf: this.id, seq };
+        tx.upsert(this.#env.tables.steps, { ...key, name, kind, state: 'done', output: encodeValue(out, `step "${name}" result`), attempts, startedMs, endedMs: Date.now() });
+        // The checkpoint's shard decides the step's transaction: a visible checkpoint means the
+        // whole step committed (its writes on other shards follow, by the coordinator or recovery).
+        tx.coordinateOn(this.#env.tables.steps, key);
         return out;
       },
       { timeoutMs, retries: txRetries },
@@ -181,6 +185,16 @@ export class Context implements WorkflowContext {
     const retryable = options.retryable ?? defaultRetryable;
     const startedMs = Date.now();
     for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        // The previous attempt's outcome may be unknown (an engine timed out or dropped the
+        // connection after the commit was sent): if its checkpoint exists, it committed.
+        const done = await this.#env.tables.steps.get({ wf: this.id, seq });
+        if (done !== undefined && done.row.state === 'done') {
+          const out = decodeValue(done.row.output) as R;
+          if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
+          return out;
+        }
+      }
       try {
         const out = await this.#checkpoint(seq, name, 'step', fn, attempt + 1, startedMs, timeoutMs, options.txRetries);
         if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
