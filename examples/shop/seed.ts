@@ -10,7 +10,7 @@
  *   always points at a user. Passwords are hashed with async scrypt, all at once (libuv's pool).
  * Writes go in batches of up to 1000 ops (one group-committed transaction per shard each).
  */
-import { isPowerplantError, type Kv } from 'powerplant';
+import { isPowerplantError, type Kv, type Table } from 'powerplant';
 import { hashPassword } from './auth.js';
 import type { UserRow } from './schema.js';
 import { nameTerms, seedCategories, seedProducts, seedUsers, STOCK_PER_SKU } from './seed-data.js';
@@ -38,19 +38,26 @@ async function seedCatalog(t: ShopTables): Promise<void> {
   ]);
 }
 
-/** Inserts the stock rows missing among `skus`; retried when a concurrent seeder inserted some. */
-async function seedStock(t: ShopTables, skus: readonly string[]): Promise<void> {
+/**
+ * Inserts the rows missing among `keys` (never overwriting one: stock orders took, a balance a
+ * transfer moved); retried when a concurrent seeder inserted some first.
+ */
+async function insertMissing<R extends Record<string, unknown>>(table: Table<R>, keys: readonly string[], rowOf: (key: string) => R): Promise<void> {
   for (let attempt = 0; ; attempt++) {
-    const have = await t.inventory.getMany(skus);
-    const missing = skus.filter((_, i) => have[i] === undefined);
+    const have = await table.getMany(keys);
+    const missing = keys.filter((_, i) => have[i] === undefined);
     if (missing.length === 0) return;
     try {
-      await t.inventory.batch(missing.map((sku) => ({ op: 'insert' as const, row: { sku, available: STOCK_PER_SKU, recent: [] } })));
+      await table.batch(missing.map((k) => ({ op: 'insert' as const, row: rowOf(k) })));
       return;
     } catch (err) {
       if (!isPowerplantError(err, 'PP_ERR_CONFLICT') || attempt >= 5) throw err;
     }
   }
+}
+
+function seedStock(t: ShopTables, skus: readonly string[]): Promise<void> {
+  return insertMissing(t.inventory, skus, (sku) => ({ sku, available: STOCK_PER_SKU, recent: [] }));
 }
 
 async function seedUserAccounts(t: ShopTables): Promise<void> {
@@ -68,18 +75,8 @@ async function seedUserAccounts(t: ShopTables): Promise<void> {
 }
 
 /** Wallets of the seeded users: inserted only where missing (a seeder never resets a balance). */
-async function seedWallets(t: ShopTables, userIds: readonly string[]): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const have = await t.wallets.getMany(userIds);
-    const missing = userIds.filter((_, i) => have[i] === undefined);
-    if (missing.length === 0) return;
-    try {
-      await t.wallets.batch(missing.map((userId) => ({ op: 'insert' as const, row: { userId, balanceCents: SEED_CREDIT_CENTS } })));
-      return;
-    } catch (err) {
-      if (!isPowerplantError(err, 'PP_ERR_CONFLICT') || attempt >= 5) throw err;
-    }
-  }
+function seedWallets(t: ShopTables, userIds: readonly string[]): Promise<void> {
+  return insertMissing(t.wallets, userIds, (userId) => ({ userId, balanceCents: SEED_CREDIT_CENTS }));
 }
 
 /** Seeds unless the marker says it was done. Resolves whether this call wrote anything. */

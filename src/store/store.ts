@@ -9,7 +9,7 @@ import { renamedOptions } from '../util/index.js';
 import { DEFAULT_LIMITS, submit, type ShardContext, type StoreLimits, type StoreOp } from './collection.js';
 import { feedDocOfValues, pack, unpack } from './codec.js';
 import { CURSOR_SECRET_BYTES_MAX, CURSOR_SECRET_BYTES_MIN, CursorCodec } from './cursor.js';
-import { keyJson as keyJsonFn, type Migration, type OpOutcome, type ShardEngine, type WriteOp } from './engines/base.js';
+import { keyJson, type Migration, type OpOutcome, type ShardEngine, type WriteOp } from './engines/base.js';
 import { createEngines, type EngineOptions } from './engines/index.js';
 import { ChangeFeed } from './feed.js';
 import { GroupCommitter, type GroupCommitOptions } from './group-commit.js';
@@ -288,11 +288,10 @@ export class Store {
     const def = this.#handles.get(physical)?.def;
     if (def === undefined) throw ppError('PP_ERR_NOT_FOUND', { message: `${physical} is not open in this process (open it with store.table / store.kv first)`, data: { table: physical } });
     requireArg(Number.isInteger(shard) && shard >= 0 && shard < this.shards.length, 'op', 'shard out of range');
-    const keyJsonOf = (k: WriteOp['key']): string => keyJsonFn(k);
-    if (kind === 'd') return { shard, write: { table: def, kind: 'delete', key, keyJson: keyJsonOf(key) } };
+    if (kind === 'd') return { shard, write: { table: def, kind: 'delete', key, keyJson: keyJson(key) } };
     const vals = values!;
     const doc = def.kind === 'kv' ? (vals[1] as Buffer) : feedDocOfValues(def, vals);
-    return { shard, write: { table: def, kind: 'upsert', key, values: vals, expiresAtMs: exp, keyJson: keyJsonOf(key), doc } };
+    return { shard, write: { table: def, kind: 'upsert', key, values: vals, expiresAtMs: exp, keyJson: keyJson(key), doc } };
   }
 
   /** The shard name of a shard index. */

@@ -26,9 +26,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { PowerplantError, ppError } from '../errors/index.js';
-import type { OpOutcome, Store, StoreOp } from '../store/index.js';
+import { retry } from '../resilience/index.js';
+import type { Store, StoreOp } from '../store/index.js';
 import type { SystemTables } from './system.js';
-import { checkOf, type ReadEntry, type Tx, type WriteEntry } from './transaction.js';
+import { checkOf, slot, type ReadEntry, type Tx, type WriteEntry } from './transaction.js';
 
 /** What a committed transaction reports. */
 export interface TxCommitInfo {
@@ -138,7 +139,7 @@ async function twoPhase(ctx: CommitContext, tx: Tx, writeShards: readonly number
         ops.push(sys.locks.writeOp({ op: 'insert', row: { ...lockPk(store, s, w.physical, w.keyJson), tx: txId, coord, createdMs, intent: store.encodeOp(w.op) } }));
       }
       for (const w of ws) {
-        const r = tx.reads.get(`${w.physical}\u0000${w.keyJson}`);
+        const r = tx.reads.get(slot(w.physical, w.keyJson));
         if (r !== undefined) ops.push(checkOf(r.handle, r.key, r.version));
       }
       const out = await store.atomic(ops);
@@ -200,7 +201,7 @@ async function twoPhase(ctx: CommitContext, tx: Tx, writeShards: readonly number
   await Promise.all(
     others.map(async (s) => {
       try {
-        await applyWithRetry(store, applyOps(s));
+        await retry(() => store.atomic(applyOps(s)), { attemptsMax: 3, baseDelayMs: 20 });
         await step(`applied:${store.shardName(s)}`);
       } catch (err) {
         // Already applied by recovery (its lock rows are gone): fine. Otherwise recovery applies it.
@@ -212,17 +213,6 @@ async function twoPhase(ctx: CommitContext, tx: Tx, writeShards: readonly number
     await sys.decisions.delete({ shard: store.shardName(coord), tx: txId }).catch(() => undefined);
   }
   return { txId, shards: participants, path: '2pc', pendingShards: pending };
-}
-
-async function applyWithRetry(store: Store, ops: StoreOp[]): Promise<readonly OpOutcome[]> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await store.atomic(ops);
-    } catch (err) {
-      if (attempt >= 2 || !(err instanceof PowerplantError && err.retryable)) throw err;
-      await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
-    }
-  }
 }
 
 /** Removes lock rows this transaction holds on a shard (each only if still its own version). */

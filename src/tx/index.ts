@@ -10,26 +10,7 @@ export type { TxCommitInfo } from './commit.js';
 export type { RecoveryReport } from './recovery.js';
 export { defineWorkflow, openWorkflows, Workflows, type WorkflowDef, type WorkflowHandle, type WorkflowStatus, type WorkflowState, type WorkflowsOptions } from './workflow/engine.js';
 export type { WorkflowContext, StepOptions } from './workflow/context.js';
-export {
-  createLocks,
-  storeLocks,
-  redisLocks,
-  openFence,
-  StoreLocks,
-  RedisLocks,
-  Fence,
-  FENCE_SEEN_MAX,
-  LOCK_DEFAULTS,
-  LOCK_NAME_CHARS_MAX,
-  OWNER_CHARS_MAX,
-  type AcquireOptions,
-  type Lease,
-  type LockLimits,
-  type LockService,
-  type StoreLocksOptions,
-  type RedisLocksOptions,
-  type FenceOptions,
-} from './locks/index.js';
+export * from './locks/index.js';
 export {
   IdempotencyKeys,
   openIdempotency,

@@ -43,20 +43,14 @@ function isConflict(err: unknown): boolean {
   return err instanceof PowerplantError && err.code === 'PP_ERR_CONFLICT';
 }
 
-async function locksOf(ctx: RecoveryContext, shard: string, tx: string): Promise<LockRow[]> {
+/** The transaction's lock rows on a shard, with their versions (what removing one is conditional on). */
+async function locksOf(ctx: RecoveryContext, shard: string, tx: string): Promise<{ row: LockRow; version: number }[]> {
   const page = await ctx.sys.locks.query({ index: 'byTx', where: { shard, tx }, limit: ctx.store.limits.pageMax });
-  return page.items.map((i) => i.row);
+  return page.items.map((i) => ({ row: i.row, version: i.version }));
 }
 
 function lockDeletes(ctx: RecoveryContext, rows: readonly { row: LockRow; version: number }[]): StoreOp[] {
   return rows.map(({ row, version }) => ctx.sys.locks.writeOp({ op: 'delete', key: { shard: row.shard, tbl: row.tbl, key: row.key }, version }));
-}
-
-async function versioned(ctx: RecoveryContext, rows: readonly LockRow[]): Promise<{ row: LockRow; version: number }[]> {
-  const got = await ctx.sys.locks.getMany(rows.map((r) => ({ shard: r.shard, tbl: r.tbl, key: r.key })));
-  const out: { row: LockRow; version: number }[] = [];
-  for (const g of got) if (g !== undefined) out.push({ row: g.row, version: g.version });
-  return out;
 }
 
 function abortRow(ctx: RecoveryContext, coordName: string, tx: string): StoreOp {
@@ -68,7 +62,7 @@ async function settle(ctx: RecoveryContext, shardIndex: number, tx: string, coor
   const { store, sys } = ctx;
   const shard = store.shardName(shardIndex);
   const coordName = store.shardName(coord);
-  const locks = await versioned(ctx, await locksOf(ctx, shard, tx));
+  const locks = await locksOf(ctx, shard, tx);
   if (locks.length === 0) return 'none';
   if (shardIndex === coord) {
     try {
@@ -79,7 +73,7 @@ async function settle(ctx: RecoveryContext, shardIndex: number, tx: string, coor
     }
     // A decision exists already (an abort recovery wrote from another shard) or the rows moved.
     const d = await sys.decisions.get({ shard: coordName, tx });
-    const again = await versioned(ctx, await locksOf(ctx, shard, tx));
+    const again = await locksOf(ctx, shard, tx);
     if (again.length === 0) return 'none';
     if (d?.row.outcome === 'commit') throw ppError('PP_ERR_INTERNAL', { message: `tx ${tx}: commit decided while coordinator locks remain on ${shard}` });
     await store.atomic(lockDeletes(ctx, again));

@@ -49,7 +49,8 @@ export interface TxLimits {
   readonly deadlineMs: number;
 }
 
-function slot(physical: string, keyJson: string): string {
+/** The key of a row in the read and write sets. */
+export function slot(physical: string, keyJson: string): string {
   return `${physical}\u0000${keyJson}`;
 }
 
@@ -88,9 +89,12 @@ export class Tx {
     if (Date.now() > this.#limits.deadlineMs) throw ppError('PP_ERR_TX_ABORTED', { message: 'the transaction ran past its timeoutMs', data: { reason: 'timeout' } });
   }
 
-  #checkSize(extra: number): void {
-    const n = new Set([...this.reads.keys(), ...this.writes.keys()]).size + extra;
-    if (n > this.#limits.keysMax) {
+  /** Rows in the read set or the write set (each counted once). */
+  #touched = 0;
+
+  /** Before a row joins the sets for the first time. */
+  #checkSize(): void {
+    if (this.#touched + 1 > this.#limits.keysMax) {
       throw ppError('PP_ERR_TX_TOO_LARGE', { message: `a transaction touches at most ${this.#limits.keysMax} rows (tx keysMax)`, data: { max: this.#limits.keysMax } });
     }
   }
@@ -130,7 +134,7 @@ export class Tx {
       const version = r?.version ?? 0;
       return handle instanceof Table ? { row: w.image.row, version, expiresAtMs: w.image.expiresAtMs } : { value: w.image.value, version, expiresAtMs: w.image.expiresAtMs };
     }
-    if (!this.reads.has(s)) this.#checkSize(1);
+    if (!this.reads.has(s)) this.#checkSize();
     const got = handle instanceof Table ? await (handle as AnyTable).get(key as KeyOf<Record<string, unknown>>) : await (handle as Kv<unknown>).get(key as string);
     this.#checkLive();
     const version = got?.version ?? 0;
@@ -138,7 +142,10 @@ export class Tx {
     if (prev !== undefined && prev.version !== version) {
       throw ppError('PP_ERR_TX_ABORTED', { message: `${handle.def.name} ${keyJson} changed while the transaction read it`, data: { reason: 'conflict', table: handle.def.name } });
     }
-    if (prev === undefined) this.reads.set(s, { handle, shard, physical, keyJson, key, version });
+    if (prev === undefined) {
+      this.reads.set(s, { handle, shard, physical, keyJson, key, version });
+      this.#touched++;
+    }
     return got;
   }
 
@@ -159,8 +166,10 @@ export class Tx {
       throw ppError('PP_ERR_TX_ABORTED', { message: `${handle.def.name} ${keyJson} is at version ${prev.version}, not ${version}`, data: { reason: 'conflict', table: handle.def.name } });
     }
     if (prev === undefined) {
-      if (!this.writes.has(s)) this.#checkSize(1);
+      const fresh = !this.writes.has(s);
+      if (fresh) this.#checkSize();
       this.reads.set(s, { handle, shard, physical, keyJson, key, version });
+      if (fresh) this.#touched++;
     }
   }
 
@@ -168,8 +177,10 @@ export class Tx {
     const physical = handle.def.physical;
     const keyJson = op.write.keyJson;
     const s = slot(physical, keyJson);
-    if (!this.writes.has(s) && !this.reads.has(s)) this.#checkSize(1);
+    const fresh = !this.writes.has(s) && !this.reads.has(s);
+    if (fresh) this.#checkSize();
     this.writes.set(s, { handle, shard: op.shard, physical, keyJson, key, op, image });
+    if (fresh) this.#touched++;
   }
 
   /** Inserts a row: the commit fails (aborts, retried) if a live row with its key exists then. */

@@ -541,12 +541,7 @@ export function writeWithFeedLiteral(write: string, feed: string, op: WriteOp, t
  * checks and writes still goes to the server in one message. Returns "pos", "ver" (no rows).
  */
 export function checkWithFeedLiteral(d: Dialect, feed: string, op: WriteOp, ts: number): string {
-  const def = op.table;
-  const where = def.primaryKey.map((c, i) => `${q(c)} = ${pgLiteral(op.key[i]!)}`).join(' AND ');
-  const liveRow = `SELECT 1 FROM ${d.table(def.physical)} WHERE ${where} AND ("_exp" IS NULL OR "_exp" > ${ts})`;
-  const v = op.expectVersion ?? 0;
-  const failed = v === 0 ? `EXISTS (${liveRow})` : `NOT EXISTS (${liveRow} AND "_v" = ${v})`;
-  return `INSERT INTO ${feed} (${FEED_COLUMNS}) SELECT ${pgLiteral(def.physical)}, 1, ${pgLiteral(op.keyJson)}, NULL, NULL, NULL, ${ts} WHERE ${failed} RETURNING "pos", "ver"`;
+  return checksWithFeedLiteral(d, feed, [op], ts);
 }
 
 /**

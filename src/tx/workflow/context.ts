@@ -170,6 +170,11 @@ export class Context implements WorkflowContext {
     });
   }
 
+  /** A completed (or replayed) step: its compensation joins the stack. */
+  #done<R>(name: string, out: R, options: StepOptions<R>): void {
+    if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
+  }
+
   async step<R>(name: string, fn: (tx: Tx) => Promise<R> | R, options: StepOptions<R> = {}): Promise<R> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw ppError('PP_ERR_INVALID_ARGUMENT', { field: 'name', message: 'name: a step needs a name of 1..200 characters' });
     const seq = this.#seq++;
@@ -177,7 +182,7 @@ export class Context implements WorkflowContext {
     if (h !== undefined) {
       if (h.state === 'failed') throw errorOf(h.error, `step "${name}" failed`);
       const out = decodeValue(h.output) as R;
-      if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
+      this.#done(name, out, options);
       return out;
     }
     const retries = options.retries ?? 3;
@@ -191,13 +196,13 @@ export class Context implements WorkflowContext {
         const done = await this.#env.tables.steps.get({ wf: this.id, seq });
         if (done !== undefined && done.row.state === 'done') {
           const out = decodeValue(done.row.output) as R;
-          if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
+          this.#done(name, out, options);
           return out;
         }
       }
       try {
         const out = await this.#checkpoint(seq, name, 'step', fn, attempt + 1, startedMs, timeoutMs, options.txRetries);
-        if (options.compensate !== undefined) this.compensations.push({ name, output: out, fn: options.compensate as Compensation['fn'] });
+        this.#done(name, out, options);
         return out;
       } catch (err) {
         const code = err instanceof PowerplantError ? err.code : undefined;
